@@ -1,0 +1,83 @@
+/*
+ * The history store: one small interface in front of the backends, chosen by
+ * URI as redis' ae.c chooses ae_epoll.c or ae_kqueue.c. `sqlite:PATH` (the
+ * default, store/sqlite.c) and `mongodb://...` (store/mongo.c). Only the
+ * history actor calls a store, from one thread at a time, so a backend needs
+ * no locking of its own beyond what its library demands; a slow database
+ * therefore never blocks a worker or an I/O thread.
+ *
+ * A record is one message of one user, in either direction, kept as the JSON
+ * object that was sent or received. Records of a user are ordered by the key
+ * (seq, sub): a bot message has the user's sequence number `seq` and sub 0; a
+ * message the person sent after bot message `seq` has that same `seq` and sub
+ * 1, 2, ... The key is unique per user, which makes a retried batch
+ * idempotent: appending a record whose (user, seq, sub) is already stored
+ * changes nothing.
+ */
+#ifndef AW_STORE_H
+#define AW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct aw_store aw_store_t;
+
+enum {
+    AW_RECORD_IN = 0,  /* the person sent it: stored type "message_received" */
+    AW_RECORD_OUT = 1, /* the bot sent it: type "message", with its seq */
+};
+
+typedef struct aw_record {
+    const char *user; /* user id, UTF-8, 1..256 bytes */
+    size_t user_len;
+    int64_t seq;      /* see the key above; >= 0 */
+    int64_t sub;      /* 0 for a bot message, >= 1 for the person's */
+    int64_t ts_ms;    /* milliseconds since the epoch */
+    int direction;    /* AW_RECORD_IN or AW_RECORD_OUT */
+    const char *json; /* the whole message object, as the client will get it back */
+    size_t json_len;
+} aw_record_t;
+
+/* Receives one record of a page; pointers are valid during the call only. */
+typedef void (*aw_store_record_cb)(const aw_record_t *record, void *data);
+
+typedef struct aw_store_options {
+    const char *write_concern; /* MongoDB: "majority" (default), "1", ...; ignored by SQLite */
+    int timeout_ms;            /* connect / server selection timeout; 0 means 5000 */
+} aw_store_options_t;
+
+/* Opens the store named by `uri`: "sqlite:PATH" or "mongodb://..." /
+ * "mongodb+srv://...". Creates the schema or indexes if missing. `options`
+ * may be NULL. Returns 0, or AW_EINVAL for an unknown scheme, AW_EUNAVAILABLE
+ * when the store cannot be reached, AW_EIO / AW_ESTORE otherwise. */
+int aw_store_open(aw_store_t **store, const char *uri, const aw_store_options_t *options);
+
+/* Writes `n` records as one batch (one transaction in SQLite, one unordered
+ * insert in MongoDB). Records already stored (same user, seq, sub) are kept
+ * as they are and count as written. Returns 0 when the whole batch is
+ * durable; AW_EUNAVAILABLE when the store is unreachable (retry later, the
+ * same batch again is safe); AW_ESTORE or AW_EIO on other failures. */
+int aw_store_append(aw_store_t *store, const aw_record_t *records, size_t n);
+
+/* Reads the latest `limit` records of `user` whose key is below
+ * (before_seq, before_sub), and calls `cb` for each, OLDEST FIRST. Use
+ * INT64_MAX, INT64_MAX for "the latest". Sets `*more` to 1 when older records
+ * exist beyond this page. Returns 0, or a negative AW_E... code (nothing is
+ * reported through `cb` then). */
+int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq, int64_t before_sub,
+                  size_t limit, aw_store_record_cb cb, void *data, int *more);
+
+/* The highest seq stored for `user` (0 when none), so that numbering continues
+ * after a restart. */
+int aw_store_last_seq(aw_store_t *store, const char *user, size_t user_len, int64_t *seq);
+
+/* Returns 0 if the store answers right now, AW_EUNAVAILABLE if not. */
+int aw_store_ping(aw_store_t *store);
+
+/* A short name of the backend ("sqlite", "mongodb"), for logs and metrics. */
+const char *aw_store_backend(aw_store_t *store);
+
+/* Closes the store and frees it. */
+void aw_store_close(aw_store_t *store);
+
+#endif
