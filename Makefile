@@ -1,0 +1,35 @@
+# The two commands of the README, and the variants CI runs. Everything that
+# must be installed is installed by scripts/setup.sh, never by hand.
+BUILD      ?= build
+BUILD_TSAN ?= build-tsan
+JOBS       ?= $(shell nproc)
+PORT       ?= 3000
+
+.PHONY: all setup build run test test-tsan clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Starts the server with the embedded store and the demo bot on
+# http://127.0.0.1:$(PORT)/ (data in ./data).
+run: build
+	./$(BUILD)/anywhere --port $(PORT) --data-dir data --bot demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
+
+# The threaded tests again, built with ThreadSanitizer.
+test-tsan: setup
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAW_TSAN=ON >/dev/null
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	    ctest --output-on-failure -j 2 -L 'unit|stress|net' --timeout 900
+
+clean:
+	rm -rf $(BUILD) $(BUILD_TSAN)

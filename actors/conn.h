@@ -1,0 +1,71 @@
+/*
+ * What the chat actors know of the transport: a connection that frames can be
+ * sent to (a websocket), and a sink that takes the replies of one webhook
+ * turn. Both are implemented in transport/ and handed to the session actor,
+ * which may call them from any worker thread; the implementation hops to the
+ * connection's own I/O thread. Both are reference-counted because a session
+ * and an I/O thread hold them at once.
+ */
+#ifndef AW_ACTORS_CONN_H
+#define AW_ACTORS_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "runtime/buf.h"
+
+typedef struct aw_conn aw_conn_t;
+typedef struct aw_sink aw_sink_t;
+
+struct aw_conn {
+    unsigned int refcnt; /* atomic */
+    uint64_t id;         /* unique in the process, for logs */
+    /* Queues `frame` (a JSON text) on the connection; takes its own reference.
+     * Frames sent by one thread are written in order; several queued before
+     * the I/O thread runs go out in one write. Any thread. */
+    void (*send)(aw_conn_t *conn, aw_buf_t *frame);
+    /* Closes the websocket with `code` after what was queued. Any thread. */
+    void (*close)(aw_conn_t *conn, int code);
+    /* Frees the connection once the last reference is gone. */
+    void (*dispose)(aw_conn_t *conn);
+};
+
+static inline aw_conn_t *aw_conn_retain(aw_conn_t *c)
+{
+    __atomic_add_fetch(&c->refcnt, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+static inline void aw_conn_release(aw_conn_t *c)
+{
+    if (c != NULL && __atomic_sub_fetch(&c->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+        c->dispose(c);
+}
+
+enum {
+    AW_SINK_FIRST = 0, /* POST /botkit/receive: one message object, or {} */
+    AW_SINK_ALL = 1,   /* POST /api/messages: an array of every reply */
+};
+
+struct aw_sink {
+    unsigned int refcnt; /* atomic */
+    int mode;            /* AW_SINK_FIRST or AW_SINK_ALL */
+    /* Answers the request with `n` reply frames (0 for none), or with the
+     * error `err` (< 0) when err is not 0. Called at most once; takes its
+     * own references to the frames. Any thread. */
+    void (*complete)(aw_sink_t *sink, aw_buf_t *const *frames, size_t n, int err);
+    void (*dispose)(aw_sink_t *sink);
+};
+
+static inline aw_sink_t *aw_sink_retain(aw_sink_t *s)
+{
+    __atomic_add_fetch(&s->refcnt, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+static inline void aw_sink_release(aw_sink_t *s)
+{
+    if (s != NULL && __atomic_sub_fetch(&s->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+        s->dispose(s);
+}
+
+#endif

@@ -1,0 +1,372 @@
+/*
+ * Parsing and writing of chat messages (see message.h). Input is bounded
+ * before yajl sees it: size by the transport, nesting depth here, because
+ * yajl's tree parser and its free are recursive and have no depth limit of
+ * their own.
+ */
+#include "actors/message.h"
+
+#include <string.h>
+#include "runtime/error.h"
+
+/* Returns non-zero when arrays and objects nest deeper than `max`. Strings are
+ * skipped so that brackets inside them do not count. */
+static int too_deep(const char *s, size_t len, int max)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                return 1;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+/* The string field `key` of the object, NULL when absent or null, and
+ * *bad = 1 when present with another type. */
+static const char *get_str(yajl_val obj, const char *key, int *bad)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
+    if (v == NULL || YAJL_IS_NULL(v))
+        return NULL;
+    if (!YAJL_IS_STRING(v)) {
+        *bad = 1;
+        return NULL;
+    }
+    return YAJL_GET_STRING(v);
+}
+
+static int64_t get_last_seq(yajl_val obj, int *bad)
+{
+    const char *path[] = {"last_seq", NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
+    if (v == NULL || YAJL_IS_NULL(v))
+        return -1;
+    if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0) {
+        *bad = 1;
+        return -1;
+    }
+    return YAJL_GET_INTEGER(v);
+}
+
+int aw_message_parse(aw_message_t *msg, const char *json, size_t len)
+{
+    char errbuf[128];
+    int bad = 0;
+
+    memset(msg, 0, sizeof(*msg));
+    if (len == 0 || memchr(json, '\0', len) != NULL || too_deep(json, len, AW_MAX_DEPTH))
+        return AW_EBADJSON;
+    char *copy = aw_strndup(json, len);
+    yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    free(copy);
+    if (root == NULL)
+        return AW_EBADJSON;
+    if (!YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        return AW_EBADJSON;
+    }
+    msg->root = root;
+    msg->type = get_str(root, "type", &bad);
+    msg->user = get_str(root, "user", &bad);
+    msg->text = get_str(root, "text", &bad);
+    msg->channel = get_str(root, "channel", &bad);
+    msg->token = get_str(root, "token", &bad);
+    msg->last_seq = get_last_seq(root, &bad);
+    if (msg->user != NULL)
+        msg->user_len = strlen(msg->user);
+    if (bad || msg->type == NULL || msg->type[0] == '\0' || msg->user_len == 0 ||
+        msg->user_len > AW_MAX_USER_LEN) {
+        aw_message_dispose(msg);
+        return AW_EBADMSG;
+    }
+    return 0;
+}
+
+void aw_message_dispose(aw_message_t *msg)
+{
+    if (msg->root != NULL)
+        yajl_tree_free(msg->root);
+    memset(msg, 0, sizeof(*msg));
+}
+
+yajl_gen aw_json_gen(void)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        fprintf(stderr, "anywhere: out of memory (yajl_gen)\n");
+        abort();
+    }
+    return g;
+}
+
+aw_buf_t *aw_json_finish(yajl_gen g)
+{
+    const unsigned char *out;
+    size_t len;
+    yajl_gen_get_buf(g, &out, &len);
+    aw_buf_t *b = aw_buf_new(out, len);
+    yajl_gen_free(g);
+    return b;
+}
+
+void aw_json_write_str(yajl_gen g, const char *s)
+{
+    if (s == NULL)
+        yajl_gen_null(g);
+    else
+        yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static void write_key(yajl_gen g, const char *k)
+{
+    yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+}
+
+void aw_json_write_value(yajl_gen g, yajl_val v)
+{
+    switch (v->type) {
+    case yajl_t_string:
+        aw_json_write_str(g, v->u.string);
+        break;
+    case yajl_t_number:
+        /* The number's own text: big or precise numbers pass through exactly. */
+        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+        break;
+    case yajl_t_object:
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            write_key(g, v->u.object.keys[i]);
+            aw_json_write_value(g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(g);
+        break;
+    case yajl_t_array:
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->u.array.len; i++)
+            aw_json_write_value(g, v->u.array.values[i]);
+        yajl_gen_array_close(g);
+        break;
+    case yajl_t_true:
+        yajl_gen_bool(g, 1);
+        break;
+    case yajl_t_false:
+        yajl_gen_bool(g, 0);
+        break;
+    default:
+        yajl_gen_null(g);
+        break;
+    }
+}
+
+/* Writes the fields of `obj` except the listed keys. */
+static void write_fields_except(yajl_gen g, yajl_val obj, const char *const *skip)
+{
+    for (size_t i = 0; i < obj->u.object.len; i++) {
+        const char *k = obj->u.object.keys[i];
+        int skipped = 0;
+        for (const char *const *s = skip; *s != NULL; s++)
+            if (strcmp(*s, k) == 0)
+                skipped = 1;
+        if (skipped)
+            continue;
+        write_key(g, k);
+        aw_json_write_value(g, obj->u.object.values[i]);
+    }
+}
+
+aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts_ms, int64_t seq)
+{
+    static const char *const skip[] = {"type", "token", "ts", "seq", NULL};
+    yajl_gen g = aw_json_gen();
+    yajl_gen_map_open(g);
+    write_key(g, "type");
+    aw_json_write_str(g, type != NULL ? type : msg->type);
+    write_fields_except(g, msg->root, skip);
+    if (ts_ms >= 0) {
+        write_key(g, "ts");
+        yajl_gen_integer(g, ts_ms);
+    }
+    if (seq >= 0) {
+        write_key(g, "seq");
+        yajl_gen_integer(g, seq);
+    }
+    yajl_gen_map_close(g);
+    return aw_json_finish(g);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? aw_strndup(s, strlen(s)) : NULL;
+}
+
+aw_reply_t *aw_reply_new(const char *text)
+{
+    aw_reply_t *r = aw_calloc(1, sizeof(*r));
+    r->text = dup_or_null(text);
+    return r;
+}
+
+void aw_reply_free(aw_reply_t *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_quick_replies; i++) {
+        free(r->quick_replies[i].title);
+        free(r->quick_replies[i].payload);
+    }
+    for (size_t i = 0; i < r->n_files; i++)
+        free(r->files[i].url);
+    free(r->quick_replies);
+    free(r->files);
+    free(r->type);
+    free(r->text);
+    free(r->open_link);
+    free(r->link_title);
+    free(r->goto_link);
+    if (r->extra != NULL)
+        yajl_tree_free(r->extra);
+    free(r);
+}
+
+void aw_reply_add_quick_reply(aw_reply_t *r, const char *title, const char *payload)
+{
+    r->quick_replies = aw_realloc(r->quick_replies, (r->n_quick_replies + 1) * sizeof(*r->quick_replies));
+    r->quick_replies[r->n_quick_replies].title = dup_or_null(title);
+    r->quick_replies[r->n_quick_replies].payload = dup_or_null(payload != NULL ? payload : title);
+    r->n_quick_replies++;
+}
+
+void aw_reply_add_file(aw_reply_t *r, const char *url, int image)
+{
+    r->files = aw_realloc(r->files, (r->n_files + 1) * sizeof(*r->files));
+    r->files[r->n_files].url = dup_or_null(url);
+    r->files[r->n_files].image = image;
+    r->n_files++;
+}
+
+void aw_reply_set_link(aw_reply_t *r, const char *url, const char *title)
+{
+    free(r->open_link);
+    free(r->link_title);
+    r->open_link = dup_or_null(url);
+    r->link_title = dup_or_null(title);
+}
+
+static void write_opt_str(yajl_gen g, const char *key, const char *value)
+{
+    if (value == NULL)
+        return;
+    write_key(g, key);
+    aw_json_write_str(g, value);
+}
+
+static void write_reply_lists(yajl_gen g, const aw_reply_t *r)
+{
+    if (r->n_quick_replies != 0) {
+        write_key(g, "quick_replies");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < r->n_quick_replies; i++) {
+            yajl_gen_map_open(g);
+            write_opt_str(g, "title", r->quick_replies[i].title);
+            write_opt_str(g, "payload", r->quick_replies[i].payload);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+    }
+    if (r->n_files != 0) {
+        write_key(g, "files");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < r->n_files; i++) {
+            yajl_gen_map_open(g);
+            write_opt_str(g, "url", r->files[i].url);
+            write_key(g, "image");
+            yajl_gen_bool(g, r->files[i].image);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+    }
+}
+
+aw_buf_t *aw_reply_write(const aw_reply_t *r, const char *user, size_t user_len, const char *channel,
+                         int64_t seq, int64_t ts_ms)
+{
+    static const char *const skip[] = {"type",  "text",      "user",       "channel",   "seq",
+                                       "ts",    "open_link", "link_title", "goto_link", "quick_replies",
+                                       "files", NULL};
+    yajl_gen g = aw_json_gen();
+    yajl_gen_map_open(g);
+    write_opt_str(g, "type", r->type != NULL ? r->type : "message");
+    write_opt_str(g, "text", r->text);
+    write_reply_lists(g, r);
+    write_opt_str(g, "open_link", r->open_link);
+    write_opt_str(g, "link_title", r->link_title);
+    write_opt_str(g, "goto_link", r->goto_link);
+    if (r->disable_input) {
+        write_key(g, "disable_input");
+        yajl_gen_bool(g, 1);
+    }
+    if (r->extra != NULL && YAJL_IS_OBJECT(r->extra))
+        write_fields_except(g, r->extra, skip);
+    write_key(g, "user");
+    yajl_gen_string(g, (const unsigned char *)user, user_len);
+    write_opt_str(g, "channel", channel);
+    if (seq >= 0) {
+        write_key(g, "seq");
+        yajl_gen_integer(g, seq);
+    }
+    if (ts_ms >= 0) {
+        write_key(g, "ts");
+        yajl_gen_integer(g, ts_ms);
+    }
+    yajl_gen_map_close(g);
+    return aw_json_finish(g);
+}
+
+aw_buf_t *aw_frame_typing(const char *user, size_t user_len)
+{
+    yajl_gen g = aw_json_gen();
+    yajl_gen_map_open(g);
+    write_opt_str(g, "type", "typing");
+    write_key(g, "user");
+    yajl_gen_string(g, (const unsigned char *)user, user_len);
+    yajl_gen_map_close(g);
+    return aw_json_finish(g);
+}
+
+aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token, int64_t seq)
+{
+    yajl_gen g = aw_json_gen();
+    yajl_gen_map_open(g);
+    write_opt_str(g, "type", "session");
+    write_key(g, "user");
+    yajl_gen_string(g, (const unsigned char *)user, user_len);
+    write_opt_str(g, "token", token);
+    write_key(g, "seq");
+    yajl_gen_integer(g, seq);
+    yajl_gen_map_close(g);
+    return aw_json_finish(g);
+}
+
+aw_buf_t *aw_frame_error(int err)
+{
+    yajl_gen g = aw_json_gen();
+    yajl_gen_map_open(g);
+    write_opt_str(g, "type", "error");
+    write_opt_str(g, "code", aw_err_code(err));
+    write_opt_str(g, "message", aw_strerror(err));
+    yajl_gen_map_close(g);
+    return aw_json_finish(g);
+}

@@ -1,0 +1,103 @@
+/*
+ * The chat message model: parsing and validating what a client sends (one
+ * JSON object, PROTOCOL.md) and writing what the server sends. Incoming
+ * objects are kept whole as a yajl tree, so fields the server does not know
+ * travel on to the bot and into history untouched. Outgoing bot messages are
+ * described by aw_reply_t and written once into a shared buffer that every
+ * socket of the user gets. Pure functions: any thread.
+ */
+#ifndef AW_ACTORS_MESSAGE_H
+#define AW_ACTORS_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+#include "runtime/buf.h"
+
+#define AW_MAX_USER_LEN 256 /* bytes of a user id */
+#define AW_MAX_DEPTH 32     /* nesting of arrays and objects in a message */
+
+/* A parsed client message. Strings point into `root` and live as long as it. */
+typedef struct aw_message {
+    yajl_val root;    /* the whole object; owned */
+    const char *type; /* "hello", "message", ...; never NULL after a parse */
+    const char *user; /* 1..AW_MAX_USER_LEN bytes */
+    size_t user_len;
+    const char *text;    /* NULL when absent */
+    const char *channel; /* NULL when absent */
+    const char *token;   /* identity token, NULL when absent */
+    int64_t last_seq;    /* -1 when absent */
+} aw_message_t;
+
+/* Parses one client message from `len` bytes. Returns 0; AW_EBADJSON when the
+ * bytes are not one JSON object in valid UTF-8 (or nest deeper than
+ * AW_MAX_DEPTH); AW_EBADMSG when `type` or `user` is missing, empty or not a
+ * string, `user` is too long, or a known field has the wrong type. On error
+ * `msg` holds nothing to free. */
+int aw_message_parse(aw_message_t *msg, const char *json, size_t len);
+
+/* Frees what a successful parse allocated. */
+void aw_message_dispose(aw_message_t *msg);
+
+/* Writes the message as a JSON object, with `type` replaced by `type` (or kept
+ * when NULL) and the fields `ts` (when ts_ms >= 0) and `seq` (when seq >= 0)
+ * set; `token` is never written (a secret must not reach history or a bot). */
+aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts_ms, int64_t seq);
+
+/* A file attached to a bot message. */
+typedef struct aw_reply_file {
+    char *url;
+    int image; /* shown inline as an image */
+} aw_reply_file_t;
+
+typedef struct aw_quick_reply {
+    char *title;
+    char *payload;
+} aw_quick_reply_t;
+
+/* A bot message before it is numbered and sent. Built by skills through
+ * actors/bot.h; every string is owned by the reply. */
+typedef struct aw_reply {
+    char *type; /* "message" unless set */
+    char *text;
+    aw_quick_reply_t *quick_replies;
+    size_t n_quick_replies;
+    aw_reply_file_t *files;
+    size_t n_files;
+    char *open_link; /* with link_title: a button that opens a page */
+    char *link_title;
+    char *goto_link; /* the page should navigate there */
+    int disable_input;
+    yajl_val extra;         /* more fields to send as they are (an object), or NULL; owned */
+    unsigned int typing_ms; /* show `typing` this long before the message */
+} aw_reply_t;
+
+/* A new, empty bot message with `text` (may be NULL). */
+aw_reply_t *aw_reply_new(const char *text);
+void aw_reply_free(aw_reply_t *reply);
+void aw_reply_add_quick_reply(aw_reply_t *reply, const char *title, const char *payload);
+void aw_reply_add_file(aw_reply_t *reply, const char *url, int image);
+void aw_reply_set_link(aw_reply_t *reply, const char *url, const char *title);
+
+/* Writes the message frame: type, text, the optional fields, `extra`, then
+ * `user`, `channel` and `seq` (when >= 0) and `ts` (when >= 0). */
+aw_buf_t *aw_reply_write(const aw_reply_t *reply, const char *user, size_t user_len, const char *channel,
+                         int64_t seq, int64_t ts_ms);
+
+/* Small frames of the protocol's additions and of errors. */
+aw_buf_t *aw_frame_typing(const char *user, size_t user_len);
+aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token, int64_t seq);
+/* {"type":"error","code":...,"message":...} for a negative AW_E... code. */
+aw_buf_t *aw_frame_error(int err);
+
+/* Writes any yajl value with `g`. Depth is bounded by the parser's limit. */
+void aw_json_write_value(yajl_gen g, yajl_val v);
+/* Writes a NUL-terminated string (NULL writes null). */
+void aw_json_write_str(yajl_gen g, const char *s);
+/* Copies the generator's output into a new buffer. */
+aw_buf_t *aw_json_finish(yajl_gen g);
+/* A generator that validates nothing and beautifies nothing; aborts on OOM. */
+yajl_gen aw_json_gen(void);
+
+#endif

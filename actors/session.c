@@ -1,0 +1,524 @@
+/*
+ * The session actor (session.h). Everything here runs inside the actor's
+ * handler, so on one worker thread at a time: the state needs no lock. What
+ * leaves the actor goes through thread-safe doors only: aw_conn_t.send and
+ * aw_sink_t.complete (which hop to the I/O thread), runtime timers, and the
+ * registry's reap.
+ *
+ * Who sees what: the socket a message came on gets every frame of that turn;
+ * a socket that proved its identity (a valid token, or the token this server
+ * just issued to a brand new user) gets every bot message of the user; other
+ * sockets of the same user id get only their own turns. A user id alone thus
+ * never unlocks another person's messages.
+ */
+#include "actors/session.h"
+
+#include <string.h>
+#include <time.h>
+#include "actors/identity.h"
+#include "actors/internal.h"
+#include "actors/registry.h"
+#include "runtime/error.h"
+
+enum { TIMER_STEP, TIMER_LATER, TIMER_REAP };
+
+typedef struct timer_msg {
+    aw_msg_t super;
+    int kind;
+    uint64_t gen;
+} timer_msg_t;
+
+typedef struct conn_ent {
+    aw_conn_t *conn;
+    int verified;
+} conn_ent_t;
+
+typedef struct later_ent {
+    aw_reply_t *reply;
+    uint64_t due_ms;
+} later_ent_t;
+
+typedef struct turn_state {
+    aw_inbound_t *in;
+    aw_reply_t **replies;
+    size_t n, next;
+    int typing_sent;
+    aw_buf_t **answers; /* frames for the webhook sink */
+    size_t n_answers;
+    int sink_done;
+} turn_state_t;
+
+struct aw_session_state {
+    conn_ent_t *conns;
+    size_t n_conns;
+    int64_t seq;
+    int known;         /* a token was issued or proved for this user */
+    aw_buf_t **recent; /* ring of the latest bot frames, by seq */
+    int64_t *recent_seq;
+    unsigned int recent_cap, recent_n, recent_head;
+    aw_vars_t vars;
+    aw_ask_t ask;
+    aw_inbound_t *q_head, *q_tail;
+    turn_state_t cur;
+    int in_turn;
+    later_ent_t *later;
+    size_t n_later;
+    uint64_t step_gen, reap_gen;
+    int shutting_down;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm_timer(aw_session_t *s, int kind, uint64_t gen, uint64_t delay_ms)
+{
+    timer_msg_t *t = aw_calloc(1, sizeof(*t));
+    t->super.type = AW_SESSION__TIMER;
+    t->kind = kind;
+    t->gen = gen;
+    if (aw_timer_send(s->super.rt, &s->super, &t->super, delay_ms) != 0)
+        free(t); /* stopping: nothing more will run */
+}
+
+/* --- sockets --- */
+
+static conn_ent_t *find_conn(aw_session_t *s, aw_conn_t *c)
+{
+    for (size_t i = 0; i < s->st->n_conns; i++)
+        if (s->st->conns[i].conn == c)
+            return &s->st->conns[i];
+    return NULL;
+}
+
+static conn_ent_t *attach(aw_session_t *s, aw_conn_t *c)
+{
+    conn_ent_t *e = find_conn(s, c);
+    if (e != NULL)
+        return e;
+    struct aw_session_state *st = s->st;
+    st->conns = aw_realloc(st->conns, (st->n_conns + 1) * sizeof(*st->conns));
+    e = &st->conns[st->n_conns++];
+    e->conn = aw_conn_retain(c);
+    e->verified = 0;
+    return e;
+}
+
+static void detach(aw_session_t *s, aw_conn_t *c)
+{
+    struct aw_session_state *st = s->st;
+    for (size_t i = 0; i < st->n_conns; i++) {
+        if (st->conns[i].conn == c) {
+            aw_conn_release(c);
+            st->conns[i] = st->conns[--st->n_conns];
+            return;
+        }
+    }
+}
+
+/* Sends `frame` to the turn's own socket (if any) and every verified socket. */
+static void fanout(aw_session_t *s, aw_conn_t *origin, aw_buf_t *frame)
+{
+    if (origin != NULL)
+        origin->send(origin, frame);
+    for (size_t i = 0; i < s->st->n_conns; i++) {
+        conn_ent_t *e = &s->st->conns[i];
+        if (e->verified && e->conn != origin)
+            e->conn->send(e->conn, frame);
+    }
+}
+
+/* --- bot messages --- */
+
+static void remember(aw_session_t *s, int64_t seq, aw_buf_t *frame)
+{
+    struct aw_session_state *st = s->st;
+    if (st->recent == NULL) {
+        st->recent_cap = s->cfg->recent != 0 ? s->cfg->recent : 64;
+        st->recent = aw_calloc(st->recent_cap, sizeof(*st->recent));
+        st->recent_seq = aw_calloc(st->recent_cap, sizeof(*st->recent_seq));
+    }
+    unsigned int slot;
+    if (st->recent_n == st->recent_cap) {
+        slot = st->recent_head; /* overwrite the oldest */
+        aw_buf_release(st->recent[slot]);
+        st->recent_head = (st->recent_head + 1) % st->recent_cap;
+    } else {
+        slot = (st->recent_head + st->recent_n++) % st->recent_cap;
+    }
+    st->recent[slot] = aw_buf_retain(frame);
+    st->recent_seq[slot] = seq;
+}
+
+/* Numbers, sends and keeps one bot message. */
+static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, const char *channel, const aw_reply_t *r)
+{
+    int64_t seq = ++s->st->seq;
+    aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, channel, seq, wall_ms());
+    remember(s, seq, frame);
+    fanout(s, origin, frame);
+    return frame;
+}
+
+/* Sends the kept bot messages above `last_seq` to one socket, in order. */
+static void replay(aw_session_t *s, aw_conn_t *c, int64_t last_seq)
+{
+    struct aw_session_state *st = s->st;
+    for (unsigned int i = 0; i < st->recent_n; i++) {
+        unsigned int slot = (st->recent_head + i) % st->recent_cap;
+        if (st->recent_seq[slot] > last_seq)
+            c->send(c, st->recent[slot]);
+    }
+}
+
+/* --- turns --- */
+
+static int is_greeting(const char *type)
+{
+    return strcmp(type, "hello") == 0 || strcmp(type, "welcome_back") == 0 || strcmp(type, "reconnect") == 0;
+}
+
+/* Checks the token and binds the socket. Returns 0, or AW_EUNAUTHORIZED after
+ * telling the client. `*issue` is set when the session frame should carry
+ * the token. */
+static int admit(aw_session_t *s, aw_inbound_t *in, int *issue)
+{
+    const aw_chat_config_t *cfg = s->cfg;
+    int proved = 0;
+    *issue = 0;
+    if (in->msg.token != NULL) {
+        proved = aw_identity_verify(cfg->secret, cfg->secret_len, s->user, s->user_len, in->msg.token);
+        if (!proved)
+            return AW_EUNAUTHORIZED;
+    }
+    /* A user id nobody has held a token for is new: its first greeting gets one. */
+    if (!proved && is_greeting(in->msg.type) && !s->st->known && s->st->seq == 0)
+        proved = *issue = 1;
+    if (!cfg->history_auth)
+        proved = *issue = 1;
+    if (proved)
+        s->st->known = *issue = 1;
+    if (in->conn != NULL) {
+        conn_ent_t *e = attach(s, in->conn);
+        e->verified |= proved;
+    }
+    return 0;
+}
+
+static void greet(aw_session_t *s, aw_inbound_t *in, int issue)
+{
+    char token[AW_TOKEN_LEN + 1];
+    if (in->conn == NULL)
+        return;
+    if (issue)
+        aw_identity_token(s->cfg->secret, s->cfg->secret_len, s->user, s->user_len, token);
+    aw_buf_t *f = aw_frame_session(s->user, s->user_len, issue ? token : NULL, s->st->seq);
+    in->conn->send(in->conn, f);
+    aw_buf_release(f);
+    conn_ent_t *e = find_conn(s, in->conn);
+    if (in->msg.last_seq >= 0 && e != NULL && e->verified)
+        replay(s, in->conn, in->msg.last_seq);
+}
+
+static void run_bot(aw_session_t *s, aw_inbound_t *in)
+{
+    struct aw_session_state *st = s->st;
+    aw_ask_t asked = st->ask;
+    aw_turn_t turn = {.user = s->user, .user_len = s->user_len, .vars = &st->vars, .ask = &st->ask};
+    int is_message = strcmp(in->msg.type, "message") == 0;
+    if (is_message && asked.cb != NULL) {
+        /* the answer to a question goes to the question's handler, once */
+        memset(&st->ask, 0, sizeof(st->ask));
+        asked.cb(&turn, &in->msg, asked.data);
+    } else {
+        aw_bot_dispatch(s->cfg->bot, &turn, &in->msg);
+    }
+    uint64_t now = aw_now_ms();
+    for (size_t i = 0; i < turn.n_later; i++) {
+        st->later = aw_realloc(st->later, (st->n_later + 1) * sizeof(*st->later));
+        st->later[st->n_later].reply = turn.later[i].reply;
+        st->later[st->n_later].due_ms = now + turn.later[i].delay_ms;
+        st->n_later++;
+        arm_timer(s, TIMER_LATER, 0, st->shutting_down ? 0 : turn.later[i].delay_ms);
+    }
+    turn.n_later = 0;
+    st->cur.replies = turn.replies;
+    st->cur.n = turn.n_replies;
+    turn.replies = NULL;
+    turn.n_replies = 0;
+    aw_turn__clear(&turn);
+}
+
+static void complete_sink(aw_session_t *s)
+{
+    turn_state_t *t = &s->st->cur;
+    if (t->in->sink == NULL || t->sink_done)
+        return;
+    t->sink_done = 1;
+    t->in->sink->complete(t->in->sink, t->answers, t->n_answers, 0);
+}
+
+static void end_turn(aw_session_t *s)
+{
+    turn_state_t *t = &s->st->cur;
+    complete_sink(s);
+    for (size_t i = 0; i < t->n; i++)
+        aw_reply_free(t->replies[i]);
+    for (size_t i = 0; i < t->n_answers; i++)
+        aw_buf_release(t->answers[i]);
+    free(t->replies);
+    free(t->answers);
+    aw_msg_release(&t->in->super);
+    memset(t, 0, sizeof(*t));
+    s->st->in_turn = 0;
+}
+
+/* Sends the turn's replies in order; returns 0 when it has to wait for a
+ * typing pause, 1 when the turn is over. */
+static int advance(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    turn_state_t *t = &st->cur;
+    /* Webhook turns have nobody to show a pause to, and at shutdown nobody waits. */
+    int no_delay = t->in->conn == NULL || st->shutting_down;
+    while (t->next < t->n) {
+        aw_reply_t *r = t->replies[t->next];
+        if (r->typing_ms != 0 && !no_delay && !t->typing_sent) {
+            aw_buf_t *typing = aw_frame_typing(s->user, s->user_len);
+            fanout(s, t->in->conn, typing);
+            aw_buf_release(typing);
+            t->typing_sent = 1;
+            arm_timer(s, TIMER_STEP, ++st->step_gen, r->typing_ms);
+            return 0;
+        }
+        aw_buf_t *frame = send_bot(s, t->in->conn, t->in->channel, r);
+        t->answers = aw_realloc(t->answers, (t->n_answers + 1) * sizeof(*t->answers));
+        t->answers[t->n_answers++] = frame; /* keeps the reference send_bot made */
+        if (t->in->sink != NULL && t->in->sink->mode == AW_SINK_FIRST)
+            complete_sink(s);
+        t->next++;
+        t->typing_sent = 0;
+    }
+    end_turn(s);
+    return 1;
+}
+
+static void start_turn(aw_session_t *s, aw_inbound_t *in)
+{
+    int issue = 0;
+    int err = admit(s, in, &issue);
+    if (err != 0) {
+        if (in->conn != NULL) {
+            aw_buf_t *f = aw_frame_error(err);
+            in->conn->send(in->conn, f);
+            aw_buf_release(f);
+        }
+        if (in->sink != NULL)
+            in->sink->complete(in->sink, NULL, 0, err);
+        aw_msg_release(&in->super);
+        return;
+    }
+    if (is_greeting(in->msg.type))
+        greet(s, in, issue);
+    s->st->cur.in = in;
+    s->st->in_turn = 1;
+    run_bot(s, in);
+}
+
+static void maybe_idle(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    if (st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0)
+        arm_timer(s, TIMER_REAP, ++st->reap_gen, s->cfg->idle_ms);
+}
+
+/* Runs queued turns until one has to wait or none is left. */
+static void pump(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    for (;;) {
+        if (st->in_turn && !advance(s))
+            return;
+        if (st->q_head == NULL)
+            break;
+        aw_inbound_t *in = st->q_head;
+        st->q_head = in->next;
+        if (st->q_head == NULL)
+            st->q_tail = NULL;
+        start_turn(s, in);
+    }
+    maybe_idle(s);
+}
+
+static void enqueue(aw_session_t *s, aw_inbound_t *in)
+{
+    struct aw_session_state *st = s->st;
+    in->next = NULL;
+    if (st->q_tail != NULL)
+        st->q_tail->next = in;
+    else
+        st->q_head = in;
+    st->q_tail = in;
+}
+
+/* Sends the delayed messages that are due (all of them at shutdown). */
+static void send_later(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    uint64_t now = aw_now_ms();
+    size_t kept = 0;
+    for (size_t i = 0; i < st->n_later; i++) {
+        if (st->shutting_down || st->later[i].due_ms <= now) {
+            aw_buf_release(send_bot(s, NULL, "websocket", st->later[i].reply));
+            aw_reply_free(st->later[i].reply);
+        } else {
+            st->later[kept++] = st->later[i];
+        }
+    }
+    st->n_later = kept;
+}
+
+static void on_timer(aw_session_t *s, timer_msg_t *t)
+{
+    struct aw_session_state *st = s->st;
+    switch (t->kind) {
+    case TIMER_STEP:
+        if (st->in_turn && t->gen == st->step_gen)
+            pump(s);
+        break;
+    case TIMER_LATER:
+        send_later(s);
+        maybe_idle(s);
+        break;
+    case TIMER_REAP:
+        if (t->gen == st->reap_gen && st->n_conns == 0 && !st->in_turn && st->q_head == NULL &&
+            st->n_later == 0)
+            aw_registry__reap(s->reg, s);
+        break;
+    }
+}
+
+static void on_shutdown(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    st->shutting_down = 1;
+    st->step_gen++; /* a pending pause no longer matters */
+    send_later(s);
+    pump(s);
+}
+
+static void handle(aw_actor_t *actor, aw_msg_t *msg)
+{
+    aw_session_t *s = (aw_session_t *)actor;
+    if (msg->type != AW_SESSION__TIMER)
+        __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+    switch (msg->type) {
+    case AW_SESSION_INBOUND:
+        s->st->reap_gen++;
+        enqueue(s, (aw_inbound_t *)msg);
+        pump(s);
+        return; /* the turn owns the message */
+    case AW_SESSION_DETACH:
+        detach(s, ((aw_inbound_t *)msg)->conn);
+        maybe_idle(s);
+        break;
+    case AW_SESSION_SHUTDOWN:
+        on_shutdown(s);
+        break;
+    case AW_SESSION__TIMER:
+        on_timer(s, (timer_msg_t *)msg);
+        break;
+    }
+    aw_msg_release(msg);
+}
+
+static void drop_queue(struct aw_session_state *st)
+{
+    while (st->q_head != NULL) {
+        aw_inbound_t *in = st->q_head;
+        st->q_head = in->next;
+        aw_msg_release(&in->super);
+    }
+}
+
+static void dispose(aw_actor_t *actor)
+{
+    aw_session_t *s = (aw_session_t *)actor;
+    struct aw_session_state *st = s->st;
+    if (st->in_turn)
+        end_turn(s);
+    drop_queue(st);
+    for (size_t i = 0; i < st->n_conns; i++)
+        aw_conn_release(st->conns[i].conn);
+    for (unsigned int i = 0; i < st->recent_n; i++)
+        aw_buf_release(st->recent[(st->recent_head + i) % st->recent_cap]);
+    for (size_t i = 0; i < st->n_later; i++)
+        aw_reply_free(st->later[i].reply);
+    free(st->later);
+    free(st->recent);
+    free(st->recent_seq);
+    free(st->conns);
+    aw_vars__clear(&st->vars);
+    free(st);
+    free(s->user);
+    free(s);
+}
+
+aw_session_t *aw_session__new(struct aw_registry *reg, aw_runtime_t *rt, const aw_chat_config_t *cfg,
+                              const char *user, size_t user_len, uint64_t hash)
+{
+    aw_session_t *s = aw_calloc(1, sizeof(*s));
+    aw_actor_init(&s->super, rt, handle, dispose);
+    s->reg = reg;
+    s->cfg = cfg;
+    s->hash = hash;
+    s->user = aw_strndup(user, user_len);
+    s->user_len = user_len;
+    s->st = aw_calloc(1, sizeof(*s->st));
+    return s;
+}
+
+/* --- messages to sessions --- */
+
+static void inbound_free(aw_msg_t *m)
+{
+    aw_inbound_t *in = (aw_inbound_t *)m;
+    aw_message_dispose(&in->msg);
+    if (in->conn != NULL)
+        aw_conn_release(in->conn);
+    if (in->sink != NULL)
+        aw_sink_release(in->sink);
+    free(in);
+}
+
+aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, const char *channel)
+{
+    aw_inbound_t *in = aw_calloc(1, sizeof(*in));
+    in->super.type = AW_SESSION_INBOUND;
+    in->super.free = inbound_free;
+    in->msg = *msg;
+    memset(msg, 0, sizeof(*msg));
+    in->conn = conn != NULL ? aw_conn_retain(conn) : NULL;
+    in->sink = sink != NULL ? aw_sink_retain(sink) : NULL;
+    in->channel = channel;
+    return in;
+}
+
+aw_msg_t *aw_detach_new(aw_conn_t *conn)
+{
+    aw_inbound_t *in = aw_calloc(1, sizeof(*in));
+    in->super.type = AW_SESSION_DETACH;
+    in->super.free = inbound_free;
+    in->conn = aw_conn_retain(conn);
+    return &in->super;
+}
+
+aw_msg_t *aw_shutdown_msg_new(void)
+{
+    aw_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->type = AW_SESSION_SHUTDOWN;
+    return m;
+}

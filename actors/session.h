@@ -1,0 +1,60 @@
+/*
+ * The session actor: one per user id. It holds the user's open sockets, the
+ * sequence number of the user's bot messages, the bot messages kept for
+ * recovery, the per-user conversation state, and the turn in progress. It
+ * runs the bot on each incoming message, one turn at a time and in arrival
+ * order, and sends each bot message to every socket that may see it.
+ *
+ * Sessions are created and found through the registry (registry.h); this
+ * header describes what is sent to them.
+ */
+#ifndef AW_ACTORS_SESSION_H
+#define AW_ACTORS_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "actors/bot.h"
+#include "actors/conn.h"
+#include "actors/message.h"
+#include "runtime/actor.h"
+
+/* What every session of a server shares; read-only once the server runs. */
+typedef struct aw_chat_config {
+    const aw_bot_t *bot;
+    const unsigned char *secret; /* identity secret (identity.h) */
+    size_t secret_len;
+    int history_auth;     /* 1: a token is needed to see history or another tab's messages */
+    unsigned int recent;  /* bot messages kept in memory per user for recovery; 0 means 64 */
+    unsigned int idle_ms; /* a session with no socket and nothing to do is freed after this */
+} aw_chat_config_t;
+
+/* Kinds of aw_msg_t a session handles. */
+enum {
+    AW_SESSION_INBOUND = 1, /* aw_inbound_t: a client message */
+    AW_SESSION_DETACH,      /* aw_detach_t: a socket of this user has closed */
+    AW_SESSION_SHUTDOWN,    /* the server is stopping: send what is pending now */
+    AW_SESSION__TIMER,      /* private: the session's own timers */
+};
+
+/* A client message on its way to the session of its user. */
+typedef struct aw_inbound {
+    aw_msg_t super;
+    aw_message_t msg;        /* owned */
+    aw_conn_t *conn;         /* the socket it came on (a reference), or NULL */
+    aw_sink_t *sink;         /* the webhook request waiting for the replies (a reference), or NULL */
+    const char *channel;     /* "websocket" or "webhook": the channel replies are labelled with */
+    struct aw_inbound *next; /* the session's queue of waiting turns */
+} aw_inbound_t;
+
+/* Wraps a parsed message, taking it over (`msg` is left empty) and taking
+ * references to `conn` and `sink` (either may be NULL). */
+aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, const char *channel);
+
+/* A message saying `conn` has closed; takes a reference to it. */
+aw_msg_t *aw_detach_new(aw_conn_t *conn);
+
+/* A message asking a session to stop waiting: deliver pending and delayed
+ * messages now. */
+aw_msg_t *aw_shutdown_msg_new(void);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * anywhere: a chat server for bots that speaks the Botkit Anywhere protocol.
+ * This file parses flags and environment, wires the runtime, the registry and
+ * the transport together, and turns SIGINT / SIGTERM into a graceful stop:
+ * stop accepting, finish the turns in flight, close websockets with 1001,
+ * exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "actors/bot.h"
+#include "actors/identity.h"
+#include "actors/registry.h"
+#include "runtime/actor.h"
+#include "runtime/error.h"
+#include "transport/server.h"
+
+typedef struct options {
+    const char *host;
+    int port;
+    unsigned int io_threads;
+    unsigned int workers;
+    const char *bot;
+    size_t max_message;
+    unsigned int webhook_timeout_ms;
+    const char *secret;
+    const char *data_dir;
+    int history_auth;
+    unsigned int session_idle_ms;
+} options_t;
+
+static void usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: anywhere [options]\n"
+        "\n"
+        "  --host ADDR             address to listen on (default 127.0.0.1)\n"
+        "  --port N                port (default 3000, or $PORT; 0 picks a free one)\n"
+        "  --io-threads N          HTTP/websocket threads (default: number of cores)\n"
+        "  --workers N             threads that run sessions and bots (default: number of cores)\n"
+        "  --bot NAME              built-in bot: demo (default) or echo\n"
+        "  --max-message BYTES     largest message, frame or body (default 65536)\n"
+        "  --webhook-timeout MS    webhook turns longer than this answer 504 (default 30000)\n"
+        "  --secret S              identity secret (default $ANYWHERE_SECRET, else kept in the data folder)\n"
+        "  --data-dir DIR          where the server keeps its files (default .)\n"
+        "  --history-auth on|off   require identity tokens (default on; off is for old clients)\n"
+        "  --session-idle MS       free a user's session this long after its last socket (default 60000)\n"
+        "  --help, --version\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || *s == '\0' || *end != '\0' || v > max || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_option(options_t *o, int c, const char *arg)
+{
+    unsigned long v;
+    switch (c) {
+    case 'h':
+        o->host = arg;
+        return 0;
+    case 'p':
+        if (parse_uint(arg, 65535, &v) != 0)
+            return -1;
+        o->port = (int)v;
+        return 0;
+    case 'i':
+    case 'w':
+        if (parse_uint(arg, 256, &v) != 0 || v == 0)
+            return -1;
+        *(c == 'i' ? &o->io_threads : &o->workers) = (unsigned int)v;
+        return 0;
+    case 'b':
+        o->bot = arg;
+        return strcmp(arg, "demo") == 0 || strcmp(arg, "echo") == 0 ? 0 : -1;
+    case 'm':
+        if (parse_uint(arg, 16u << 20, &v) != 0 || v < 256)
+            return -1;
+        o->max_message = v;
+        return 0;
+    case 't':
+    case 'I':
+        if (parse_uint(arg, 24u * 3600 * 1000, &v) != 0 || v == 0)
+            return -1;
+        *(c == 't' ? &o->webhook_timeout_ms : &o->session_idle_ms) = (unsigned int)v;
+        return 0;
+    case 's':
+        o->secret = arg;
+        return 0;
+    case 'd':
+        o->data_dir = arg;
+        return 0;
+    case 'a':
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+            return -1;
+        o->history_auth = strcmp(arg, "on") == 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int parse_args(options_t *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {{"host", required_argument, NULL, 'h'},
+                                             {"port", required_argument, NULL, 'p'},
+                                             {"io-threads", required_argument, NULL, 'i'},
+                                             {"workers", required_argument, NULL, 'w'},
+                                             {"bot", required_argument, NULL, 'b'},
+                                             {"max-message", required_argument, NULL, 'm'},
+                                             {"webhook-timeout", required_argument, NULL, 't'},
+                                             {"secret", required_argument, NULL, 's'},
+                                             {"data-dir", required_argument, NULL, 'd'},
+                                             {"history-auth", required_argument, NULL, 'a'},
+                                             {"session-idle", required_argument, NULL, 'I'},
+                                             {"help", no_argument, NULL, 'H'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
+        if (c == 'H') {
+            usage(stdout);
+            exit(0);
+        }
+        if (c == 'V') {
+            printf("anywhere %s\n", AW_VERSION);
+            exit(0);
+        }
+        if (c == '?' || parse_option(o, c, optarg) != 0) {
+            if (c != '?')
+                fprintf(stderr, "anywhere: invalid value for --%s: %s\n", longopts[idx].name, optarg);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "anywhere: unexpected argument: %s\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_secret(const options_t *o, unsigned char *secret, size_t *len)
+{
+    const char *s = o->secret != NULL ? o->secret : getenv("ANYWHERE_SECRET");
+    if (s != NULL && s[0] != '\0') {
+        *len = strlen(s);
+        if (*len > AW_SECRET_MAX) {
+            fprintf(stderr, "anywhere: the secret is longer than %d bytes\n", AW_SECRET_MAX);
+            return -1;
+        }
+        memcpy(secret, s, *len);
+        return 0;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/anywhere.secret", o->data_dir);
+    return aw_identity_load_secret(path, secret, len) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    options_t o = {.host = "127.0.0.1",
+                   .port = 3000,
+                   .bot = "demo",
+                   .max_message = 64 * 1024,
+                   .webhook_timeout_ms = 30000,
+                   .data_dir = ".",
+                   .history_auth = 1,
+                   .session_idle_ms = 60000};
+    unsigned long env_port;
+    if (getenv("PORT") != NULL && parse_uint(getenv("PORT"), 65535, &env_port) == 0)
+        o.port = (int)env_port;
+    if (parse_args(&o, argc, argv) != 0)
+        return 2;
+    unsigned int cores = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (o.io_threads == 0)
+        o.io_threads = cores;
+    if (o.workers == 0)
+        o.workers = cores;
+
+    unsigned char secret[AW_SECRET_MAX];
+    size_t secret_len = 0;
+    if (mkdir(o.data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "anywhere: cannot create the data folder %s: %s\n", o.data_dir, strerror(errno));
+        return 1;
+    }
+    if (load_secret(&o, secret, &secret_len) != 0)
+        return 1;
+    if (!o.history_auth)
+        fprintf(stderr,
+                "anywhere: WARNING: --history-auth=off: any client that knows a user id can read that "
+                "user's history and messages. Use it only for old clients that send no token.\n");
+
+    /* Signals are taken by sigwait below, never by the worker or I/O threads. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    aw_runtime_t *rt;
+    aw_runtime_config_t rc = {.workers = o.workers};
+    if (aw_runtime_create(&rt, &rc) != 0) {
+        fprintf(stderr, "anywhere: cannot start the worker threads\n");
+        return 1;
+    }
+    aw_bot_t *bot = strcmp(o.bot, "echo") == 0 ? aw_bot_echo() : aw_bot_demo();
+    aw_chat_config_t chat = {.bot = bot,
+                             .secret = secret,
+                             .secret_len = secret_len,
+                             .history_auth = o.history_auth,
+                             .idle_ms = o.session_idle_ms};
+    aw_registry_t *reg = aw_registry_create(rt, &chat);
+    aw_server_config_t sc = {.host = o.host,
+                             .port = o.port,
+                             .io_threads = o.io_threads,
+                             .max_message = o.max_message,
+                             .webhook_timeout_ms = o.webhook_timeout_ms,
+                             .registry = reg};
+    aw_server_t *srv;
+    if (aw_server_start(&srv, &sc) != 0)
+        return 1;
+    fprintf(stderr, "anywhere %s listening on http://%s:%d/ (bot %s, workers %u, io-threads %u)\n",
+            AW_VERSION, o.host, aw_server_port(srv), o.bot, o.workers, o.io_threads);
+
+    int sig;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "anywhere: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    aw_server_stop_accepting(srv);
+    aw_registry_shutdown(reg); /* turns in flight finish without their pauses */
+    aw_runtime_stop(rt, 1);
+    aw_server_shutdown(srv, 3000);
+    aw_registry_destroy(reg);
+    aw_runtime_destroy(rt);
+    aw_server_destroy(srv);
+    aw_bot_free(bot);
+    fprintf(stderr, "anywhere: stopped\n");
+    return 0;
+}

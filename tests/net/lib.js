@@ -1,0 +1,97 @@
+// Test helpers: start the real server binary on an ephemeral port of
+// 127.0.0.1 with a fresh data folder, and drive it with real websocket and
+// HTTP clients. Everything started here is stopped by the test that started it.
+'use strict';
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const WebSocket = require('ws');
+
+const BIN = process.env.ANYWHERE_BIN;
+if (!BIN) throw new Error('ANYWHERE_BIN is not set (run the tests through ctest)');
+
+async function startServer(args = [], opts = {}) {
+  const dir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-test-'));
+  const argv = ['--port', '0', '--data-dir', dir, '--io-threads', '2', '--workers', '2', ...args];
+  const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start:\n' + log)), 10000);
+    proc.stderr.on('data', (d) => {
+      log += d;
+      const m = /listening on http:\/\/[^:]+:(\d+)\//.exec(log);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}:\n${log}`)); });
+  });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    port, proc, dir, exited,
+    url: `http://127.0.0.1:${port}`,
+    log: () => log,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+// A websocket client that records every frame and can wait for one.
+class Client {
+  constructor(port) {
+    this.frames = [];
+    this.waiters = [];
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    this.closed = new Promise((resolve) => this.ws.on('close', (code) => resolve(code)));
+    this.ws.on('message', (data, isBinary) => {
+      const f = JSON.parse(data.toString());
+      this.frames.push(f);
+      this.waiters = this.waiters.filter((w) => !w.check());
+    });
+    this.ws.on('error', () => {});
+  }
+  static async open(port) {
+    const c = new Client(port);
+    await new Promise((resolve, reject) => { c.ws.once('open', resolve); c.ws.once('error', reject); });
+    return c;
+  }
+  send(obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); }
+  // Resolves with the frames matching `pred` once there are `count` of them.
+  waitFor(pred, count = 1, ms = 5000) {
+    return new Promise((resolve, reject) => {
+      const w = {
+        check: () => {
+          const got = this.frames.filter(pred);
+          if (got.length >= count) { clearTimeout(w.timer); resolve(got); return true; }
+          return false;
+        },
+      };
+      if (w.check()) return;
+      w.timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new Error(`timed out waiting for ${count} frame(s); got ${JSON.stringify(this.frames)}`));
+      }, ms);
+      this.waiters.push(w);
+    });
+  }
+  messages() { return this.frames.filter((f) => f.type === 'message'); }
+  close() { this.ws.close(); return this.closed; }
+}
+
+async function post(port, route, body, headers = {}) {
+  const res = await fetch(`http://127.0.0.1:${port}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch (e) { /* left null */ }
+  return { status: res.status, json, text };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+module.exports = { startServer, Client, post, sleep, WebSocket };

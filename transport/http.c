@@ -1,0 +1,279 @@
+/*
+ * The HTTP routes: the webhook channel (POST /botkit/receive answers one
+ * message object, POST /api/messages an array), GET /healthz, and "/" which
+ * either upgrades to a websocket or serves the embedded chat page. A webhook
+ * request waits for its session's turn through an aw_sink_t: the session
+ * completes it on a worker, the answer hops back here, and a timer answers
+ * 504 if the turn takes too long. The request may vanish first (the client
+ * hung up); h2o then disposes its pool, which tells the sink to answer no one.
+ */
+#include <string.h>
+#include "transport/internal.h"
+#include <h2o/websocket.h>
+#include "actors/registry.h"
+#include "runtime/error.h"
+
+typedef struct pending {
+    aw_sink_t super;
+    aw_loop_t *loop;
+    h2o_req_t *req; /* NULL once answered or gone; loop thread only */
+    uv_timer_t timer;
+} pending_t;
+
+static const char json_type[] = "application/json; charset=utf-8";
+
+static int status_of(int err)
+{
+    switch (err) {
+    case AW_EBADJSON:
+    case AW_EBADMSG:
+        return 400;
+    case AW_EUNAUTHORIZED:
+        return 401;
+    case AW_ETOOLARGE:
+        return 413;
+    case AW_ERATELIMITED:
+        return 429;
+    case AW_ETIMEDOUT:
+        return 504;
+    default:
+        return 503;
+    }
+}
+
+static void send_json(h2o_req_t *req, int status, const char *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : "Error";
+    req->res.content_length = buf.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT(json_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void send_error(h2o_req_t *req, int err)
+{
+    aw_buf_t *b = aw_frame_error(err);
+    send_json(req, status_of(err), b->data, b->len);
+    aw_buf_release(b);
+}
+
+/* --- the webhook sink --- */
+
+static void sink_complete(aw_sink_t *sink, aw_buf_t *const *frames, size_t n, int err)
+{
+    pending_t *p = (pending_t *)sink;
+    aw_post_t *post = aw_calloc(1, sizeof(*post));
+    post->kind = AW_POST_ANSWER;
+    post->sink = aw_sink_retain(sink);
+    post->code = err;
+    if (n != 0) {
+        post->frames = aw_alloc(n * sizeof(*post->frames));
+        for (size_t i = 0; i < n; i++)
+            post->frames[i] = aw_buf_retain(frames[i]);
+    }
+    post->n_frames = n;
+    aw_loop__post(p->loop, post);
+}
+
+static void sink_dispose(aw_sink_t *sink)
+{
+    free(sink);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    pending_t *p = h->data;
+    aw_sink_release(&p->super); /* the loop's reference */
+}
+
+/* The request's pool is going away: answered, or the client left. */
+static void on_req_gone(void *slot)
+{
+    pending_t *p = *(pending_t **)slot;
+    p->req = NULL;
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    pending_t *p = t->data;
+    if (p->req != NULL) {
+        h2o_req_t *req = p->req;
+        p->req = NULL;
+        send_error(req, AW_ETIMEDOUT);
+    }
+}
+
+/* Builds the answer: the first reply or {} for receive, all of them for the
+ * Botkit 4 route. */
+static void answer(h2o_req_t *req, int mode, aw_buf_t **frames, size_t n)
+{
+    if (mode == AW_SINK_FIRST) {
+        if (n == 0)
+            send_json(req, 200, "{}", 2);
+        else
+            send_json(req, 200, frames[0]->data, frames[0]->len);
+        return;
+    }
+    size_t len = 2;
+    for (size_t i = 0; i < n; i++)
+        len += frames[i]->len + 1;
+    char *body = h2o_mem_alloc_pool(&req->pool, len);
+    size_t at = 0;
+    body[at++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i != 0)
+            body[at++] = ',';
+        memcpy(body + at, frames[i]->data, frames[i]->len);
+        at += frames[i]->len;
+    }
+    body[at++] = ']';
+    send_json(req, 200, body, at);
+}
+
+void aw_http__answer(aw_loop_t *loop, aw_post_t *post)
+{
+    pending_t *p = (pending_t *)post->sink;
+    if (p->req != NULL) {
+        h2o_req_t *req = p->req;
+        p->req = NULL;
+        uv_timer_stop(&p->timer);
+        if (post->code != 0)
+            send_error(req, post->code);
+        else
+            answer(req, p->super.mode, post->frames, post->n_frames);
+    }
+    for (size_t i = 0; i < post->n_frames; i++)
+        aw_buf_release(post->frames[i]);
+    free(post->frames);
+}
+
+/* --- handlers --- */
+
+static aw_server_t *server_of(h2o_handler_t *self)
+{
+    return *(aw_server_t **)(self + 1);
+}
+
+static aw_loop_t *loop_of(h2o_req_t *req)
+{
+    return (aw_loop_t *)((char *)req->conn->ctx - offsetof(aw_loop_t, ctx));
+}
+
+static int on_webhook(h2o_handler_t *self, h2o_req_t *req, int mode)
+{
+    aw_server_t *srv = server_of(self);
+    aw_message_t msg;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        h2o_send_error_generic(req, 405, "Method Not Allowed", "use POST\n", 0);
+        return 0;
+    }
+    if (req->entity.len > srv->cfg.max_message) {
+        send_error(req, AW_ETOOLARGE);
+        return 0;
+    }
+    int err = aw_message_parse(&msg, req->entity.base != NULL ? req->entity.base : "", req->entity.len);
+    if (err != 0) {
+        send_error(req, err);
+        return 0;
+    }
+    pending_t *p = aw_calloc(1, sizeof(*p));
+    p->super.refcnt = 2; /* the loop's (released when the timer handle closes) and the inbound's */
+    p->super.mode = mode;
+    p->super.complete = sink_complete;
+    p->super.dispose = sink_dispose;
+    p->loop = loop_of(req);
+    p->req = req;
+    uv_timer_init(&p->loop->uv, &p->timer);
+    p->timer.data = p;
+    uv_timer_start(&p->timer, on_timeout, srv->cfg.webhook_timeout_ms, 0);
+    *(pending_t **)h2o_mem_alloc_shared(&req->pool, sizeof(pending_t *), on_req_gone) = p;
+    aw_inbound_t *in = aw_inbound_new(&msg, NULL, &p->super, "webhook");
+    aw_sink_release(&p->super); /* aw_inbound_new took its own */
+    if ((err = aw_registry_send(srv->cfg.registry, in->msg.user, in->msg.user_len, &in->super, 1)) != 0) {
+        aw_msg_release(&in->super);
+        p->req = NULL;
+        send_error(req, err == AW_ESTOPPED ? AW_EUNAVAILABLE : err);
+    }
+    return 0;
+}
+
+static int on_receive(h2o_handler_t *self, h2o_req_t *req)
+{
+    return on_webhook(self, req, AW_SINK_FIRST);
+}
+
+static int on_messages(h2o_handler_t *self, h2o_req_t *req)
+{
+    return on_webhook(self, req, AW_SINK_ALL);
+}
+
+static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
+{
+    aw_server_t *srv = server_of(self);
+    char body[160];
+    int len = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"sessions\":%zu,\"websockets\":%zu}",
+                       aw_registry_count(srv->cfg.registry), aw_server_websockets(srv));
+    send_json(req, 200, body, (size_t)len);
+    return 0;
+}
+
+static const aw_asset_t *find_asset(h2o_iovec_t path)
+{
+    size_t len = path.len;
+    const char *q = memchr(path.base, '?', len);
+    if (q != NULL)
+        len = (size_t)(q - path.base);
+    if (len == 1 && path.base[0] == '/')
+        return find_asset(h2o_iovec_init(H2O_STRLIT("/index.html")));
+    for (size_t i = 0; i < aw_assets_count; i++)
+        if (strlen(aw_assets[i].path) == len && memcmp(aw_assets[i].path, path.base, len) == 0)
+            return &aw_assets[i];
+    return NULL;
+}
+
+static int on_root(h2o_handler_t *self, h2o_req_t *req)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    const char *client_key;
+    if (h2o_is_websocket_handshake(req, &client_key) == 0 && client_key != NULL)
+        return aw_ws__upgrade(server_of(self), req, client_key);
+    int is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
+    int is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    const aw_asset_t *a = find_asset(req->path_normalized);
+    if (a == NULL || !(is_get || is_head)) {
+        h2o_send_error_generic(req, a == NULL ? 404 : 405, a == NULL ? "Not Found" : "Method Not Allowed",
+                               a == NULL ? "not found\n" : "use GET\n", 0);
+        return 0;
+    }
+    h2o_iovec_t body = h2o_iovec_init(a->data, a->len);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = a->len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, a->type, strlen(a->type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, &body, is_head ? 0 : 1, H2O_SEND_STATE_FINAL);
+    return 0;
+}
+
+static void route(aw_server_t *srv, const char *path, int (*on_req)(h2o_handler_t *, h2o_req_t *))
+{
+    h2o_pathconf_t *pc = h2o_config_register_path(srv->hostconf, path, 0);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h) + sizeof(aw_server_t *));
+    h->on_req = on_req;
+    *(aw_server_t **)(h + 1) = srv;
+}
+
+void aw_http__register(aw_server_t *srv)
+{
+    /* h2o matches by prefix in registration order: specific paths first. */
+    route(srv, "/botkit/receive", on_receive);
+    route(srv, "/api/messages", on_messages);
+    route(srv, "/healthz", on_healthz);
+    route(srv, "/", on_root);
+}

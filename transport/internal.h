@@ -1,0 +1,94 @@
+/*
+ * What the files of transport/ share: the per-thread loop, the cross-thread
+ * post queue into it, and the entry points of the websocket and HTTP parts.
+ * Everything here belongs to one I/O thread unless it says otherwise.
+ */
+#ifndef AW_TRANSPORT_INTERNAL_H
+#define AW_TRANSPORT_INTERNAL_H
+
+#include <ck_stack.h>
+#include <uv.h>
+#include <h2o.h>
+#include "actors/conn.h"
+#include "transport/server.h"
+
+typedef struct aw_loop aw_loop_t;
+typedef struct aw_ws aw_ws_t;
+
+/* One I/O thread. */
+struct aw_loop {
+    uv_loop_t uv;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    int listening;
+    uv_async_t wake;  /* another thread posted something */
+    ck_stack_t inbox; /* MPSC: any thread pushes, this loop drains */
+    uv_timer_t tick;  /* once a second: close deadlines */
+    uv_thread_t thread;
+    aw_server_t *srv;
+    h2o_linklist_t websockets; /* every open aw_ws_t of this loop */
+    aw_ws_t *dirty;            /* websockets with frames to write after this drain */
+    int stopping;
+    uint64_t stop_deadline;
+};
+
+struct aw_server {
+    aw_server_config_t cfg;
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    aw_loop_t *loops;
+    unsigned int n_loops;
+    int port;
+    size_t websockets;     /* atomic */
+    uint64_t next_conn_id; /* atomic */
+};
+
+/* What other threads post to a loop. */
+enum { AW_POST_FRAME, AW_POST_CLOSE, AW_POST_ANSWER, AW_POST_ACCEPT_OFF, AW_POST_SHUTDOWN };
+
+typedef struct aw_post {
+    ck_stack_entry_t entry;
+    int kind;
+    aw_conn_t *conn;   /* FRAME, CLOSE: a reference */
+    aw_buf_t *frame;   /* FRAME: a reference */
+    int code;          /* CLOSE, SHUTDOWN: websocket close code; ANSWER: error */
+    aw_sink_t *sink;   /* ANSWER: a reference */
+    aw_buf_t **frames; /* ANSWER: references */
+    size_t n_frames;
+} aw_post_t;
+
+/* Queues `post` for `loop` and wakes it. Any thread. */
+void aw_loop__post(aw_loop_t *loop, aw_post_t *post);
+
+/* Registers the routes on the host; the order matters (STACK-NOTES.md). */
+void aw_http__register(aw_server_t *srv);
+
+/* Starts a websocket on a request that asked for one (ws.c). */
+int aw_ws__upgrade(aw_server_t *srv, h2o_req_t *req, const char *client_key);
+
+/* Applies a FRAME or CLOSE post to its websocket (ws.c). Loop thread. */
+void aw_ws__apply(aw_loop_t *loop, aw_post_t *post);
+
+/* Writes what the websockets marked dirty have queued (ws.c). Loop thread. */
+void aw_ws__flush_dirty(aw_loop_t *loop);
+
+/* Starts closing every websocket of the loop with `code`; closes the ones
+ * whose close handshake is past `deadline` (ms of aw_now_ms) (ws.c). */
+void aw_ws__close_all(aw_loop_t *loop, int code);
+void aw_ws__sweep(aw_loop_t *loop, uint64_t now);
+
+/* Answers a webhook request from a session's replies (http.c). Loop thread. */
+void aw_http__answer(aw_loop_t *loop, aw_post_t *post);
+
+/* The embedded files of the chat page (generated at build time). */
+typedef struct aw_asset {
+    const char *path; /* "/index.html" */
+    const char *type; /* MIME type */
+    const unsigned char *data;
+    size_t len;
+} aw_asset_t;
+extern const aw_asset_t aw_assets[];
+extern const size_t aw_assets_count;
+
+#endif

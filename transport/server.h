@@ -1,0 +1,46 @@
+/*
+ * The HTTP and websocket server: h2o 2.2 on libuv, one uv loop and one
+ * h2o context per I/O thread, each accepting on its own SO_REUSEPORT socket of
+ * the same address. It parses and checks what clients send, hands messages
+ * to the registry, and writes what sessions send back on the connection's own
+ * loop. It never runs bot logic.
+ */
+#ifndef AW_TRANSPORT_SERVER_H
+#define AW_TRANSPORT_SERVER_H
+
+#include <stddef.h>
+#include "actors/registry.h"
+
+typedef struct aw_server aw_server_t;
+
+typedef struct aw_server_config {
+    const char *host;                /* address to listen on */
+    int port;                        /* 0 picks a free port (see aw_server_port) */
+    unsigned int io_threads;         /* 0 means the number of cores */
+    size_t max_message;              /* bytes of one message (frame or body) */
+    unsigned int webhook_timeout_ms; /* a webhook turn that takes longer gets 504 */
+    aw_registry_t *registry;         /* where messages go; must outlive the server */
+} aw_server_config_t;
+
+/* Binds, then starts the I/O threads. Returns 0, or AW_EIO with a message on
+ * stderr (address in use, bad host...). Main thread. */
+int aw_server_start(aw_server_t **server, const aw_server_config_t *config);
+
+/* The port actually bound. */
+int aw_server_port(aw_server_t *server);
+
+/* Number of open websockets across all I/O threads. Any thread. */
+size_t aw_server_websockets(aw_server_t *server);
+
+/* Stops accepting connections; open ones go on. Main thread. */
+void aw_server_stop_accepting(aw_server_t *server);
+
+/* Closes every websocket with 1001 "going away" (after what is queued for
+ * it), stops accepting, and stops the I/O threads once every websocket has
+ * closed or `deadline_ms` has passed. Main thread. */
+void aw_server_shutdown(aw_server_t *server, unsigned int deadline_ms);
+
+/* Frees a shut-down server. */
+void aw_server_destroy(aw_server_t *server);
+
+#endif

@@ -1,0 +1,425 @@
+/*
+ * Websockets. h2o performs the HTTP/1.1 upgrade; from then on the socket is
+ * ours: wslay parses what the client sends (masking, fragments, control
+ * frames, the size limit) and writes the control frames it must answer with,
+ * while bot frames are framed here once per payload and written straight from
+ * the shared buffer. Everything queued for a socket during one drain of the
+ * loop's inbox goes out in one writev, which is what keeps a busy server off
+ * one system call per message (STACK-NOTES.md). h2o's own websocket layer
+ * writes one frame per system call, so it is not used.
+ *
+ * Every function here runs on the websocket's own loop thread, except
+ * ws_send and ws_close, which only post to that loop.
+ */
+#include <string.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <wslay/wslay.h>
+#include "transport/internal.h"
+#include <h2o/http1.h>
+#include <h2o/websocket.h>
+#include "actors/registry.h"
+#include "runtime/error.h"
+
+#define BAD_JSON_LIMIT 5    /* bad_json frames before a socket is closed with 1007 */
+#define CLOSE_GRACE_MS 2000 /* how long a client has to answer our close */
+
+typedef struct out_frame {
+    struct out_frame *next;
+    aw_buf_t *payload;
+    uint8_t hdr[10];
+    uint8_t hdr_len;
+} out_frame_t;
+
+struct aw_ws {
+    aw_conn_t super;
+    aw_loop_t *loop;
+    h2o_linklist_t link; /* in loop->websockets */
+    h2o_socket_t *sock;  /* NULL once closed */
+    wslay_event_context_ptr ws;
+    out_frame_t *q_head, *q_tail; /* to write */
+    out_frame_t *w_head;          /* being written */
+    h2o_buffer_t *ctl;            /* wslay's output, to write */
+    h2o_buffer_t *ctl_w;          /* wslay's output, being written */
+    h2o_iovec_t *iov;
+    size_t iov_cap;
+    aw_ws_t *next_dirty;
+    int dirty;
+    int close_queued;
+    uint64_t close_deadline;
+    unsigned int bad_json;
+    char *user; /* the user this socket speaks for, once it has spoken */
+    size_t user_len;
+};
+
+static h2o_buffer_prototype_t ctl_prototype = {{256}};
+
+/* --- posting from other threads --- */
+
+static void ws_send(aw_conn_t *c, aw_buf_t *frame)
+{
+    aw_ws_t *ws = (aw_ws_t *)c;
+    aw_post_t *p = aw_calloc(1, sizeof(*p));
+    p->kind = AW_POST_FRAME;
+    p->conn = aw_conn_retain(c);
+    p->frame = aw_buf_retain(frame);
+    aw_loop__post(ws->loop, p);
+}
+
+static void ws_close(aw_conn_t *c, int code)
+{
+    aw_ws_t *ws = (aw_ws_t *)c;
+    aw_post_t *p = aw_calloc(1, sizeof(*p));
+    p->kind = AW_POST_CLOSE;
+    p->conn = aw_conn_retain(c);
+    p->code = code;
+    aw_loop__post(ws->loop, p);
+}
+
+static void free_frames(out_frame_t *f)
+{
+    while (f != NULL) {
+        out_frame_t *next = f->next;
+        aw_buf_release(f->payload);
+        free(f);
+        f = next;
+    }
+}
+
+static void ws_dispose(aw_conn_t *c)
+{
+    aw_ws_t *ws = (aw_ws_t *)c;
+    free_frames(ws->q_head);
+    free_frames(ws->w_head);
+    if (ws->ctl != NULL)
+        h2o_buffer_dispose(&ws->ctl);
+    if (ws->ctl_w != NULL)
+        h2o_buffer_dispose(&ws->ctl_w);
+    free(ws->iov);
+    free(ws->user);
+    free(ws);
+}
+
+/* --- queueing on the loop --- */
+
+static void mark_dirty(aw_ws_t *ws)
+{
+    if (ws->dirty)
+        return;
+    ws->dirty = 1;
+    ws->next_dirty = ws->loop->dirty;
+    ws->loop->dirty = ws;
+}
+
+/* Queues a text frame carrying `payload` (a reference is taken). */
+static void queue_text(aw_ws_t *ws, aw_buf_t *payload)
+{
+    if (ws->sock == NULL || ws->close_queued)
+        return;
+    out_frame_t *f = aw_alloc(sizeof(*f));
+    f->next = NULL;
+    f->payload = aw_buf_retain(payload);
+    size_t len = payload->len;
+    f->hdr[0] = 0x80 | WSLAY_TEXT_FRAME; /* FIN, text */
+    if (len < 126) {
+        f->hdr[1] = (uint8_t)len;
+        f->hdr_len = 2;
+    } else if (len < 65536) {
+        f->hdr[1] = 126;
+        f->hdr[2] = (uint8_t)(len >> 8);
+        f->hdr[3] = (uint8_t)len;
+        f->hdr_len = 4;
+    } else {
+        f->hdr[1] = 127;
+        for (int i = 0; i < 8; i++)
+            f->hdr[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+        f->hdr_len = 10;
+    }
+    if (ws->q_tail != NULL)
+        ws->q_tail->next = f;
+    else
+        ws->q_head = f;
+    ws->q_tail = f;
+    mark_dirty(ws);
+}
+
+static void queue_close(aw_ws_t *ws, int code)
+{
+    if (ws->sock == NULL || ws->close_queued)
+        return;
+    ws->close_queued = 1;
+    ws->close_deadline = aw_now_ms() + CLOSE_GRACE_MS;
+    wslay_event_queue_close(ws->ws, (uint16_t)code, NULL, 0);
+    mark_dirty(ws);
+}
+
+static void send_error(aw_ws_t *ws, int err)
+{
+    aw_buf_t *f = aw_frame_error(err);
+    queue_text(ws, f);
+    aw_buf_release(f);
+}
+
+/* --- closing --- */
+
+/* The socket is gone (error, or the close handshake is over). */
+static void on_closed(aw_ws_t *ws)
+{
+    if (ws->sock == NULL)
+        return;
+    h2o_socket_close(ws->sock);
+    ws->sock = NULL;
+    wslay_event_context_free(ws->ws);
+    ws->ws = NULL;
+    h2o_linklist_unlink(&ws->link);
+    __atomic_sub_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
+    if (ws->user != NULL) {
+        aw_msg_t *m = aw_detach_new(&ws->super);
+        if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, m, 0) != 0)
+            aw_msg_release(m);
+    }
+    aw_conn_release(&ws->super); /* the loop's reference */
+}
+
+static void flush(aw_ws_t *ws);
+
+static void on_write_done(h2o_socket_t *sock, const char *err)
+{
+    aw_ws_t *ws = sock->data;
+    free_frames(ws->w_head);
+    ws->w_head = NULL;
+    h2o_buffer_consume(&ws->ctl_w, ws->ctl_w->size);
+    if (err != NULL) {
+        on_closed(ws);
+        return;
+    }
+    flush(ws);
+}
+
+static void reserve_iov(aw_ws_t *ws, size_t n)
+{
+    if (n <= ws->iov_cap)
+        return;
+    ws->iov_cap = n < 16 ? 16 : n * 2;
+    ws->iov = aw_realloc(ws->iov, ws->iov_cap * sizeof(*ws->iov));
+}
+
+/* Writes bot frames first and wslay's output after, so that our close frame
+ * always follows the data queued before it. */
+static void flush(aw_ws_t *ws)
+{
+    if (ws->sock == NULL || h2o_socket_is_writing(ws->sock))
+        return;
+    if (wslay_event_want_write(ws->ws) && wslay_event_send(ws->ws) != 0) {
+        on_closed(ws);
+        return;
+    }
+    size_t n = 0;
+    for (out_frame_t *f = ws->q_head; f != NULL; f = f->next)
+        n += 2;
+    reserve_iov(ws, n + 1);
+    n = 0;
+    for (out_frame_t *f = ws->q_head; f != NULL; f = f->next) {
+        ws->iov[n++] = h2o_iovec_init(f->hdr, f->hdr_len);
+        ws->iov[n++] = h2o_iovec_init(f->payload->data, f->payload->len);
+    }
+    if (ws->ctl->size != 0) {
+        h2o_buffer_t *t = ws->ctl_w;
+        ws->ctl_w = ws->ctl;
+        ws->ctl = t;
+        ws->iov[n++] = h2o_iovec_init(ws->ctl_w->bytes, ws->ctl_w->size);
+    }
+    if (n == 0) {
+        if (!wslay_event_want_read(ws->ws) && !wslay_event_want_write(ws->ws))
+            on_closed(ws); /* both close frames have been exchanged */
+        return;
+    }
+    ws->w_head = ws->q_head;
+    ws->q_head = ws->q_tail = NULL;
+    h2o_socket_write(ws->sock, ws->iov, n, on_write_done);
+}
+
+/* --- wslay callbacks --- */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
+{
+    aw_ws_t *ws = data;
+    if (ws->sock->input->size == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > ws->sock->input->size)
+        len = ws->sock->input->size;
+    memcpy(buf, ws->sock->input->bytes, len);
+    h2o_buffer_consume(&ws->sock->input, len);
+    return (ssize_t)len;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+{
+    aw_ws_t *ws = user;
+    h2o_iovec_t dst = h2o_buffer_reserve(&ws->ctl, len);
+    memcpy(dst.base, data, len);
+    ws->ctl->size += len;
+    return (ssize_t)len;
+}
+
+static void on_text(aw_ws_t *ws, const char *data, size_t len)
+{
+    aw_message_t msg;
+    int err = aw_message_parse(&msg, data, len);
+    if (err != 0) {
+        send_error(ws, err);
+        if (err == AW_EBADJSON && ++ws->bad_json >= BAD_JSON_LIMIT)
+            queue_close(ws, 1007);
+        return;
+    }
+    if (ws->user != NULL && (ws->user_len != msg.user_len || memcmp(ws->user, msg.user, msg.user_len) != 0)) {
+        aw_message_dispose(&msg);
+        send_error(ws, AW_EUNAUTHORIZED);
+        return;
+    }
+    if (ws->user == NULL) {
+        ws->user = aw_strndup(msg.user, msg.user_len);
+        ws->user_len = msg.user_len;
+    }
+    aw_inbound_t *in = aw_inbound_new(&msg, &ws->super, NULL, "websocket");
+    if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, &in->super, 1) != 0)
+        aw_msg_release(&in->super);
+}
+
+static void on_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *data)
+{
+    aw_ws_t *ws = data;
+    if (arg->opcode == WSLAY_TEXT_FRAME)
+        on_text(ws, (const char *)arg->msg, arg->msg_length);
+    else if (arg->opcode == WSLAY_BINARY_FRAME)
+        queue_close(ws, 1003);
+    else if (arg->opcode == WSLAY_CONNECTION_CLOSE && !ws->close_queued) {
+        /* wslay answers it; nothing of ours may follow */
+        ws->close_queued = 1;
+        ws->close_deadline = aw_now_ms() + CLOSE_GRACE_MS;
+    }
+}
+
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    aw_ws_t *ws = sock->data;
+    if (err != NULL) {
+        on_closed(ws);
+        return;
+    }
+    if (wslay_event_recv(ws->ws) != 0) {
+        on_closed(ws);
+        return;
+    }
+    if (!wslay_event_want_read(ws->ws))
+        h2o_socket_read_stop(sock);
+    mark_dirty(ws);
+    aw_ws__flush_dirty(ws->loop);
+}
+
+static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
+{
+    aw_ws_t *ws = data;
+    if (sock == NULL) {
+        aw_conn_release(&ws->super);
+        return;
+    }
+    static const struct wslay_event_callbacks callbacks = {
+        .recv_callback = recv_cb, .send_callback = send_cb, .on_msg_recv_callback = on_msg_cb};
+    ws->sock = sock;
+    sock->data = ws;
+    h2o_buffer_consume(&sock->input, reqsize);
+    wslay_event_context_server_init(&ws->ws, &callbacks, ws);
+    wslay_event_config_set_max_recv_msg_length(ws->ws, ws->loop->srv->cfg.max_message);
+    h2o_linklist_insert(&ws->loop->websockets, &ws->link);
+    __atomic_add_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
+    if (ws->loop->stopping)
+        queue_close(ws, 1001);
+    h2o_socket_read_start(sock, on_read);
+    if (sock->input->size != 0)
+        on_read(sock, NULL);
+}
+
+/* Sec-WebSocket-Accept: base64(SHA-1(key + the RFC 6455 GUID)). h2o 2.2
+ * declares a helper for it but does not export it. */
+static void accept_key(char dst[29], const char *client_key)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char src[24 + sizeof(guid) - 1], digest[SHA_DIGEST_LENGTH];
+    memcpy(src, client_key, 24);
+    memcpy(src + 24, guid, sizeof(guid) - 1);
+    SHA1(src, sizeof(src), digest);
+    EVP_EncodeBlock((unsigned char *)dst, digest, sizeof(digest));
+}
+
+static aw_loop_t *loop_of(aw_server_t *srv, h2o_context_t *ctx)
+{
+    return (aw_loop_t *)((char *)ctx - offsetof(aw_loop_t, ctx));
+}
+
+int aw_ws__upgrade(aw_server_t *srv, h2o_req_t *req, const char *client_key)
+{
+    char key[29];
+    aw_ws_t *ws = aw_calloc(1, sizeof(*ws));
+    ws->super.refcnt = 1;
+    ws->super.id = __atomic_add_fetch(&srv->next_conn_id, 1, __ATOMIC_RELAXED);
+    ws->super.send = ws_send;
+    ws->super.close = ws_close;
+    ws->super.dispose = ws_dispose;
+    ws->loop = loop_of(srv, req->conn->ctx);
+    h2o_buffer_init(&ws->ctl, &ctl_prototype);
+    h2o_buffer_init(&ws->ctl_w, &ctl_prototype);
+    accept_key(key, client_key);
+    req->res.status = 101;
+    req->res.reason = "Switching Protocols";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-accept"), 0, NULL, key,
+                          strlen(key));
+    h2o_http1_upgrade(req, NULL, 0, on_upgraded, ws);
+    return 0;
+}
+
+/* --- loop side of the posts --- */
+
+void aw_ws__apply(aw_loop_t *loop, aw_post_t *p)
+{
+    aw_ws_t *ws = (aw_ws_t *)p->conn;
+    if (p->kind == AW_POST_FRAME)
+        queue_text(ws, p->frame);
+    else
+        queue_close(ws, p->code);
+}
+
+void aw_ws__flush_dirty(aw_loop_t *loop)
+{
+    while (loop->dirty != NULL) {
+        aw_ws_t *ws = loop->dirty;
+        loop->dirty = ws->next_dirty;
+        ws->dirty = 0;
+        aw_conn_retain(&ws->super); /* flush may close it */
+        flush(ws);
+        aw_conn_release(&ws->super);
+    }
+}
+
+void aw_ws__close_all(aw_loop_t *loop, int code)
+{
+    for (h2o_linklist_t *l = loop->websockets.next; l != &loop->websockets; l = l->next) {
+        aw_ws_t *ws = H2O_STRUCT_FROM_MEMBER(aw_ws_t, link, l);
+        queue_close(ws, code);
+    }
+    aw_ws__flush_dirty(loop);
+}
+
+void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
+{
+    h2o_linklist_t *l = loop->websockets.next;
+    while (l != &loop->websockets) {
+        aw_ws_t *ws = H2O_STRUCT_FROM_MEMBER(aw_ws_t, link, l);
+        l = l->next; /* on_closed unlinks */
+        if (ws->close_queued && now >= ws->close_deadline)
+            on_closed(ws);
+    }
+}
