@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "actors/bot.h"
+#include "actors/history.h"
 #include "actors/identity.h"
 #include "actors/registry.h"
 #include "runtime/actor.h"
@@ -33,6 +34,12 @@ typedef struct options {
     const char *data_dir;
     int history_auth;
     unsigned int session_idle_ms;
+    const char *store;
+    const char *write_concern;
+    unsigned int history_batch;
+    unsigned int history_flush_ms;
+    unsigned int history_queue;
+    unsigned int recent;
 } options_t;
 
 static void usage(FILE *out)
@@ -101,6 +108,26 @@ static int parse_option(options_t *o, int c, const char *arg)
     case 's':
         o->secret = arg;
         return 0;
+    case 'S':
+        o->store = arg;
+        return 0;
+    case 'W':
+        o->write_concern = arg;
+        return 0;
+    case 'R':
+        if (parse_uint(arg, 100000, &v) != 0 || v == 0)
+            return -1;
+        o->recent = (unsigned int)v;
+        return 0;
+    case 'B':
+    case 'F':
+    case 'Q':
+        if (parse_uint(arg, 100000000, &v) != 0 || v == 0)
+            return -1;
+        *(c == 'B'   ? &o->history_batch
+          : c == 'F' ? &o->history_flush_ms
+                     : &o->history_queue) = (unsigned int)v;
+        return 0;
     case 'd':
         o->data_dir = arg;
         return 0;
@@ -126,6 +153,12 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"data-dir", required_argument, NULL, 'd'},
                                              {"history-auth", required_argument, NULL, 'a'},
                                              {"session-idle", required_argument, NULL, 'I'},
+                                             {"store", required_argument, NULL, 'S'},
+                                             {"write-concern", required_argument, NULL, 'W'},
+                                             {"history-batch", required_argument, NULL, 'B'},
+                                             {"history-flush-ms", required_argument, NULL, 'F'},
+                                             {"history-queue", required_argument, NULL, 'Q'},
+                                             {"recent", required_argument, NULL, 'R'},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -170,6 +203,30 @@ static int load_secret(const options_t *o, unsigned char *secret, size_t *len)
     return aw_identity_load_secret(path, secret, len) == 0 ? 0 : -1;
 }
 
+static aw_history_t *open_history(const options_t *o)
+{
+    char uri[PATH_MAX + 16];
+    if (o->store != NULL)
+        snprintf(uri, sizeof(uri), "%s", o->store);
+    else if (getenv("MONGO_URI") != NULL && getenv("MONGO_URI")[0] != '\0')
+        snprintf(uri, sizeof(uri), "%s", getenv("MONGO_URI"));
+    else
+        snprintf(uri, sizeof(uri), "sqlite:%s/anywhere.db", o->data_dir);
+    aw_store_options_t so = {.write_concern = o->write_concern};
+    aw_store_t *store;
+    int err = aw_store_open(&store, uri, &so);
+    if (err != 0) {
+        /* never print a URI: it may carry a password */
+        fprintf(stderr, "anywhere: cannot open the history store: %s\n", aw_strerror(err));
+        return NULL;
+    }
+    fprintf(stderr, "anywhere: history in %s%s\n", aw_store_backend(store),
+            strncmp(uri, "sqlite:", 7) == 0 ? uri + 6 : "");
+    aw_history_config_t hc = {
+        .batch = o->history_batch, .flush_ms = o->history_flush_ms, .max_queue = o->history_queue};
+    return aw_history_start(store, &hc);
+}
+
 int main(int argc, char **argv)
 {
     options_t o = {.host = "127.0.0.1",
@@ -212,6 +269,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    aw_history_t *history = open_history(&o);
+    if (history == NULL)
+        return 1;
     aw_runtime_t *rt;
     aw_runtime_config_t rc = {.workers = o.workers};
     if (aw_runtime_create(&rt, &rc) != 0) {
@@ -223,14 +283,17 @@ int main(int argc, char **argv)
                              .secret = secret,
                              .secret_len = secret_len,
                              .history_auth = o.history_auth,
-                             .idle_ms = o.session_idle_ms};
+                             .idle_ms = o.session_idle_ms,
+                             .recent = o.recent,
+                             .history = history};
     aw_registry_t *reg = aw_registry_create(rt, &chat);
     aw_server_config_t sc = {.host = o.host,
                              .port = o.port,
                              .io_threads = o.io_threads,
                              .max_message = o.max_message,
                              .webhook_timeout_ms = o.webhook_timeout_ms,
-                             .registry = reg};
+                             .registry = reg,
+                             .chat = &chat};
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)
         return 1;
@@ -244,10 +307,11 @@ int main(int argc, char **argv)
     aw_registry_shutdown(reg); /* turns in flight finish without their pauses */
     aw_runtime_stop(rt, 1);
     aw_server_shutdown(srv, 3000);
+    size_t lost = aw_history_stop(history, 10000); /* every record of the turns above */
     aw_registry_destroy(reg);
     aw_runtime_destroy(rt);
     aw_server_destroy(srv);
     aw_bot_free(bot);
     fprintf(stderr, "anywhere: stopped\n");
-    return 0;
+    return lost == 0 ? 0 : 1;
 }

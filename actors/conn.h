@@ -44,6 +44,7 @@ static inline void aw_conn_release(aw_conn_t *c)
 enum {
     AW_SINK_FIRST = 0, /* POST /botkit/receive: one message object, or {} */
     AW_SINK_ALL = 1,   /* POST /api/messages: an array of every reply */
+    AW_SINK_BODY = 2,  /* a history route: frames[0] is the whole answer body */
 };
 
 struct aw_sink {

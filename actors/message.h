@@ -91,6 +91,25 @@ aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token,
 /* {"type":"error","code":...,"message":...} for a negative AW_E... code. */
 aw_buf_t *aw_frame_error(int err);
 
+/* A history request: POST /botkit/history's body or GET /api/history's query
+ * string, after validation. */
+typedef struct aw_history_query {
+    char user[AW_MAX_USER_LEN + 1];
+    size_t user_len;
+    char token[AW_MAX_USER_LEN + 1]; /* "" when absent */
+    int64_t before;                  /* INT64_MAX when absent */
+    int limit;                       /* 1..100; 10 when absent */
+} aw_history_query_t;
+
+/* Parses {"user": "...", "token": "...", "limit": N} (other fields ignored).
+ * Returns 0, AW_EBADJSON, or AW_EBADMSG for a missing user or a field of the
+ * wrong type or range. */
+int aw_history_query_from_json(aw_history_query_t *q, const char *json, size_t len);
+
+/* Parses a query string "user=...&before=N&limit=N" (percent-encoded, any
+ * order; unknown keys ignored). Same returns as above. */
+int aw_history_query_from_url(aw_history_query_t *q, const char *query, size_t len);
+
 /* Writes any yajl value with `g`. Depth is bounded by the parser's limit. */
 void aw_json_write_value(yajl_gen g, yajl_val v);
 /* Writes a NUL-terminated string (NULL writes null). */

@@ -20,7 +20,20 @@
 #include "actors/registry.h"
 #include "runtime/error.h"
 
-enum { TIMER_STEP, TIMER_LATER, TIMER_REAP };
+enum { TIMER_STEP, TIMER_LATER, TIMER_REAP, TIMER_LOAD };
+
+#define REPLAY_MAX 1000 /* bot messages sent back to one socket at most */
+
+/* An answer of the history actor, sent back to the session. */
+typedef struct hist_msg {
+    aw_msg_t super;
+    int err;
+    int64_t seq, sub;
+    aw_buf_t **frames;
+    size_t n;
+} hist_msg_t;
+
+static void hist_msg_free(aw_msg_t *msg);
 
 typedef struct timer_msg {
     aw_msg_t super;
@@ -51,7 +64,12 @@ typedef struct turn_state {
 struct aw_session_state {
     conn_ent_t *conns;
     size_t n_conns;
-    int64_t seq;
+    int64_t seq; /* the latest bot message's */
+    int64_t sub; /* the person's messages stored since it */
+    int loaded;  /* seq and sub continue what the history holds */
+    int loading;
+    int waiting; /* the turn waits for missed messages from the history */
+    unsigned int load_backoff;
     int known;         /* a token was issued or proved for this user */
     aw_buf_t **recent; /* ring of the latest bot frames, by seq */
     int64_t *recent_seq;
@@ -153,14 +171,42 @@ static void remember(aw_session_t *s, int64_t seq, aw_buf_t *frame)
     st->recent_seq[slot] = seq;
 }
 
+static void keep(aw_session_t *s, int64_t seq, int64_t sub, int64_t ts, int direction, aw_buf_t *json)
+{
+    /* A full queue refuses the record and counts it; the chat goes on. */
+    if (s->cfg->history != NULL)
+        aw_history_append(s->cfg->history, s->user, s->user_len, seq, sub, ts, direction, json);
+}
+
 /* Numbers, sends and keeps one bot message. */
 static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, const char *channel, const aw_reply_t *r)
 {
-    int64_t seq = ++s->st->seq;
-    aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, channel, seq, wall_ms());
+    int64_t seq = ++s->st->seq, ts = wall_ms();
+    s->st->sub = 0;
+    aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, channel, seq, ts);
     remember(s, seq, frame);
+    keep(s, seq, 0, ts, AW_RECORD_OUT, frame);
     fanout(s, origin, frame);
     return frame;
+}
+
+/* Keeps a message the person sent. */
+static void keep_inbound(aw_session_t *s, const aw_message_t *msg)
+{
+    if (s->cfg->history == NULL || strcmp(msg->type, "message") != 0)
+        return;
+    int64_t ts = wall_ms();
+    aw_buf_t *json = aw_message_write(msg, "message_received", ts, -1);
+    keep(s, s->st->seq, ++s->st->sub, ts, AW_RECORD_IN, json);
+    aw_buf_release(json);
+}
+
+/* Whether the ring holds every bot message above `last_seq`. */
+static int ring_covers(const struct aw_session_state *st, int64_t last_seq)
+{
+    if (last_seq >= st->seq)
+        return 1;
+    return st->recent_n != 0 && st->recent_seq[st->recent_head] <= last_seq + 1;
 }
 
 /* Sends the kept bot messages above `last_seq` to one socket, in order. */
@@ -208,6 +254,35 @@ static int admit(aw_session_t *s, aw_inbound_t *in, int *issue)
     return 0;
 }
 
+static void on_missed(int err, aw_buf_t **frames, size_t n, void *data)
+{
+    aw_session_t *s = data; /* history thread: hand the answer to the session */
+    hist_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->super.type = AW_SESSION__REPLAY;
+    m->super.free = hist_msg_free;
+    m->err = err;
+    m->frames = frames;
+    m->n = n;
+    if (aw_actor_send(&s->super, &m->super) != 0)
+        aw_msg_release(&m->super);
+    aw_actor_release(&s->super);
+}
+
+/* Asks the history for what the ring no longer holds; the turn waits for the
+ * answer so that nothing newer overtakes it. Returns 0 if it cannot ask. */
+static int ask_missed(aw_session_t *s, int64_t last_seq)
+{
+    if (s->cfg->history == NULL)
+        return 0;
+    aw_actor_retain(&s->super);
+    if (aw_history_missed(s->cfg->history, s->user, s->user_len, last_seq, REPLAY_MAX, on_missed, s) != 0) {
+        aw_actor_release(&s->super);
+        return 0;
+    }
+    s->st->waiting = 1;
+    return 1;
+}
+
 static void greet(aw_session_t *s, aw_inbound_t *in, int issue)
 {
     char token[AW_TOKEN_LEN + 1];
@@ -219,7 +294,9 @@ static void greet(aw_session_t *s, aw_inbound_t *in, int issue)
     in->conn->send(in->conn, f);
     aw_buf_release(f);
     conn_ent_t *e = find_conn(s, in->conn);
-    if (in->msg.last_seq >= 0 && e != NULL && e->verified)
+    if (in->msg.last_seq < 0 || e == NULL || !e->verified)
+        return;
+    if (ring_covers(s->st, in->msg.last_seq) || !ask_missed(s, in->msg.last_seq))
         replay(s, in->conn, in->msg.last_seq);
 }
 
@@ -321,11 +398,46 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
         aw_msg_release(&in->super);
         return;
     }
-    if (is_greeting(in->msg.type))
-        greet(s, in, issue);
+    keep_inbound(s, &in->msg);
     s->st->cur.in = in;
     s->st->in_turn = 1;
-    run_bot(s, in);
+    if (is_greeting(in->msg.type))
+        greet(s, in, issue);
+    if (!s->st->waiting)
+        run_bot(s, in);
+}
+
+static void on_tail(int err, int64_t seq, int64_t sub, void *data)
+{
+    aw_session_t *s = data; /* history thread: hand the answer to the session */
+    hist_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->super.type = AW_SESSION__LOADED;
+    m->super.free = hist_msg_free;
+    m->err = err;
+    m->seq = seq;
+    m->sub = sub;
+    if (aw_actor_send(&s->super, &m->super) != 0)
+        aw_msg_release(&m->super);
+    aw_actor_release(&s->super);
+}
+
+/* Asks the history where this user's numbering continues. Until it answers,
+ * turns wait: a seq must never repeat, even across restarts. */
+static void load(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    if (st->loading)
+        return;
+    if (s->cfg->history == NULL) {
+        st->loaded = 1;
+        return;
+    }
+    st->loading = 1;
+    aw_actor_retain(&s->super);
+    if (aw_history_tail(s->cfg->history, s->user, s->user_len, on_tail, s) != 0) {
+        aw_actor_release(&s->super);
+        st->loading = 0; /* stopping: nothing more will be stored */
+    }
 }
 
 static void maybe_idle(aw_session_t *s)
@@ -340,7 +452,12 @@ static void pump(aw_session_t *s)
 {
     struct aw_session_state *st = s->st;
     for (;;) {
-        if (st->in_turn && !advance(s))
+        if (!st->loaded) {
+            load(s);
+            if (!st->loaded)
+                return;
+        }
+        if (st->waiting || (st->in_turn && !advance(s)))
             return;
         if (st->q_head == NULL)
             break;
@@ -370,6 +487,10 @@ static void send_later(aw_session_t *s)
     struct aw_session_state *st = s->st;
     uint64_t now = aw_now_ms();
     size_t kept = 0;
+    if (st->waiting || !st->loaded) {
+        arm_timer(s, TIMER_LATER, 0, 20); /* nothing may overtake a replay */
+        return;
+    }
     for (size_t i = 0; i < st->n_later; i++) {
         if (st->shutting_down || st->later[i].due_ms <= now) {
             aw_buf_release(send_bot(s, NULL, "websocket", st->later[i].reply));
@@ -393,12 +514,60 @@ static void on_timer(aw_session_t *s, timer_msg_t *t)
         send_later(s);
         maybe_idle(s);
         break;
+    case TIMER_LOAD:
+        pump(s);
+        break;
     case TIMER_REAP:
         if (t->gen == st->reap_gen && st->n_conns == 0 && !st->in_turn && st->q_head == NULL &&
             st->n_later == 0)
             aw_registry__reap(s->reg, s);
         break;
     }
+}
+
+static void on_loaded(aw_session_t *s, hist_msg_t *m)
+{
+    struct aw_session_state *st = s->st;
+    st->loading = 0;
+    if (m->err != 0) {
+        /* the store is down: try again, with backoff, and keep the turns */
+        st->load_backoff =
+            st->load_backoff == 0 ? 100 : (st->load_backoff >= 2000 ? 2000 : st->load_backoff * 2);
+        if (m->err != AW_ESTOPPED)
+            arm_timer(s, TIMER_LOAD, 0, st->load_backoff);
+        return;
+    }
+    if (m->seq > st->seq || (m->seq == st->seq && m->sub > st->sub)) {
+        st->seq = m->seq;
+        st->sub = m->sub;
+    }
+    st->known |= st->seq > 0 || st->sub > 0;
+    st->loaded = 1;
+    pump(s);
+}
+
+static void on_replay(aw_session_t *s, hist_msg_t *m)
+{
+    struct aw_session_state *st = s->st;
+    aw_inbound_t *in = st->cur.in;
+    if (m->err == 0) {
+        for (size_t i = 0; i < m->n; i++)
+            in->conn->send(in->conn, m->frames[i]);
+    } else {
+        replay(s, in->conn, in->msg.last_seq); /* the store is down: what memory holds */
+    }
+    st->waiting = 0;
+    run_bot(s, in);
+    pump(s);
+}
+
+static void hist_msg_free(aw_msg_t *msg)
+{
+    hist_msg_t *m = (hist_msg_t *)msg;
+    for (size_t i = 0; i < m->n; i++)
+        aw_buf_release(m->frames[i]);
+    free(m->frames);
+    free(m);
 }
 
 static void on_shutdown(aw_session_t *s)
@@ -413,7 +582,8 @@ static void on_shutdown(aw_session_t *s)
 static void handle(aw_actor_t *actor, aw_msg_t *msg)
 {
     aw_session_t *s = (aw_session_t *)actor;
-    if (msg->type != AW_SESSION__TIMER)
+    /* Only what the registry routed counts as in flight (registry.c). */
+    if (msg->type == AW_SESSION_INBOUND || msg->type == AW_SESSION_DETACH || msg->type == AW_SESSION_SHUTDOWN)
         __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
     switch (msg->type) {
     case AW_SESSION_INBOUND:
@@ -430,6 +600,12 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
         break;
     case AW_SESSION__TIMER:
         on_timer(s, (timer_msg_t *)msg);
+        break;
+    case AW_SESSION__LOADED:
+        on_loaded(s, (hist_msg_t *)msg);
+        break;
+    case AW_SESSION__REPLAY:
+        on_replay(s, (hist_msg_t *)msg);
         break;
     }
     aw_msg_release(msg);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "actors/bot.h"
 #include "actors/conn.h"
+#include "actors/history.h"
 #include "actors/message.h"
 #include "runtime/actor.h"
 
@@ -23,9 +24,10 @@ typedef struct aw_chat_config {
     const aw_bot_t *bot;
     const unsigned char *secret; /* identity secret (identity.h) */
     size_t secret_len;
-    int history_auth;     /* 1: a token is needed to see history or another tab's messages */
-    unsigned int recent;  /* bot messages kept in memory per user for recovery; 0 means 64 */
-    unsigned int idle_ms; /* a session with no socket and nothing to do is freed after this */
+    int history_auth;      /* 1: a token is needed to see history or another tab's messages */
+    unsigned int recent;   /* bot messages kept in memory per user for recovery; 0 means 64 */
+    unsigned int idle_ms;  /* a session with no socket and nothing to do is freed after this */
+    aw_history_t *history; /* where messages are kept; NULL keeps nothing (tests) */
 } aw_chat_config_t;
 
 /* Kinds of aw_msg_t a session handles. */
@@ -34,6 +36,8 @@ enum {
     AW_SESSION_DETACH,      /* aw_detach_t: a socket of this user has closed */
     AW_SESSION_SHUTDOWN,    /* the server is stopping: send what is pending now */
     AW_SESSION__TIMER,      /* private: the session's own timers */
+    AW_SESSION__LOADED,     /* private: the history answered where numbering continues */
+    AW_SESSION__REPLAY,     /* private: the history answered the messages a socket missed */
 };
 
 /* A client message on its way to the session of its user. */

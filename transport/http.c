@@ -10,6 +10,7 @@
 #include <string.h>
 #include "transport/internal.h"
 #include <h2o/websocket.h>
+#include "actors/identity.h"
 #include "actors/registry.h"
 #include "runtime/error.h"
 
@@ -52,6 +53,15 @@ static void send_json(h2o_req_t *req, int status, const char *body, size_t len)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_start_response(req, &generator);
     h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+/* The history routes answer failures in the shape Botkit's client expects. */
+static void send_history_error(h2o_req_t *req, int err)
+{
+    char body[256];
+    int len = snprintf(body, sizeof(body), "{\"success\":false,\"error\":\"%s\",\"code\":\"%s\"}",
+                       aw_strerror(err), aw_err_code(err));
+    send_json(req, status_of(err), body, (size_t)len);
 }
 
 static void send_error(h2o_req_t *req, int err)
@@ -104,7 +114,10 @@ static void on_timeout(uv_timer_t *t)
     if (p->req != NULL) {
         h2o_req_t *req = p->req;
         p->req = NULL;
-        send_error(req, AW_ETIMEDOUT);
+        if (p->super.mode == AW_SINK_BODY)
+            send_history_error(req, AW_EUNAVAILABLE);
+        else
+            send_error(req, AW_ETIMEDOUT);
     }
 }
 
@@ -142,7 +155,11 @@ void aw_http__answer(aw_loop_t *loop, aw_post_t *post)
         h2o_req_t *req = p->req;
         p->req = NULL;
         uv_timer_stop(&p->timer);
-        if (post->code != 0)
+        if (p->super.mode == AW_SINK_BODY && post->code != 0)
+            send_history_error(req, post->code);
+        else if (p->super.mode == AW_SINK_BODY)
+            send_json(req, 200, post->frames[0]->data, post->frames[0]->len);
+        else if (post->code != 0)
             send_error(req, post->code);
         else
             answer(req, p->super.mode, post->frames, post->n_frames);
@@ -164,6 +181,115 @@ static aw_loop_t *loop_of(h2o_req_t *req)
     return (aw_loop_t *)((char *)req->conn->ctx - offsetof(aw_loop_t, ctx));
 }
 
+/* A request waiting for another thread's answer, with two references: the
+ * loop's (dropped when its timer handle closes) and the caller's. */
+static pending_t *new_pending(aw_server_t *srv, h2o_req_t *req, int mode)
+{
+    pending_t *p = aw_calloc(1, sizeof(*p));
+    p->super.refcnt = 2;
+    p->super.mode = mode;
+    p->super.complete = sink_complete;
+    p->super.dispose = sink_dispose;
+    p->loop = loop_of(req);
+    p->req = req;
+    uv_timer_init(&p->loop->uv, &p->timer);
+    p->timer.data = p;
+    uv_timer_start(&p->timer, on_timeout, srv->cfg.webhook_timeout_ms, 0);
+    *(pending_t **)h2o_mem_alloc_shared(&req->pool, sizeof(pending_t *), on_req_gone) = p;
+    return p;
+}
+
+/* History thread: hands the page to the request's loop. */
+static void on_history_body(int err, aw_buf_t *body, void *data)
+{
+    aw_sink_t *sink = data;
+    sink->complete(sink, &body, body != NULL ? 1 : 0, err);
+    aw_buf_release(body);
+    aw_sink_release(sink);
+}
+
+static int history_allowed(aw_server_t *srv, const aw_history_query_t *q)
+{
+    const aw_chat_config_t *chat = srv->cfg.chat;
+    if (!chat->history_auth)
+        return 1;
+    return aw_identity_verify(chat->secret, chat->secret_len, q->user, q->user_len, q->token);
+}
+
+static void serve_history(aw_server_t *srv, h2o_req_t *req, const aw_history_query_t *q, int botkit)
+{
+    if (!history_allowed(srv, q)) {
+        send_history_error(req, AW_EUNAUTHORIZED);
+        return;
+    }
+    if (srv->cfg.chat->history == NULL) {
+        send_history_error(req, AW_EUNAVAILABLE);
+        return;
+    }
+    pending_t *p = new_pending(srv, req, AW_SINK_BODY);
+    int err = aw_history_page(srv->cfg.chat->history, q->user, q->user_len, q->before, (size_t)q->limit,
+                              botkit, on_history_body, &p->super);
+    if (err != 0) {
+        p->req = NULL;
+        aw_sink_release(&p->super);
+        send_history_error(req, AW_EUNAVAILABLE);
+    }
+}
+
+/* POST /botkit/history: {"user", "token", "limit"}. */
+static int on_botkit_history(h2o_handler_t *self, h2o_req_t *req)
+{
+    aw_server_t *srv = server_of(self);
+    aw_history_query_t q;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        h2o_send_error_generic(req, 405, "Method Not Allowed", "use POST\n", 0);
+        return 0;
+    }
+    if (req->entity.len > srv->cfg.max_message) {
+        send_history_error(req, AW_ETOOLARGE);
+        return 0;
+    }
+    int err =
+        aw_history_query_from_json(&q, req->entity.base != NULL ? req->entity.base : "", req->entity.len);
+    if (err != 0)
+        send_history_error(req, err);
+    else
+        serve_history(srv, req, &q, 1);
+    return 0;
+}
+
+/* GET /api/history?user=&before=&limit= with Authorization: Bearer TOKEN. */
+static int on_api_history(h2o_handler_t *self, h2o_req_t *req)
+{
+    aw_server_t *srv = server_of(self);
+    aw_history_query_t q;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+        h2o_send_error_generic(req, 405, "Method Not Allowed", "use GET\n", 0);
+        return 0;
+    }
+    const char *qs = "";
+    size_t qs_len = 0;
+    if (req->query_at != SIZE_MAX) {
+        qs = req->path.base + req->query_at + 1;
+        qs_len = req->path.len - req->query_at - 1;
+    }
+    int err = aw_history_query_from_url(&q, qs, qs_len);
+    if (err != 0) {
+        send_history_error(req, err);
+        return 0;
+    }
+    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (at != -1) {
+        h2o_iovec_t v = req->headers.entries[at].value;
+        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer ")) && v.len - 7 <= AW_MAX_USER_LEN) {
+            memcpy(q.token, v.base + 7, v.len - 7);
+            q.token[v.len - 7] = '\0';
+        }
+    }
+    serve_history(srv, req, &q, 0);
+    return 0;
+}
+
 static int on_webhook(h2o_handler_t *self, h2o_req_t *req, int mode)
 {
     aw_server_t *srv = server_of(self);
@@ -181,17 +307,7 @@ static int on_webhook(h2o_handler_t *self, h2o_req_t *req, int mode)
         send_error(req, err);
         return 0;
     }
-    pending_t *p = aw_calloc(1, sizeof(*p));
-    p->super.refcnt = 2; /* the loop's (released when the timer handle closes) and the inbound's */
-    p->super.mode = mode;
-    p->super.complete = sink_complete;
-    p->super.dispose = sink_dispose;
-    p->loop = loop_of(req);
-    p->req = req;
-    uv_timer_init(&p->loop->uv, &p->timer);
-    p->timer.data = p;
-    uv_timer_start(&p->timer, on_timeout, srv->cfg.webhook_timeout_ms, 0);
-    *(pending_t **)h2o_mem_alloc_shared(&req->pool, sizeof(pending_t *), on_req_gone) = p;
+    pending_t *p = new_pending(srv, req, mode);
     aw_inbound_t *in = aw_inbound_new(&msg, NULL, &p->super, "webhook");
     aw_sink_release(&p->super); /* aw_inbound_new took its own */
     if ((err = aw_registry_send(srv->cfg.registry, in->msg.user, in->msg.user_len, &in->super, 1)) != 0) {
@@ -274,6 +390,8 @@ void aw_http__register(aw_server_t *srv)
     /* h2o matches by prefix in registration order: specific paths first. */
     route(srv, "/botkit/receive", on_receive);
     route(srv, "/api/messages", on_messages);
+    route(srv, "/botkit/history", on_botkit_history);
+    route(srv, "/api/history", on_api_history);
     route(srv, "/healthz", on_healthz);
     route(srv, "/", on_root);
 }

@@ -20,6 +20,7 @@ typedef struct aw_server_config {
     size_t max_message;              /* bytes of one message (frame or body) */
     unsigned int webhook_timeout_ms; /* a webhook turn that takes longer gets 504 */
     aw_registry_t *registry;         /* where messages go; must outlive the server */
+    const aw_chat_config_t *chat;    /* secret, history_auth and history for the history routes */
 } aw_server_config_t;
 
 /* Binds, then starts the I/O threads. Returns 0, or AW_EIO with a message on

@@ -66,6 +66,14 @@ static void on_ask_name(aw_turn_t *turn, const aw_message_t *msg, void *data)
     aw_turn_ask(turn, "What is your name?", on_name, NULL);
 }
 
+static void on_count_later(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    static const char *const words[] = {"One.", "Two.", "Three.", "Four.", "Five."};
+    aw_turn_say(turn, "I will count to five, slowly, even if you leave.");
+    for (unsigned int i = 0; i < 5; i++)
+        aw_turn_later(turn, words[i], 1000 + 200 * i);
+}
+
 static void on_echo(aw_turn_t *turn, const aw_message_t *msg, void *data)
 {
     char text[4200];
@@ -82,6 +90,7 @@ aw_bot_t *aw_bot_demo(void)
     aw_bot_hears(bot, AW_HEAR_EXACT, "help", on_help, NULL);
     aw_bot_hears(bot, AW_HEAR_KEYWORD, "sequence", on_sequence, NULL);
     aw_bot_hears(bot, AW_HEAR_REGEX, "^(ask|what is) my name", on_ask_name, NULL);
+    aw_bot_hears(bot, AW_HEAR_KEYWORD, "count to five", on_count_later, NULL);
     aw_bot_on(bot, "message", on_echo, NULL);
     return bot;
 }

@@ -12,6 +12,7 @@ const BIN = process.env.ANYWHERE_BIN;
 if (!BIN) throw new Error('ANYWHERE_BIN is not set (run the tests through ctest)');
 
 async function startServer(args = [], opts = {}) {
+  const ownDir = !opts.dataDir;
   const dir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-test-'));
   const argv = ['--port', '0', '--data-dir', dir, '--io-threads', '2', '--workers', '2', ...args];
   const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
@@ -26,7 +27,10 @@ async function startServer(args = [], opts = {}) {
     });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}:\n${log}`)); });
   });
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => {
+    if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
+    resolve({ code, signal });
+  }));
   return {
     port, proc, dir, exited,
     url: `http://127.0.0.1:${port}`,

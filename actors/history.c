@@ -1,0 +1,581 @@
+/*
+ * The history actor (history.h). One thread owns the store and a FIFO of
+ * requests taken from a lock-free mailbox (a Concurrency Kit stack, reversed
+ * on each take). Appends accumulate into a batch that is written when it is
+ * full, when its first record has waited `flush_ms`, or before any read, so a
+ * read sees every record appended before it. A failed write keeps the batch
+ * and retries with exponential backoff; chat goes on meanwhile, and only a
+ * full queue refuses records.
+ *
+ * Threading: producers only push to the mailbox and, when the thread may be
+ * asleep, signal its condition variable under its mutex. Everything else in
+ * this file runs on the history thread alone.
+ */
+#include "actors/history.h"
+
+#include <ck_stack.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+#include "runtime/actor.h"
+#include "runtime/error.h"
+
+enum { REQ_APPEND, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
+
+typedef struct req {
+    ck_stack_entry_t entry;
+    struct req *next;
+    int kind;
+    char *user;
+    size_t user_len;
+    int64_t seq, sub, ts_ms; /* APPEND: the key; MISSED, PAGE: the bound */
+    int direction;
+    aw_buf_t *json;
+    size_t limit;
+    int botkit;
+    void *cb;
+    void *data;
+} req_t;
+
+struct aw_history {
+    aw_history_config_t cfg;
+    aw_store_t *store;
+    ck_stack_t mailbox;
+    uv_thread_t thread;
+    uv_mutex_t lock;
+    uv_cond_t wake;
+    int sleeping; /* atomic: the thread may be waiting on `wake` */
+    int stopped;  /* atomic: appends are refused */
+    unsigned int stop_deadline_ms;
+    size_t unwritten; /* at stop */
+    /* history thread only */
+    req_t *fifo_head, *fifo_tail;
+    aw_record_t *recs; /* the batch: recs[head..n) */
+    aw_buf_t **bufs;
+    size_t head, n, cap;
+    uint64_t first_at, retry_at, backoff;
+    /* statistics, atomic */
+    uint64_t appended, written, refused, batches, failures, queued;
+    int store_down;
+};
+
+static int push(aw_history_t *h, req_t *r)
+{
+    ck_stack_push_upmc(&h->mailbox, &r->entry);
+    /* The thread sets `sleeping` before its last look at the mailbox, so
+     * either it sees this request or we see it sleeping and wake it. */
+    if (__atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST)) {
+        uv_mutex_lock(&h->lock);
+        uv_cond_signal(&h->wake);
+        uv_mutex_unlock(&h->lock);
+    }
+    return 0;
+}
+
+static req_t *new_req(int kind, const char *user, size_t user_len)
+{
+    req_t *r = aw_calloc(1, sizeof(*r));
+    r->kind = kind;
+    if (user != NULL) {
+        r->user = aw_strndup(user, user_len);
+        r->user_len = user_len;
+    }
+    return r;
+}
+
+static void free_req(req_t *r)
+{
+    free(r->user);
+    aw_buf_release(r->json);
+    free(r);
+}
+
+int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
+                      int64_t ts_ms, int direction, aw_buf_t *json)
+{
+    if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
+        return AW_ESTOPPED;
+    if (__atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL) > h->cfg.max_queue) {
+        __atomic_sub_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
+        __atomic_add_fetch(&h->refused, 1, __ATOMIC_RELAXED);
+        return AW_EFULL;
+    }
+    req_t *r = new_req(REQ_APPEND, user, user_len);
+    r->seq = seq;
+    r->sub = sub;
+    r->ts_ms = ts_ms;
+    r->direction = direction;
+    r->json = aw_buf_retain(json);
+    __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
+    return push(h, r);
+}
+
+static int push_read(aw_history_t *h, req_t *r)
+{
+    if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE)) {
+        free_req(r);
+        return AW_ESTOPPED;
+    }
+    return push(h, r);
+}
+
+int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_history_tail_cb cb, void *data)
+{
+    req_t *r = new_req(REQ_TAIL, user, user_len);
+    r->cb = (void *)cb;
+    r->data = data;
+    return push_read(h, r);
+}
+
+int aw_history_missed(aw_history_t *h, const char *user, size_t user_len, int64_t after_seq, size_t max,
+                      aw_history_frames_cb cb, void *data)
+{
+    req_t *r = new_req(REQ_MISSED, user, user_len);
+    r->seq = after_seq;
+    r->limit = max;
+    r->cb = (void *)cb;
+    r->data = data;
+    return push_read(h, r);
+}
+
+int aw_history_page(aw_history_t *h, const char *user, size_t user_len, int64_t before_seq, size_t limit,
+                    int botkit, aw_history_body_cb cb, void *data)
+{
+    req_t *r = new_req(REQ_PAGE, user, user_len);
+    r->seq = before_seq;
+    r->limit = limit;
+    r->botkit = botkit;
+    r->cb = (void *)cb;
+    r->data = data;
+    return push_read(h, r);
+}
+
+void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *s)
+{
+    s->appended = __atomic_load_n(&h->appended, __ATOMIC_RELAXED);
+    s->written = __atomic_load_n(&h->written, __ATOMIC_RELAXED);
+    s->refused = __atomic_load_n(&h->refused, __ATOMIC_RELAXED);
+    s->batches = __atomic_load_n(&h->batches, __ATOMIC_RELAXED);
+    s->failures = __atomic_load_n(&h->failures, __ATOMIC_RELAXED);
+    s->queued = __atomic_load_n(&h->queued, __ATOMIC_RELAXED);
+    s->store_down = __atomic_load_n(&h->store_down, __ATOMIC_RELAXED);
+}
+
+/* --- the batch --- */
+
+static void batch_add(aw_history_t *h, req_t *r)
+{
+    if (h->n == h->cap) {
+        if (h->head > h->n / 2) {
+            /* reclaim the written prefix before growing */
+            memmove(h->recs, h->recs + h->head, (h->n - h->head) * sizeof(*h->recs));
+            memmove(h->bufs, h->bufs + h->head, (h->n - h->head) * sizeof(*h->bufs));
+            h->n -= h->head;
+            h->head = 0;
+        } else {
+            h->cap = h->cap < 64 ? 64 : h->cap * 2;
+            h->recs = aw_realloc(h->recs, h->cap * sizeof(*h->recs));
+            h->bufs = aw_realloc(h->bufs, h->cap * sizeof(*h->bufs));
+        }
+    }
+    if (h->n == h->head)
+        h->first_at = aw_now_ms();
+    aw_record_t *rec = &h->recs[h->n];
+    rec->user = r->user; /* taken over from the request */
+    rec->user_len = r->user_len;
+    rec->seq = r->seq;
+    rec->sub = r->sub;
+    rec->ts_ms = r->ts_ms;
+    rec->direction = r->direction;
+    rec->json = r->json->data;
+    rec->json_len = r->json->len;
+    h->bufs[h->n] = r->json;
+    h->n++;
+    r->user = NULL;
+    r->json = NULL;
+}
+
+static void batch_drop_written(aw_history_t *h, size_t k)
+{
+    for (size_t i = h->head; i < h->head + k; i++) {
+        free((char *)h->recs[i].user);
+        aw_buf_release(h->bufs[i]);
+    }
+    h->head += k;
+    if (h->head == h->n)
+        h->head = h->n = 0;
+    __atomic_sub_fetch(&h->queued, k, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&h->written, k, __ATOMIC_RELAXED);
+}
+
+/* Writes the whole batch, `batch` records at a time. Returns 0, or the store's
+ * error after scheduling a retry. */
+static int flush(aw_history_t *h)
+{
+    while (h->head < h->n) {
+        size_t k = h->n - h->head;
+        if (k > h->cfg.batch)
+            k = h->cfg.batch;
+        int err = aw_store_append(h->store, h->recs + h->head, k);
+        if (err != 0) {
+            __atomic_add_fetch(&h->failures, 1, __ATOMIC_RELAXED);
+            if (!__atomic_exchange_n(&h->store_down, 1, __ATOMIC_RELAXED))
+                fprintf(stderr,
+                        "anywhere: history store (%s) failed: %s; holding %zu record(s) and retrying\n",
+                        aw_store_backend(h->store), aw_strerror(err), h->n - h->head);
+            h->backoff = h->backoff == 0 ? 50 : (h->backoff * 2 > 5000 ? 5000 : h->backoff * 2);
+            h->retry_at = aw_now_ms() + h->backoff;
+            return err;
+        }
+        if (__atomic_exchange_n(&h->store_down, 0, __ATOMIC_RELAXED))
+            fprintf(stderr, "anywhere: history store (%s) is back\n", aw_store_backend(h->store));
+        h->backoff = 0;
+        h->retry_at = 0;
+        __atomic_add_fetch(&h->batches, 1, __ATOMIC_RELAXED);
+        batch_drop_written(h, k);
+    }
+    return 0;
+}
+
+/* Flushes unless a retry is not due yet. */
+static int flush_if_possible(aw_history_t *h)
+{
+    if (h->head == h->n)
+        return 0;
+    if (h->retry_at != 0 && aw_now_ms() < h->retry_at)
+        return AW_EUNAVAILABLE;
+    return flush(h);
+}
+
+/* --- reads (history thread) --- */
+
+typedef struct collect {
+    aw_record_t *recs;
+    aw_buf_t **json;
+    size_t n, cap;
+} collect_t;
+
+static void on_record(const aw_record_t *rec, void *data)
+{
+    collect_t *c = data;
+    if (c->n == c->cap) {
+        c->cap = c->cap < 16 ? 16 : c->cap * 2;
+        c->recs = aw_realloc(c->recs, c->cap * sizeof(*c->recs));
+        c->json = aw_realloc(c->json, c->cap * sizeof(*c->json));
+    }
+    c->recs[c->n] = *rec;
+    c->recs[c->n].user = NULL; /* not kept */
+    c->json[c->n] = aw_buf_new(rec->json, rec->json_len);
+    c->recs[c->n].json = c->json[c->n]->data;
+    c->n++;
+}
+
+static void collect_free(collect_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        aw_buf_release(c->json[i]);
+    free(c->recs);
+    free(c->json);
+    memset(c, 0, sizeof(*c));
+}
+
+static int read_page(aw_history_t *h, req_t *r, int64_t bseq, int64_t bsub, size_t limit, collect_t *out,
+                     int *more)
+{
+    *more = 0;
+    return aw_store_read(h->store, r->user, r->user_len, bseq, bsub, limit, on_record, out, more);
+}
+
+static void do_tail(aw_history_t *h, req_t *r)
+{
+    collect_t c = {0};
+    int more, err = flush_if_possible(h);
+    if (err == 0)
+        err = read_page(h, r, INT64_MAX, INT64_MAX, 1, &c, &more);
+    int64_t seq = c.n != 0 ? c.recs[0].seq : 0, sub = c.n != 0 ? c.recs[0].sub : 0;
+    ((aw_history_tail_cb)r->cb)(err, seq, sub, r->data);
+    collect_free(&c);
+}
+
+static void do_missed(aw_history_t *h, req_t *r)
+{
+    collect_t all = {0}; /* newest first across pages */
+    int more = 1, err = flush_if_possible(h), done = 0;
+    int64_t bseq = INT64_MAX, bsub = INT64_MAX;
+    while (err == 0 && more && !done) {
+        collect_t c = {0};
+        if ((err = read_page(h, r, bseq, bsub, 200, &c, &more)) != 0)
+            break;
+        for (size_t i = c.n; i-- > 0 && !done;) {
+            if (c.recs[i].seq <= r->seq || all.n >= r->limit) {
+                done = 1;
+            } else if (c.recs[i].direction == AW_RECORD_OUT) {
+                on_record(&c.recs[i], &all);
+            }
+        }
+        if (c.n != 0) {
+            bseq = c.recs[0].seq;
+            bsub = c.recs[0].sub;
+        }
+        more = more && c.n != 0;
+        collect_free(&c);
+    }
+    aw_buf_t **frames = NULL;
+    size_t n = 0;
+    if (err == 0 && all.n != 0) {
+        frames = aw_alloc(all.n * sizeof(*frames));
+        for (size_t i = 0; i < all.n; i++)
+            frames[i] = aw_buf_retain(all.json[all.n - 1 - i]);
+        n = all.n;
+    }
+    ((aw_history_frames_cb)r->cb)(err, frames, n, r->data);
+    collect_free(&all);
+}
+
+static void append_bytes(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n > *cap) {
+        *cap = (*len + n) * 2;
+        *buf = aw_realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+}
+
+static aw_buf_t *page_body(const collect_t *c, size_t from, int botkit, int more, int64_t before)
+{
+    char *buf = NULL, tail[96];
+    size_t len = 0, cap = 0;
+    const char *open = botkit ? "{\"success\":true,\"history\":[" : "{\"history\":[";
+    append_bytes(&buf, &len, &cap, open, strlen(open));
+    for (size_t i = from; i < c->n; i++) {
+        if (i != from)
+            append_bytes(&buf, &len, &cap, ",", 1);
+        append_bytes(&buf, &len, &cap, c->recs[i].json, c->recs[i].json_len);
+    }
+    int n = botkit ? snprintf(tail, sizeof(tail), "]}")
+                   : snprintf(tail, sizeof(tail), "],\"more\":%s,\"before\":%lld}", more ? "true" : "false",
+                              (long long)before);
+    append_bytes(&buf, &len, &cap, tail, (size_t)n);
+    aw_buf_t *b = aw_buf_new(buf, len);
+    free(buf);
+    return b;
+}
+
+/* The paging read: cut the page at a bot message so that the next page, read
+ * "before" it, starts exactly where this one ends. */
+static int api_page(aw_history_t *h, req_t *r, collect_t *c, size_t *from, int *more, int64_t *before)
+{
+    int err = read_page(h, r, r->seq, 0, r->limit, c, more);
+    if (err != 0 || c->n == 0) {
+        *before = 0;
+        return err;
+    }
+    size_t i = 0;
+    while (i < c->n && c->recs[i].sub != 0)
+        i++;
+    if (i < c->n) {
+        *from = i;
+        *more = *more || i > 0;
+        *before = c->recs[i].seq;
+        return 0;
+    }
+    /* The page holds only the person's messages after one bot message: take
+     * the rest of that group too, so the cut can fall on the bot message. */
+    int64_t group = c->recs[c->n - 1].seq;
+    while (*more && c->recs[0].seq == group && c->recs[0].sub != 0) {
+        collect_t older = {0};
+        if ((err = read_page(h, r, c->recs[0].seq, c->recs[0].sub, 200, &older, more)) != 0)
+            return err;
+        for (size_t k = 0; k < c->n; k++)
+            on_record(&c->recs[k], &older);
+        collect_free(c);
+        *c = older;
+    }
+    *from = 0;
+    while (*from < c->n && c->recs[*from].seq < c->recs[c->n - 1].seq)
+        (*from)++;
+    *more = *more || *from > 0;
+    *before = c->recs[*from].seq;
+    return 0;
+}
+
+static void do_page(aw_history_t *h, req_t *r)
+{
+    collect_t c = {0};
+    size_t from = 0;
+    int more = 0, err = flush_if_possible(h);
+    int64_t before = 0;
+    if (err == 0 && r->botkit)
+        err = read_page(h, r, INT64_MAX, INT64_MAX, r->limit, &c, &more);
+    else if (err == 0)
+        err = api_page(h, r, &c, &from, &more, &before);
+    aw_buf_t *body = err == 0 ? page_body(&c, from, r->botkit, more, before) : NULL;
+    ((aw_history_body_cb)r->cb)(err, body, r->data);
+    collect_free(&c);
+}
+
+/* --- the thread --- */
+
+static void take_mailbox(aw_history_t *h)
+{
+    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&h->mailbox), *fifo = NULL;
+    while (e != NULL) {
+        ck_stack_entry_t *next = e->next;
+        e->next = fifo;
+        fifo = e;
+        e = next;
+    }
+    for (; fifo != NULL; fifo = fifo->next) {
+        req_t *r = (req_t *)fifo;
+        r->next = NULL;
+        if (h->fifo_tail != NULL)
+            h->fifo_tail->next = r;
+        else
+            h->fifo_head = r;
+        h->fifo_tail = r;
+    }
+}
+
+static void answer_stopped(req_t *r)
+{
+    if (r->kind == REQ_TAIL)
+        ((aw_history_tail_cb)r->cb)(AW_ESTOPPED, 0, 0, r->data);
+    else if (r->kind == REQ_MISSED)
+        ((aw_history_frames_cb)r->cb)(AW_ESTOPPED, NULL, 0, r->data);
+    else if (r->kind == REQ_PAGE)
+        ((aw_history_body_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
+}
+
+/* Handles the requests taken so far; returns 1 once a stop was seen. */
+static int handle_fifo(aw_history_t *h)
+{
+    int stop = 0;
+    while (h->fifo_head != NULL) {
+        req_t *r = h->fifo_head;
+        h->fifo_head = r->next;
+        if (h->fifo_head == NULL)
+            h->fifo_tail = NULL;
+        switch (r->kind) {
+        case REQ_APPEND:
+            batch_add(h, r);
+            if (h->n - h->head >= h->cfg.batch)
+                flush_if_possible(h);
+            break;
+        case REQ_TAIL:
+            stop ? answer_stopped(r) : do_tail(h, r);
+            break;
+        case REQ_MISSED:
+            stop ? answer_stopped(r) : do_missed(h, r);
+            break;
+        case REQ_PAGE:
+            stop ? answer_stopped(r) : do_page(h, r);
+            break;
+        case REQ_STOP:
+            stop = 1;
+            break;
+        }
+        free_req(r);
+    }
+    return stop;
+}
+
+/* Sleeps until a request arrives or `until` (ms of aw_now_ms; 0: no limit). */
+static void sleep_until(aw_history_t *h, uint64_t until)
+{
+    uv_mutex_lock(&h->lock);
+    __atomic_store_n(&h->sleeping, 1, __ATOMIC_SEQ_CST);
+    if (CK_STACK_ISEMPTY(&h->mailbox)) {
+        uint64_t now = aw_now_ms();
+        if (until == 0)
+            uv_cond_wait(&h->wake, &h->lock);
+        else if (until > now)
+            uv_cond_timedwait(&h->wake, &h->lock, (until - now) * 1000000);
+    }
+    __atomic_store_n(&h->sleeping, 0, __ATOMIC_SEQ_CST);
+    uv_mutex_unlock(&h->lock);
+}
+
+static void final_flush(aw_history_t *h)
+{
+    uint64_t deadline = aw_now_ms() + h->stop_deadline_ms;
+    while (h->head < h->n && flush(h) != 0 && aw_now_ms() < deadline)
+        sleep_until(h, h->retry_at < deadline ? h->retry_at : deadline);
+    h->unwritten = h->n - h->head;
+}
+
+static void run(void *arg)
+{
+    aw_history_t *h = arg;
+    for (;;) {
+        take_mailbox(h);
+        if (handle_fifo(h)) {
+            /* appends that raced with the stop are still written */
+            take_mailbox(h);
+            handle_fifo(h);
+            final_flush(h);
+            return;
+        }
+        uint64_t until = 0;
+        if (h->head < h->n) {
+            until = h->retry_at != 0 ? h->retry_at : h->first_at + h->cfg.flush_ms;
+            if (aw_now_ms() >= until) {
+                flush(h);
+                continue;
+            }
+        }
+        sleep_until(h, until);
+    }
+}
+
+aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *cfg)
+{
+    aw_history_t *h = aw_calloc(1, sizeof(*h));
+    h->cfg = *cfg;
+    if (h->cfg.batch == 0)
+        h->cfg.batch = 512;
+    if (h->cfg.flush_ms == 0)
+        h->cfg.flush_ms = 5;
+    if (h->cfg.max_queue == 0)
+        h->cfg.max_queue = 1000000;
+    h->store = store;
+    ck_stack_init(&h->mailbox);
+    uv_mutex_init(&h->lock);
+    uv_cond_init(&h->wake);
+    uv_thread_create(&h->thread, run, h);
+    return h;
+}
+
+size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
+{
+    h->stop_deadline_ms = deadline_ms;
+    __atomic_store_n(&h->stopped, 1, __ATOMIC_RELEASE);
+    push(h, new_req(REQ_STOP, NULL, 0));
+    uv_thread_join(&h->thread);
+    /* Requests that passed the stopped check but arrived after the thread's
+     * last look: appends count as unwritten, reads are answered. */
+    take_mailbox(h);
+    size_t unwritten = h->unwritten;
+    while (h->fifo_head != NULL) {
+        req_t *r = h->fifo_head;
+        h->fifo_head = r->next;
+        if (r->kind == REQ_APPEND)
+            unwritten++;
+        else
+            answer_stopped(r);
+        free_req(r);
+    }
+    for (size_t i = h->head; i < h->n; i++) {
+        free((char *)h->recs[i].user);
+        aw_buf_release(h->bufs[i]);
+    }
+    free(h->recs);
+    free(h->bufs);
+    aw_store_close(h->store);
+    uv_cond_destroy(&h->wake);
+    uv_mutex_destroy(&h->lock);
+    free(h);
+    if (unwritten != 0)
+        fprintf(stderr, "anywhere: %zu history record(s) could not be written before exit\n", unwritten);
+    return unwritten;
+}

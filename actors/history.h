@@ -1,0 +1,79 @@
+/*
+ * The history actor: the only caller of the store. It has a thread of its own,
+ * because a store call may block (a disk, a network round trip) and must
+ * never hold up a worker or an I/O thread. Anyone appends records to its
+ * lock-free mailbox; it writes them in batches (flush at `batch` records or
+ * `flush_ms` after the first one waits), retries with backoff while the store
+ * is down, keeps what it holds, and refuses new records only when its bounded
+ * queue is full. Reads go through the same mailbox and see every record
+ * appended before them.
+ *
+ * Callbacks run on the history thread: they must only hand their result on
+ * (send to an actor, post to a loop), never block.
+ */
+#ifndef AW_ACTORS_HISTORY_H
+#define AW_ACTORS_HISTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "runtime/buf.h"
+#include "store/store.h"
+
+typedef struct aw_history aw_history_t;
+
+typedef struct aw_history_config {
+    size_t batch;      /* records per write; 0 means 512 */
+    unsigned flush_ms; /* longest wait before a partial batch is written; 0 means 5 */
+    size_t max_queue;  /* records held at most (written or not); 0 means 1,000,000 */
+} aw_history_config_t;
+
+typedef struct aw_history_stats {
+    uint64_t appended; /* records accepted */
+    uint64_t written;  /* records the store acknowledged */
+    uint64_t refused;  /* records refused because the queue was full */
+    uint64_t batches;  /* successful writes */
+    uint64_t failures; /* failed writes (each retried) */
+    uint64_t queued;   /* records held now */
+    int store_down;    /* the last write or read failed */
+} aw_history_stats_t;
+
+/* Starts the history thread on `store` (owned by the history from then on,
+ * closed by aw_history_stop). Main thread. */
+aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *config);
+
+/* Queues one record; the user id and JSON are copied (`json` is retained).
+ * Returns 0, AW_EFULL when the queue is at its bound, AW_ESTOPPED after stop.
+ * Any thread. */
+int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
+                      int64_t ts_ms, int direction, aw_buf_t *json);
+
+/* The latest key of a user (0, 0 when none), so that numbering continues
+ * after a restart. */
+typedef void (*aw_history_tail_cb)(int err, int64_t seq, int64_t sub, void *data);
+int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_history_tail_cb cb, void *data);
+
+/* The bot messages of a user with after_seq < seq, oldest first, at most
+ * `max` of them; `frames` are references the callback takes over. */
+typedef void (*aw_history_frames_cb)(int err, aw_buf_t **frames, size_t n, void *data);
+int aw_history_missed(aw_history_t *h, const char *user, size_t user_len, int64_t after_seq, size_t max,
+                      aw_history_frames_cb cb, void *data);
+
+/* A page of history as the HTTP answer body (a reference the callback takes
+ * over), or an error. With `botkit` set: the latest `limit` records as
+ * {"success":true,"history":[...]}. Otherwise the records before bot message
+ * `before_seq` (INT64_MAX: the latest) as {"history":[...],"more":B,"before":N},
+ * never splitting the messages that follow one bot message, so that paging
+ * with the returned `before` neither repeats nor skips a record. */
+typedef void (*aw_history_body_cb)(int err, aw_buf_t *body, void *data);
+int aw_history_page(aw_history_t *h, const char *user, size_t user_len, int64_t before_seq, size_t limit,
+                    int botkit, aw_history_body_cb cb, void *data);
+
+/* Fills `stats`. Any thread. */
+void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *stats);
+
+/* Writes everything still queued, retrying for at most `deadline_ms`, then
+ * stops the thread and closes the store; returns the number of records that
+ * could not be written. Pending reads are answered AW_ESTOPPED. Main thread. */
+size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms);
+
+#endif

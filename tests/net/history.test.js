@@ -1,0 +1,216 @@
+// History in a real SQLite file: both directions in order, the two history
+// APIs with their tokens, paging to the beginning, recovery from the store
+// after a reconnect, and numbering that survives a restart.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { startServer, Client, post, sleep } = require('./lib');
+
+async function history(port, body) { return post(port, '/botkit/history', body); }
+async function page(port, user, token, query = '') {
+  const res = await fetch(`http://127.0.0.1:${port}/api/history?user=${encodeURIComponent(user)}${query}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+async function greet(port, user, extra = {}) {
+  const c = await Client.open(port);
+  c.send({ type: 'hello', user, ...extra });
+  const [s] = await c.waitFor((f) => f.type === 'session');
+  await c.waitFor((f) => f.type === 'message');
+  return { c, token: s.token || extra.token };
+}
+
+test('both directions are kept in order; the Botkit history API needs the token', async () => {
+  const srv = await startServer(['--bot', 'demo']);
+  const { c, token } = await greet(srv.port, 'h1');
+  for (let i = 0; i < 12; i++) {
+    c.send({ type: 'message', user: 'h1', text: `m${i}`, custom: { i } });
+    await c.waitFor((f) => f.text === `You said: m${i}`);
+  }
+  let r = await history(srv.port, { user: 'h1', token });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.success, true);
+  assert.equal(r.json.history.length, 10, 'default 10');
+  r = await history(srv.port, { user: 'h1', token, limit: 100 });
+  const h = r.json.history;
+  assert.equal(h.length, 25, 'greeting + 12 x (message, reply)');
+  assert.equal(h[0].type, 'message');
+  assert.match(h[0].text, /^Hello!/);
+  for (let i = 0; i < 12; i++) {
+    assert.equal(h[1 + 2 * i].type, 'message_received');
+    assert.equal(h[1 + 2 * i].text, `m${i}`);
+    assert.deepEqual(h[1 + 2 * i].custom, { i });
+    assert.equal(h[1 + 2 * i].token, undefined, 'tokens are never stored');
+    assert.equal(h[2 + 2 * i].type, 'message');
+    assert.equal(h[2 + 2 * i].text, `You said: m${i}`);
+    assert.equal(h[2 + 2 * i].seq, i + 2);
+  }
+  assert.ok(h.every((e) => e.user === 'h1' && typeof e.ts === 'number'));
+  r = await history(srv.port, { user: 'h1', token, limit: 3 });
+  assert.deepEqual(r.json.history.map((e) => e.text), ['You said: m10', 'm11', 'You said: m11']);
+
+  const other = await greet(srv.port, 'h2');
+  for (const [body, why] of [
+    [{ user: 'h1' }, 'no token'],
+    [{ user: 'h1', token: 'f'.repeat(64) }, 'wrong token'],
+    [{ user: 'h1', token: other.token }, 'another user\'s token'],
+  ]) {
+    r = await history(srv.port, body);
+    assert.equal(r.status, 401, why);
+    assert.equal(r.json.success, false);
+    assert.equal(r.json.code, 'unauthorized');
+  }
+  r = await history(srv.port, { token });
+  assert.equal(r.status, 400);
+  r = await history(srv.port, { user: 'h1', token, limit: 1000 });
+  assert.equal(r.status, 400);
+  await c.close();
+  await other.c.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('GET /api/history pages back to the beginning with no gap and no repeat', async () => {
+  const srv = await startServer(['--bot', 'echo']);
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'p1' });
+  const [s] = await c.waitFor((f) => f.type === 'session');
+  // Several messages in a row before a reply makes groups that pages must not split.
+  for (let i = 0; i < 30; i++) c.send({ type: 'message', user: 'p1', text: `t${i}` });
+  await c.waitFor((f) => f.type === 'message', 30);
+  let r = await page(srv.port, 'p1', null);
+  assert.equal(r.status, 401);
+  r = await page(srv.port, 'p1', 'a'.repeat(64));
+  assert.equal(r.status, 401);
+  const seen = [];
+  let query = '&limit=7', pages = 0;
+  for (;;) {
+    r = await page(srv.port, 'p1', s.token, query);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    seen.unshift(...r.json.history);
+    pages++;
+    if (!r.json.more) break;
+    query = `&limit=7&before=${r.json.before}`;
+    assert.ok(pages < 50);
+  }
+  assert.equal(seen.length, 60);
+  const texts = seen.map((e) => `${e.type}:${e.text}`);
+  const want = [];
+  for (let i = 0; i < 30; i++) want.push(`message_received:t${i}`, `message:t${i}`);
+  // The person's messages and the bot's replies interleave as they happened;
+  // each text appears exactly once in each direction.
+  assert.deepEqual([...texts].sort(), [...want].sort());
+  const botSeqs = seen.filter((e) => e.type === 'message').map((e) => e.seq);
+  assert.deepEqual(botSeqs, Array.from({ length: 30 }, (_, i) => i + 1));
+  await c.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('a client that returns with last_seq gets exactly what it missed, from the store', async () => {
+  // --recent 1: memory keeps one message, so the rest must come from SQLite.
+  const srv = await startServer(['--bot', 'demo', '--recent', '1']);
+  const { c, token } = await greet(srv.port, 'r1');
+  c.send({ type: 'message', user: 'r1', text: 'count to five' });
+  const [ack] = await c.waitFor((f) => /count to five/.test(f.text || ''));
+  await c.close();
+  await sleep(2500); // the five messages are sent while the client is away
+  const d = await Client.open(srv.port);
+  d.send({ type: 'reconnect', user: 'r1', token, last_seq: ack.seq });
+  const got = await d.waitFor((f) => f.type === 'message', 6);
+  assert.deepEqual(got.slice(0, 5).map((f) => f.text), ['One.', 'Two.', 'Three.', 'Four.', 'Five.']);
+  assert.deepEqual(got.slice(0, 5).map((f) => f.seq), [3, 4, 5, 6, 7].map((x) => x + ack.seq - 2));
+  assert.match(got[5].text, /back online/);
+  assert.equal(got[5].seq, ack.seq + 6);
+  await sleep(200);
+  assert.equal(d.messages().length, 6, 'nothing twice');
+  // Without the token, nothing is replayed.
+  const e = await Client.open(srv.port);
+  e.send({ type: 'reconnect', user: 'r1', last_seq: 0 });
+  await e.waitFor((f) => f.type === 'message');
+  await sleep(200);
+  assert.equal(e.messages().length, 1);
+  await Promise.all([d.close(), e.close()]);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('after a restart, history and seq numbering continue', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-restart-'));
+  let srv = await startServer(['--bot', 'echo'], { dataDir });
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'rs' });
+  const [s] = await c.waitFor((f) => f.type === 'session');
+  for (let i = 0; i < 5; i++) c.send({ type: 'message', user: 'rs', text: `a${i}` });
+  await c.waitFor((f) => f.type === 'message', 5);
+  await c.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+  assert.ok(fs.existsSync(path.join(dataDir, 'anywhere.db')));
+
+  srv = await startServer(['--bot', 'echo'], { dataDir });
+  const d = await Client.open(srv.port);
+  d.send({ type: 'welcome_back', user: 'rs', token: s.token });
+  const [s2] = await d.waitFor((f) => f.type === 'session');
+  assert.equal(s2.seq, 5, 'the session frame says where numbering stands');
+  d.send({ type: 'message', user: 'rs', text: 'after' });
+  const [m] = await d.waitFor((f) => f.text === 'after');
+  assert.equal(m.seq, 6);
+  const r = await history(srv.port, { user: 'rs', token: s.token, limit: 100 });
+  assert.deepEqual(r.json.history.map((e) => e.text),
+    ['a0', 'a0', 'a1', 'a1', 'a2', 'a2', 'a3', 'a3', 'a4', 'a4', 'after', 'after']);
+  // A brand-new-looking hello for a user with history gets no token.
+  const e = await Client.open(srv.port);
+  e.send({ type: 'hello', user: 'rs' });
+  const [s3] = await e.waitFor((f) => f.type === 'session');
+  assert.equal(s3.token, undefined);
+  await Promise.all([d.close(), e.close()]);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('SIGTERM under load: every message sent before the signal is in the store', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-term-'));
+  let srv = await startServer(['--bot', 'echo'], { dataDir });
+  const users = Array.from({ length: 40 }, (_, i) => `term-${i}`);
+  const clients = await Promise.all(users.map(() => Client.open(srv.port)));
+  const tokens = {};
+  await Promise.all(clients.map(async (c, i) => {
+    c.send({ type: 'hello', user: users[i] });
+    tokens[users[i]] = (await c.waitFor((f) => f.type === 'session'))[0].token;
+  }));
+  const acked = {}; // replies each client received before the server went away
+  let go = true;
+  const loops = clients.map(async (c, i) => {
+    let n = 0;
+    while (go && c.ws.readyState === 1) {
+      c.send({ type: 'message', user: users[i], text: `x${n++}` });
+      await sleep(2);
+    }
+  });
+  await sleep(700);
+  srv.proc.kill('SIGTERM');
+  assert.equal((await srv.exited).code, 0, srv.log());
+  go = false;
+  await Promise.all(loops);
+  for (let i = 0; i < users.length; i++) acked[users[i]] = clients[i].messages().map((m) => m.text);
+
+  srv = await startServer(['--bot', 'echo'], { dataDir });
+  for (const u of users) {
+    const stored = [];
+    let query = '&limit=100';
+    for (;;) {
+      const r = await page(srv.port, u, tokens[u], query);
+      stored.unshift(...r.json.history);
+      if (!r.json.more) break;
+      query = `&limit=100&before=${r.json.before}`;
+    }
+    const replies = stored.filter((e) => e.type === 'message').map((e) => e.text);
+    const received = stored.filter((e) => e.type === 'message_received').map((e) => e.text);
+    // Every reply a client saw is stored, and every stored reply answers a stored message.
+    for (const t of acked[u]) assert.ok(replies.includes(t), `${u}: reply ${t} not stored`);
+    for (const t of replies) assert.ok(received.includes(t), `${u}: message ${t} not stored`);
+    assert.equal(new Set(replies).size, replies.length, 'nothing stored twice');
+  }
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
