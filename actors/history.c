@@ -22,6 +22,11 @@
 
 enum { REQ_APPEND, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
 
+/* How the thread sleeps: idle (any request wakes it) or waiting for a
+ * partial batch's deadline (only a read, a stop or a full batch wakes it, so
+ * that a stream of appends does not cost a wake-up each). */
+enum { AWAKE, SLEEP_IDLE, SLEEP_TIMED };
+
 typedef struct req {
     ck_stack_entry_t entry;
     struct req *next;
@@ -44,8 +49,11 @@ struct aw_history {
     uv_thread_t thread;
     uv_mutex_t lock;
     uv_cond_t wake;
-    int sleeping; /* atomic: the thread may be waiting on `wake` */
-    int stopped;  /* atomic: appends are refused */
+    int sleeping;   /* atomic: SLEEP_IDLE or SLEEP_TIMED while the thread may wait on `wake` */
+    size_t arrived; /* atomic: appends pushed since the thread last took the mailbox */
+    size_t held;    /* atomic: records in the batch when the thread went to sleep */
+    size_t others;  /* atomic: reads and stops pushed since the thread last took the mailbox */
+    int stopped;    /* atomic: appends are refused */
     unsigned int stop_deadline_ms;
     size_t unwritten; /* at stop */
     /* history thread only */
@@ -61,10 +69,18 @@ struct aw_history {
 
 static int push(aw_history_t *h, req_t *r)
 {
+    size_t arrived = r->kind == REQ_APPEND ? __atomic_add_fetch(&h->arrived, 1, __ATOMIC_SEQ_CST) : 0;
+    if (r->kind != REQ_APPEND)
+        __atomic_add_fetch(&h->others, 1, __ATOMIC_SEQ_CST);
     ck_stack_push_upmc(&h->mailbox, &r->entry);
     /* The thread sets `sleeping` before its last look at the mailbox, so
      * either it sees this request or we see it sleeping and wake it. */
-    if (__atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST)) {
+    int sleeping = __atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST);
+    int wake =
+        sleeping == SLEEP_IDLE ||
+        (sleeping == SLEEP_TIMED &&
+         (r->kind != REQ_APPEND || arrived + __atomic_load_n(&h->held, __ATOMIC_RELAXED) == h->cfg.batch));
+    if (wake) {
         uv_mutex_lock(&h->lock);
         uv_cond_signal(&h->wake);
         uv_mutex_unlock(&h->lock);
@@ -208,14 +224,17 @@ static void batch_drop_written(aw_history_t *h, size_t k)
     __atomic_add_fetch(&h->written, k, __ATOMIC_RELAXED);
 }
 
-/* Writes the whole batch, `batch` records at a time. Returns 0, or the store's
- * error after scheduling a retry. */
+/* Writes everything held. A backlog (the store was slower than the chat) goes
+ * in transactions of up to GROUP batches: each transaction costs a sync and
+ * rewrites the index pages it touches, so fewer, larger ones catch up
+ * faster. Returns 0, or the store's error after scheduling a retry. */
+#define GROUP 8
 static int flush(aw_history_t *h)
 {
     while (h->head < h->n) {
         size_t k = h->n - h->head;
-        if (k > h->cfg.batch)
-            k = h->cfg.batch;
+        if (k > h->cfg.batch * GROUP)
+            k = h->cfg.batch * GROUP;
         int err = aw_store_append(h->store, h->recs + h->head, k);
         if (err != 0) {
             __atomic_add_fetch(&h->failures, 1, __ATOMIC_RELAXED);
@@ -419,6 +438,8 @@ static void do_page(aw_history_t *h, req_t *r)
 
 static void take_mailbox(aw_history_t *h)
 {
+    __atomic_store_n(&h->arrived, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&h->others, 0, __ATOMIC_SEQ_CST);
     ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&h->mailbox), *fifo = NULL;
     while (e != NULL) {
         ck_stack_entry_t *next = e->next;
@@ -458,9 +479,7 @@ static int handle_fifo(aw_history_t *h)
             h->fifo_tail = NULL;
         switch (r->kind) {
         case REQ_APPEND:
-            batch_add(h, r);
-            if (h->n - h->head >= h->cfg.batch)
-                flush_if_possible(h);
+            batch_add(h, r); /* written after this take, all together */
             break;
         case REQ_TAIL:
             stop ? answer_stopped(r) : do_tail(h, r);
@@ -484,15 +503,20 @@ static int handle_fifo(aw_history_t *h)
 static void sleep_until(aw_history_t *h, uint64_t until)
 {
     uv_mutex_lock(&h->lock);
-    __atomic_store_n(&h->sleeping, 1, __ATOMIC_SEQ_CST);
-    if (CK_STACK_ISEMPTY(&h->mailbox)) {
+    __atomic_store_n(&h->held, h->n - h->head, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->sleeping, until == 0 ? SLEEP_IDLE : SLEEP_TIMED, __ATOMIC_SEQ_CST);
+    size_t arrived = __atomic_load_n(&h->arrived, __ATOMIC_SEQ_CST);
+    int must_look = until == 0 ? !CK_STACK_ISEMPTY(&h->mailbox)
+                               : __atomic_load_n(&h->others, __ATOMIC_SEQ_CST) != 0 ||
+                                     arrived + (h->n - h->head) >= h->cfg.batch;
+    if (!must_look) {
         uint64_t now = aw_now_ms();
         if (until == 0)
             uv_cond_wait(&h->wake, &h->lock);
         else if (until > now)
             uv_cond_timedwait(&h->wake, &h->lock, (until - now) * 1000000);
     }
-    __atomic_store_n(&h->sleeping, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&h->sleeping, AWAKE, __ATOMIC_SEQ_CST);
     uv_mutex_unlock(&h->lock);
 }
 
@@ -516,6 +540,8 @@ static void run(void *arg)
             final_flush(h);
             return;
         }
+        if (h->n - h->head >= h->cfg.batch && flush_if_possible(h) == 0)
+            continue;
         uint64_t until = 0;
         if (h->head < h->n) {
             until = h->retry_at != 0 ? h->retry_at : h->first_at + h->cfg.flush_ms;
