@@ -135,3 +135,32 @@ test('reconnect with last_seq and the token gets what was missed, once, in order
   assert.deepEqual(got.map((f) => f.seq), [3, 4, 5]);
   await Promise.all([a.close(), c.close()]);
 });
+
+test('a session with no socket left is freed after --session-idle, and comes back intact', async () => {
+  const s2 = await startServer(['--bot', 'echo', '--session-idle', '300']);
+  const health = async () => (await (await fetch(`${s2.url}/healthz`)).json());
+  const c = await Client.open(s2.port);
+  c.send({ type: 'hello', user: 'idle-1' });
+  const [s] = await c.waitFor((f) => f.type === 'session');
+  c.send({ type: 'message', user: 'idle-1', text: 'before' });
+  await c.waitFor((f) => f.text === 'before');
+  assert.equal((await health()).sessions, 1);
+  await c.close();
+  let h;
+  for (let i = 0; i < 40; i++) {
+    h = await health();
+    if (h.sessions === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(h.sessions, 0, 'the idle session was freed');
+  assert.equal(h.websockets, 0);
+  const d = await Client.open(s2.port);
+  d.send({ type: 'welcome_back', user: 'idle-1', token: s.token });
+  const [s3] = await d.waitFor((f) => f.type === 'session');
+  assert.equal(s3.seq, 1, 'numbering continues from the store');
+  d.send({ type: 'message', user: 'idle-1', text: 'after' });
+  const [m] = await d.waitFor((f) => f.text === 'after');
+  assert.equal(m.seq, 2);
+  await d.close();
+  assert.equal((await s2.stop()).code, 0, s2.log());
+});
