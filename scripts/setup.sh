@@ -12,7 +12,7 @@ debs=(
     libuv1-dev libh2o-dev libwslay-dev libssl-dev libyajl-dev libck-dev
     libsqlite3-dev libmongoc-dev libbson-dev
     clang libclang-rt-14-dev clang-format
-    nodejs python3 python3-mockupdb
+    nodejs python3 python3-mockupdb chromium fonts-dejavu-core
 )
 
 missing=()
