@@ -18,6 +18,7 @@
 #include "actors/history.h"
 #include "actors/identity.h"
 #include "actors/registry.h"
+#include "actors/script.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
 #include "transport/server.h"
@@ -40,6 +41,7 @@ typedef struct options {
     unsigned int history_flush_ms;
     unsigned int history_queue;
     unsigned int recent;
+    const char *script;
 } options_t;
 
 static void usage(FILE *out)
@@ -111,6 +113,9 @@ static int parse_option(options_t *o, int c, const char *arg)
     case 'S':
         o->store = arg;
         return 0;
+    case 'X':
+        o->script = arg;
+        return 0;
     case 'W':
         o->write_concern = arg;
         return 0;
@@ -159,6 +164,7 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"history-flush-ms", required_argument, NULL, 'F'},
                                              {"history-queue", required_argument, NULL, 'Q'},
                                              {"recent", required_argument, NULL, 'R'},
+                                             {"script", required_argument, NULL, 'X'},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -269,6 +275,17 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    aw_bot_t *bot;
+    if (o.script != NULL) {
+        char err[600];
+        /* a wrong script stops the server now, never at the first message */
+        if ((bot = aw_script_load(o.script, err, sizeof(err))) == NULL) {
+            fprintf(stderr, "anywhere: %s\n", err);
+            return 2;
+        }
+    } else {
+        bot = strcmp(o.bot, "echo") == 0 ? aw_bot_echo() : aw_bot_demo();
+    }
     aw_history_t *history = open_history(&o);
     if (history == NULL)
         return 1;
@@ -278,7 +295,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "anywhere: cannot start the worker threads\n");
         return 1;
     }
-    aw_bot_t *bot = strcmp(o.bot, "echo") == 0 ? aw_bot_echo() : aw_bot_demo();
     aw_chat_config_t chat = {.bot = bot,
                              .secret = secret,
                              .secret_len = secret_len,
@@ -298,7 +314,7 @@ int main(int argc, char **argv)
     if (aw_server_start(&srv, &sc) != 0)
         return 1;
     fprintf(stderr, "anywhere %s listening on http://%s:%d/ (bot %s, workers %u, io-threads %u)\n",
-            AW_VERSION, o.host, aw_server_port(srv), o.bot, o.workers, o.io_threads);
+            AW_VERSION, o.host, aw_server_port(srv), aw_bot_name(bot), o.workers, o.io_threads);
 
     int sig;
     sigwait(&stop, &sig);

@@ -26,6 +26,8 @@ struct aw_bot {
     char *name;
     skill_t *skills;
     size_t n;
+    void (*on_free)(void *data);
+    void *on_free_data;
 };
 
 aw_bot_t *aw_bot_new(const char *name)
@@ -35,10 +37,18 @@ aw_bot_t *aw_bot_new(const char *name)
     return bot;
 }
 
+void aw_bot_on_free(aw_bot_t *bot, void (*cb)(void *data), void *data)
+{
+    bot->on_free = cb;
+    bot->on_free_data = data;
+}
+
 void aw_bot_free(aw_bot_t *bot)
 {
     if (bot == NULL)
         return;
+    if (bot->on_free != NULL)
+        bot->on_free(bot->on_free_data);
     for (size_t i = 0; i < bot->n; i++) {
         if (!bot->skills[i].is_event && bot->skills[i].kind == AW_HEAR_REGEX)
             regfree(&bot->skills[i].re);
@@ -75,10 +85,61 @@ static char *lowered_trimmed(const char *s)
     return out;
 }
 
+/* Reads a {n,m} count at `p` (after the brace) and multiplies `*product` by
+ * its largest number; returns the closing brace, or NULL when a number is
+ * over 255 or the braces are malformed. */
+static const char *count_end(const char *p, long *product)
+{
+    for (int part = 0; part < 2; part++) {
+        int n = 0, digits = 0;
+        while (*p >= '0' && *p <= '9') {
+            n = n * 10 + (*p++ - '0');
+            if (++digits > 3 || n > 255)
+                return NULL;
+        }
+        if (digits != 0)
+            *product *= n > 1 ? n : 1;
+        if (*p == '}')
+            return p;
+        if (*p != ',' || part == 1)
+            return NULL;
+        p++;
+    }
+    return NULL;
+}
+
+int aw_regex__compile(regex_t *re, const char *pattern)
+{
+    if (strlen(pattern) > 512)
+        return AW_EINVAL;
+    int after_quantifier = 0;
+    long product = 1; /* counted repetitions may nest: bound what they expand to */
+    for (const char *p = pattern; *p != '\0'; p++) {
+        int quantifier = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+        if (*p == '\\' && p[1] != '\0') {
+            p++;
+        } else if (*p == '[') {
+            /* a bracket expression: skip to its end, ']' first is literal */
+            const char *q = p + 1 + (p[1] == '^') + (p[1 + (p[1] == '^')] == ']');
+            while (*q != '\0' && *q != ']')
+                q++;
+            if (*q == '\0')
+                return AW_EINVAL;
+            p = q;
+        } else if (quantifier && after_quantifier) {
+            return AW_EINVAL;
+        } else if (*p == '{' && ((p = count_end(p + 1, &product)) == NULL || product > 10000)) {
+            return AW_EINVAL;
+        }
+        after_quantifier = quantifier;
+    }
+    return regcomp(re, pattern, REG_EXTENDED | REG_ICASE | REG_NOSUB) == 0 ? 0 : AW_EINVAL;
+}
+
 int aw_bot_hears(aw_bot_t *bot, int kind, const char *pattern, aw_skill_cb cb, void *data)
 {
     regex_t re;
-    if (kind == AW_HEAR_REGEX && regcomp(&re, pattern, REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0)
+    if (kind == AW_HEAR_REGEX && aw_regex__compile(&re, pattern) != 0)
         return AW_EINVAL;
     if (kind != AW_HEAR_EXACT && kind != AW_HEAR_KEYWORD && kind != AW_HEAR_REGEX)
         return AW_EINVAL;

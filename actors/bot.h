@@ -44,6 +44,10 @@ int aw_bot_hears(aw_bot_t *bot, int kind, const char *pattern, aw_skill_cb cb, v
  * custom type a client sends, or "message" for a message no skill heard. */
 void aw_bot_on(aw_bot_t *bot, const char *type, aw_skill_cb cb, void *data);
 
+/* Calls `cb(data)` when the bot is freed: for a bot that owns data its skills
+ * point to (script bots). */
+void aw_bot_on_free(aw_bot_t *bot, void (*cb)(void *data), void *data);
+
 /* Runs the bot on one message: the first matching skill, or nothing. */
 void aw_bot_dispatch(const aw_bot_t *bot, aw_turn_t *turn, const aw_message_t *msg);
 

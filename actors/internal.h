@@ -64,6 +64,13 @@ aw_session_t *aw_session__new(struct aw_registry *reg, aw_runtime_t *rt, const s
 /* Frees what the turn still owns (replies and later messages not taken). */
 void aw_turn__clear(aw_turn_t *turn);
 
+/* Compiles a skill's regular expression (extended, ignoring case, no
+ * submatches) after refusing the shapes that make glibc's compiler take
+ * unbounded memory or time: stacked quantifiers ("a++", "a*{9}"), counts over
+ * 255, and patterns over 512 bytes. Returns 0 or AW_EINVAL. */
+#include <regex.h>
+int aw_regex__compile(regex_t *re, const char *pattern);
+
 /* Frees every variable. */
 void aw_vars__clear(aw_vars_t *vars);
 

@@ -49,6 +49,12 @@ static void test_matching(void)
     CHECK(aw_bot_hears(bot, AW_HEAR_KEYWORD, "price", say_tag, "keyword") == 0);
     CHECK(aw_bot_hears(bot, AW_HEAR_REGEX, "^order [0-9]+$", say_tag, "regex") == 0);
     CHECK(aw_bot_hears(bot, AW_HEAR_REGEX, "([", say_tag, "bad") == AW_EINVAL);
+    /* shapes that make the regex compiler run away are refused up front */
+    CHECK(aw_bot_hears(bot, AW_HEAR_REGEX, "^(yes|su++++++re)", say_tag, "bad") == AW_EINVAL);
+    CHECK(aw_bot_hears(bot, AW_HEAR_REGEX, "a*{3}", say_tag, "bad") == AW_EINVAL);
+    CHECK(aw_bot_hears(bot, AW_HEAR_REGEX, "a{300}", say_tag, "bad") == AW_EINVAL);
+    CHECK(aw_bot_hears(bot, AW_HEAR_REGEX, "((a{200}){200})", say_tag, "bad") == AW_EINVAL);
+    CHECK(aw_bot_hears(bot, AW_HEAR_REGEX, "^[*+?]{1,3} (x|y)? [0-9]{2,4}\\+$", say_tag, "ok") == 0);
     aw_bot_on(bot, "hello", say_tag, "hello");
     aw_bot_on(bot, "custom", say_tag, "custom");
     aw_bot_on(bot, "message", say_tag, "fallback");
