@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "actors/bot.h"
+#include <curl/curl.h>
+#include "actors/bridge.h"
 #include "actors/history.h"
 #include "actors/identity.h"
 #include "actors/registry.h"
@@ -42,6 +44,11 @@ typedef struct options {
     unsigned int history_queue;
     unsigned int recent;
     const char *script;
+    const char *bot_url;
+    unsigned int bot_timeout_ms;
+    unsigned int bot_max_in_flight;
+    const char *bot_fallback;
+    const char *api_key;
 } options_t;
 
 static void usage(FILE *out)
@@ -116,6 +123,21 @@ static int parse_option(options_t *o, int c, const char *arg)
     case 'X':
         o->script = arg;
         return 0;
+    case 'U':
+        o->bot_url = arg;
+        return 0;
+    case 'T':
+    case 'N':
+        if (parse_uint(arg, 3600 * 1000, &v) != 0 || v == 0)
+            return -1;
+        *(c == 'T' ? &o->bot_timeout_ms : &o->bot_max_in_flight) = (unsigned int)v;
+        return 0;
+    case 'f':
+        o->bot_fallback = arg;
+        return 0;
+    case 'K':
+        o->api_key = arg;
+        return 0;
     case 'W':
         o->write_concern = arg;
         return 0;
@@ -165,6 +187,11 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"history-queue", required_argument, NULL, 'Q'},
                                              {"recent", required_argument, NULL, 'R'},
                                              {"script", required_argument, NULL, 'X'},
+                                             {"bot-url", required_argument, NULL, 'U'},
+                                             {"bot-timeout", required_argument, NULL, 'T'},
+                                             {"bot-max-in-flight", required_argument, NULL, 'N'},
+                                             {"bot-fallback", required_argument, NULL, 'f'},
+                                             {"api-key", required_argument, NULL, 'K'},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -209,6 +236,20 @@ static int load_secret(const options_t *o, unsigned char *secret, size_t *len)
     return aw_identity_load_secret(path, secret, len) == 0 ? 0 : -1;
 }
 
+/* Gives the bot's answers in flight a moment, then stops the bridge; what is
+ * still waiting is answered as stopped, which ends those turns. */
+static void stop_bridge(aw_bridge_t *bridge)
+{
+    aw_bridge_stats_t st;
+    for (int i = 0; i < 300; i++) {
+        aw_bridge_get_stats(bridge, &st);
+        if (st.in_flight + st.waiting == 0)
+            break;
+        usleep(10000);
+    }
+    aw_bridge_stop(bridge);
+}
+
 static aw_history_t *open_history(const options_t *o)
 {
     char uri[PATH_MAX + 16];
@@ -240,6 +281,7 @@ int main(int argc, char **argv)
                    .bot = "demo",
                    .max_message = 64 * 1024,
                    .webhook_timeout_ms = 30000,
+                   .bot_fallback = "Sorry, I cannot answer right now. Please try again in a moment.",
                    .data_dir = ".",
                    .history_auth = 1,
                    .session_idle_ms = 60000};
@@ -276,7 +318,19 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     aw_bot_t *bot;
-    if (o.script != NULL) {
+    aw_bridge_t *bridge = NULL;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (o.bot_url != NULL) {
+        aw_bridge_config_t bc = {.url = o.bot_url,
+                                 .timeout_ms = o.bot_timeout_ms,
+                                 .max_in_flight = o.bot_max_in_flight,
+                                 .secret = secret,
+                                 .secret_len = secret_len,
+                                 .fallback = o.bot_fallback};
+        if ((bridge = aw_bridge_start(&bc)) == NULL)
+            return 2;
+        bot = aw_bot_remote(bridge);
+    } else if (o.script != NULL) {
         char err[600];
         /* a wrong script stops the server now, never at the first message */
         if ((bot = aw_script_load(o.script, err, sizeof(err))) == NULL) {
@@ -303,13 +357,17 @@ int main(int argc, char **argv)
                              .recent = o.recent,
                              .history = history};
     aw_registry_t *reg = aw_registry_create(rt, &chat);
+    const char *api_key = o.api_key != NULL ? o.api_key : getenv("ANYWHERE_API_KEY");
+    if (api_key != NULL && api_key[0] == '\0')
+        api_key = NULL;
     aw_server_config_t sc = {.host = o.host,
                              .port = o.port,
                              .io_threads = o.io_threads,
                              .max_message = o.max_message,
                              .webhook_timeout_ms = o.webhook_timeout_ms,
                              .registry = reg,
-                             .chat = &chat};
+                             .chat = &chat,
+                             .api_key = api_key};
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)
         return 1;
@@ -321,6 +379,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "anywhere: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     aw_server_stop_accepting(srv);
     aw_registry_shutdown(reg); /* turns in flight finish without their pauses */
+    if (bridge != NULL)
+        stop_bridge(bridge);
     aw_runtime_stop(rt, 1);
     aw_server_shutdown(srv, 3000);
     size_t lost = aw_history_stop(history, 10000); /* every record of the turns above */

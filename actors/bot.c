@@ -28,6 +28,7 @@ struct aw_bot {
     size_t n;
     void (*on_free)(void *data);
     void *on_free_data;
+    struct aw_bridge *bridge;
 };
 
 aw_bot_t *aw_bot_new(const char *name)
@@ -35,6 +36,18 @@ aw_bot_t *aw_bot_new(const char *name)
     aw_bot_t *bot = aw_calloc(1, sizeof(*bot));
     bot->name = aw_strndup(name, strlen(name));
     return bot;
+}
+
+aw_bot_t *aw_bot_remote(struct aw_bridge *bridge)
+{
+    aw_bot_t *bot = aw_bot_new("bridge");
+    bot->bridge = bridge;
+    return bot;
+}
+
+struct aw_bridge *aw_bot_bridge(const aw_bot_t *bot)
+{
+    return bot->bridge;
 }
 
 void aw_bot_on_free(aw_bot_t *bot, void (*cb)(void *data), void *data)

@@ -51,6 +51,14 @@ void aw_bot_on_free(aw_bot_t *bot, void (*cb)(void *data), void *data);
 /* Runs the bot on one message: the first matching skill, or nothing. */
 void aw_bot_dispatch(const aw_bot_t *bot, aw_turn_t *turn, const aw_message_t *msg);
 
+/* A bot whose every turn is answered by a bot elsewhere, through `bridge`
+ * (bridge.h; it must outlive the bot). */
+struct aw_bridge;
+aw_bot_t *aw_bot_remote(struct aw_bridge *bridge);
+
+/* The bridge of a remote bot, or NULL for a bot of skills. */
+struct aw_bridge *aw_bot_bridge(const aw_bot_t *bot);
+
 /* The built-in bots, chosen by --bot. */
 aw_bot_t *aw_bot_demo(void);
 aw_bot_t *aw_bot_echo(void);

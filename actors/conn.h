@@ -45,6 +45,7 @@ enum {
     AW_SINK_FIRST = 0, /* POST /botkit/receive: one message object, or {} */
     AW_SINK_ALL = 1,   /* POST /api/messages: an array of every reply */
     AW_SINK_BODY = 2,  /* a history route: frames[0] is the whole answer body */
+    AW_SINK_PUSH = 3,  /* POST /api/send: frames[0] is the 202 answer body */
 };
 
 struct aw_sink {

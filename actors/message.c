@@ -11,7 +11,7 @@
 
 /* Returns non-zero when arrays and objects nest deeper than `max`. Strings are
  * skipped so that brackets inside them do not count. */
-static int too_deep(const char *s, size_t len, int max)
+int aw_json_too_deep(const char *s, size_t len, int max)
 {
     int depth = 0, in_str = 0;
     for (size_t i = 0; i < len; i++) {
@@ -67,7 +67,7 @@ int aw_message_parse(aw_message_t *msg, const char *json, size_t len)
     int bad = 0;
 
     memset(msg, 0, sizeof(*msg));
-    if (len == 0 || memchr(json, '\0', len) != NULL || too_deep(json, len, AW_MAX_DEPTH))
+    if (len == 0 || memchr(json, '\0', len) != NULL || aw_json_too_deep(json, len, AW_MAX_DEPTH))
         return AW_EBADJSON;
     char *copy = aw_strndup(json, len);
     yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
@@ -403,7 +403,7 @@ int aw_history_query_from_json(aw_history_query_t *q, const char *json, size_t l
     char errbuf[64];
     int bad = 0;
     query_init(q);
-    if (len == 0 || memchr(json, '\0', len) != NULL || too_deep(json, len, AW_MAX_DEPTH))
+    if (len == 0 || memchr(json, '\0', len) != NULL || aw_json_too_deep(json, len, AW_MAX_DEPTH))
         return AW_EBADJSON;
     char *copy = aw_strndup(json, len);
     m.root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
@@ -515,4 +515,78 @@ int aw_history_query_from_url(aw_history_query_t *q, const char *query, size_t l
         i = end + 1;
     }
     return q->user_len == 0 ? AW_EBADMSG : 0;
+}
+
+static int opt_reply_str(yajl_val obj, const char *key, char **out)
+{
+    int bad = 0;
+    const char *v = get_str(obj, key, &bad);
+    if (bad)
+        return AW_EBADMSG;
+    *out = v != NULL ? aw_strndup(v, strlen(v)) : NULL;
+    return 0;
+}
+
+static int reply_lists(yajl_val obj, aw_reply_t *r)
+{
+    const char *qpath[] = {"quick_replies", NULL}, *fpath[] = {"files", NULL};
+    yajl_val q = yajl_tree_get(obj, qpath, yajl_t_any), f = yajl_tree_get(obj, fpath, yajl_t_any);
+    if ((q != NULL && !YAJL_IS_ARRAY(q)) || (f != NULL && !YAJL_IS_ARRAY(f)))
+        return AW_EBADMSG;
+    for (size_t i = 0; q != NULL && i < q->u.array.len; i++) {
+        yajl_val e = q->u.array.values[i];
+        int bad = 0;
+        const char *title = YAJL_IS_OBJECT(e) ? get_str(e, "title", &bad) : NULL;
+        const char *payload = YAJL_IS_OBJECT(e) ? get_str(e, "payload", &bad) : NULL;
+        if (title == NULL || bad)
+            return AW_EBADMSG;
+        aw_reply_add_quick_reply(r, title, payload);
+    }
+    for (size_t i = 0; f != NULL && i < f->u.array.len; i++) {
+        yajl_val e = f->u.array.values[i];
+        int bad = 0;
+        const char *url = YAJL_IS_OBJECT(e) ? get_str(e, "url", &bad) : NULL;
+        const char *ipath[] = {"image", NULL};
+        yajl_val img = YAJL_IS_OBJECT(e) ? yajl_tree_get(e, ipath, yajl_t_any) : NULL;
+        if (url == NULL || bad || (img != NULL && !YAJL_IS_TRUE(img) && !YAJL_IS_FALSE(img)))
+            return AW_EBADMSG;
+        aw_reply_add_file(r, url, img != NULL && YAJL_IS_TRUE(img));
+    }
+    return 0;
+}
+
+int aw_reply_from_object(yajl_val obj, aw_reply_t **out)
+{
+    int bad = 0;
+    if (obj == NULL || !YAJL_IS_OBJECT(obj))
+        return AW_EBADMSG;
+    const char *type = get_str(obj, "type", &bad);
+    if (bad || (type != NULL && strcmp(type, "message") != 0))
+        return AW_EBADMSG;
+    aw_reply_t *r = aw_reply_new(NULL);
+    const char *tpath[] = {"typing", NULL}, *dpath[] = {"disable_input", NULL};
+    yajl_val typing = yajl_tree_get(obj, tpath, yajl_t_any), dis = yajl_tree_get(obj, dpath, yajl_t_any);
+    int err = opt_reply_str(obj, "text", &r->text);
+    if (err == 0)
+        err = opt_reply_str(obj, "open_link", &r->open_link);
+    if (err == 0)
+        err = opt_reply_str(obj, "link_title", &r->link_title);
+    if (err == 0)
+        err = opt_reply_str(obj, "goto_link", &r->goto_link);
+    if (err == 0)
+        err = reply_lists(obj, r);
+    if (err == 0 && typing != NULL &&
+        (!YAJL_IS_INTEGER(typing) || YAJL_GET_INTEGER(typing) < 0 || YAJL_GET_INTEGER(typing) > 60000))
+        err = AW_EBADMSG;
+    if (err == 0 && dis != NULL && !YAJL_IS_TRUE(dis) && !YAJL_IS_FALSE(dis))
+        err = AW_EBADMSG;
+    if (err != 0) {
+        aw_reply_free(r);
+        return err;
+    }
+    r->typing_ms = typing != NULL ? (unsigned int)YAJL_GET_INTEGER(typing) : 0;
+    r->disable_input = dis != NULL && YAJL_IS_TRUE(dis);
+    r->extra = obj;
+    *out = r;
+    return 0;
 }

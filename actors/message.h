@@ -80,6 +80,13 @@ void aw_reply_add_quick_reply(aw_reply_t *reply, const char *title, const char *
 void aw_reply_add_file(aw_reply_t *reply, const char *url, int image);
 void aw_reply_set_link(aw_reply_t *reply, const char *url, const char *title);
 
+/* Builds a bot message from a JSON object a bot or an API client sent:
+ * optional "type" (must be "message"), "text", "quick_replies" [{title,
+ * payload}], "files" [{url, image}], "open_link", "link_title", "goto_link",
+ * "disable_input", "typing" (ms, 0..60000), and any other field, sent on as
+ * it is. Takes ownership of `obj` on success. Returns 0 or AW_EBADMSG. */
+int aw_reply_from_object(yajl_val obj, aw_reply_t **reply);
+
 /* Writes the message frame: type, text, the optional fields, `extra`, then
  * `user`, `channel` and `seq` (when >= 0) and `ts` (when >= 0). */
 aw_buf_t *aw_reply_write(const aw_reply_t *reply, const char *user, size_t user_len, const char *channel,
@@ -109,6 +116,11 @@ int aw_history_query_from_json(aw_history_query_t *q, const char *json, size_t l
 /* Parses a query string "user=...&before=N&limit=N" (percent-encoded, any
  * order; unknown keys ignored). Same returns as above. */
 int aw_history_query_from_url(aw_history_query_t *q, const char *query, size_t len);
+
+/* Returns non-zero when arrays and objects in `s` nest deeper than `max`
+ * (strings skipped). Check before handing outside JSON to yajl's tree parser,
+ * which recurses without a limit. */
+int aw_json_too_deep(const char *s, size_t len, int max);
 
 /* Writes any yajl value with `g`. Depth is bounded by the parser's limit. */
 void aw_json_write_value(yajl_gen g, yajl_val v);

@@ -15,6 +15,7 @@
 
 #include <string.h>
 #include <time.h>
+#include "actors/bridge.h"
 #include "actors/identity.h"
 #include "actors/internal.h"
 #include "actors/registry.h"
@@ -31,6 +32,8 @@ typedef struct hist_msg {
     int64_t seq, sub;
     aw_buf_t **frames;
     size_t n;
+    aw_reply_t **replies; /* a remote bot's answer */
+    size_t n_replies;
 } hist_msg_t;
 
 static void hist_msg_free(aw_msg_t *msg);
@@ -300,9 +303,41 @@ static void greet(aw_session_t *s, aw_inbound_t *in, int issue)
         replay(s, in->conn, in->msg.last_seq);
 }
 
+static void on_bot_answer(int err, aw_reply_t **replies, size_t n, void *data)
+{
+    aw_session_t *s = data; /* bridge thread: hand the answer to the session */
+    hist_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->super.type = AW_SESSION__BOT;
+    m->super.free = hist_msg_free;
+    m->err = err;
+    m->replies = replies;
+    m->n_replies = n;
+    if (aw_actor_send(&s->super, &m->super) != 0)
+        aw_msg_release(&m->super);
+    aw_actor_release(&s->super);
+}
+
+/* Hands the turn to a remote bot; the turn waits for its answer, so a user's
+ * next message never reaches the bot before this one is answered. */
+static void ask_remote(aw_session_t *s, aw_inbound_t *in, struct aw_bridge *bridge)
+{
+    aw_buf_t *body = aw_message_write(&in->msg, NULL, wall_ms(), -1);
+    aw_actor_retain(&s->super);
+    if (aw_bridge_post(bridge, body, on_bot_answer, s) == 0)
+        s->st->waiting = 1;
+    else
+        aw_actor_release(&s->super);
+    aw_buf_release(body);
+}
+
 static void run_bot(aw_session_t *s, aw_inbound_t *in)
 {
     struct aw_session_state *st = s->st;
+    struct aw_bridge *bridge = aw_bot_bridge(s->cfg->bot);
+    if (bridge != NULL) {
+        ask_remote(s, in, bridge);
+        return;
+    }
     aw_ask_t asked = st->ask;
     aw_turn_t turn = {.user = s->user, .user_len = s->user_len, .vars = &st->vars, .ask = &st->ask};
     int is_message = strcmp(in->msg.type, "message") == 0;
@@ -335,6 +370,19 @@ static void complete_sink(aw_session_t *s)
     if (t->in->sink == NULL || t->sink_done)
         return;
     t->sink_done = 1;
+    if (t->in->sink->mode == AW_SINK_PUSH) {
+        /* the sockets that got it: every verified one (a push has no origin) */
+        size_t sockets = 0;
+        for (size_t i = 0; i < s->st->n_conns; i++)
+            sockets += s->st->conns[i].verified != 0;
+        char body[96];
+        int len =
+            snprintf(body, sizeof(body), "{\"seq\":%lld,\"sockets\":%zu}", (long long)s->st->seq, sockets);
+        aw_buf_t *b = aw_buf_new(body, (size_t)len);
+        t->in->sink->complete(t->in->sink, &b, 1, 0);
+        aw_buf_release(b);
+        return;
+    }
     t->in->sink->complete(t->in->sink, t->answers, t->n_answers, 0);
 }
 
@@ -386,6 +434,15 @@ static int advance(aw_session_t *s)
 static void start_turn(aw_session_t *s, aw_inbound_t *in)
 {
     int issue = 0;
+    if (in->push != NULL) {
+        s->st->cur.in = in;
+        s->st->in_turn = 1;
+        s->st->cur.replies = aw_alloc(sizeof(aw_reply_t *));
+        s->st->cur.replies[0] = in->push;
+        s->st->cur.n = 1;
+        in->push = NULL;
+        return;
+    }
     int err = admit(s, in, &issue);
     if (err != 0) {
         if (in->conn != NULL) {
@@ -546,6 +603,17 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
     pump(s);
 }
 
+static void on_bot(aw_session_t *s, hist_msg_t *m)
+{
+    struct aw_session_state *st = s->st;
+    st->waiting = 0;
+    st->cur.replies = m->replies;
+    st->cur.n = m->n_replies;
+    m->replies = NULL;
+    m->n_replies = 0;
+    pump(s);
+}
+
 static void on_replay(aw_session_t *s, hist_msg_t *m)
 {
     struct aw_session_state *st = s->st;
@@ -564,6 +632,9 @@ static void on_replay(aw_session_t *s, hist_msg_t *m)
 static void hist_msg_free(aw_msg_t *msg)
 {
     hist_msg_t *m = (hist_msg_t *)msg;
+    for (size_t i = 0; i < m->n_replies; i++)
+        aw_reply_free(m->replies[i]);
+    free(m->replies);
     for (size_t i = 0; i < m->n; i++)
         aw_buf_release(m->frames[i]);
     free(m->frames);
@@ -606,6 +677,9 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
         break;
     case AW_SESSION__REPLAY:
         on_replay(s, (hist_msg_t *)msg);
+        break;
+    case AW_SESSION__BOT:
+        on_bot(s, (hist_msg_t *)msg);
         break;
     }
     aw_msg_release(msg);
@@ -662,6 +736,7 @@ aw_session_t *aw_session__new(struct aw_registry *reg, aw_runtime_t *rt, const a
 static void inbound_free(aw_msg_t *m)
 {
     aw_inbound_t *in = (aw_inbound_t *)m;
+    aw_reply_free(in->push);
     aw_message_dispose(&in->msg);
     if (in->conn != NULL)
         aw_conn_release(in->conn);
@@ -680,6 +755,14 @@ aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink
     in->conn = conn != NULL ? aw_conn_retain(conn) : NULL;
     in->sink = sink != NULL ? aw_sink_retain(sink) : NULL;
     in->channel = channel;
+    return in;
+}
+
+aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink)
+{
+    aw_message_t empty = {0};
+    aw_inbound_t *in = aw_inbound_new(&empty, NULL, sink, "websocket");
+    in->push = reply;
     return in;
 }
 

@@ -38,6 +38,7 @@ enum {
     AW_SESSION__TIMER,      /* private: the session's own timers */
     AW_SESSION__LOADED,     /* private: the history answered where numbering continues */
     AW_SESSION__REPLAY,     /* private: the history answered the messages a socket missed */
+    AW_SESSION__BOT,        /* private: a remote bot answered */
 };
 
 /* A client message on its way to the session of its user. */
@@ -48,11 +49,17 @@ typedef struct aw_inbound {
     aw_sink_t *sink;         /* the webhook request waiting for the replies (a reference), or NULL */
     const char *channel;     /* "websocket" or "webhook": the channel replies are labelled with */
     struct aw_inbound *next; /* the session's queue of waiting turns */
+    aw_reply_t *push;        /* a message to deliver as it is (POST /api/send), or NULL */
 } aw_inbound_t;
 
 /* Wraps a parsed message, taking it over (`msg` is left empty) and taking
  * references to `conn` and `sink` (either may be NULL). */
 aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, const char *channel);
+
+/* A proactive message for the user (POST /api/send): delivered to every
+ * verified socket, kept with its seq, and answered through `sink` (mode
+ * AW_SINK_PUSH) with {"seq": N, "sockets": M}. Takes `reply` over. */
+aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink);
 
 /* A message saying `conn` has closed; takes a reference to it. */
 aw_msg_t *aw_detach_new(aw_conn_t *conn);

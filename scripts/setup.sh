@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 debs=(
     build-essential cmake pkg-config git
     libuv1-dev libh2o-dev libwslay-dev libssl-dev libyajl-dev libck-dev
-    libsqlite3-dev libmongoc-dev libbson-dev
+    libsqlite3-dev libmongoc-dev libbson-dev libcurl4-openssl-dev
     clang libclang-rt-14-dev clang-format
     nodejs python3 python3-mockupdb chromium fonts-dejavu-core
 )

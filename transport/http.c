@@ -10,6 +10,7 @@
 #include <string.h>
 #include "transport/internal.h"
 #include <h2o/websocket.h>
+#include <openssl/crypto.h>
 #include "actors/identity.h"
 #include "actors/registry.h"
 #include "runtime/error.h"
@@ -47,7 +48,7 @@ static void send_json(h2o_req_t *req, int status, const char *body, size_t len)
     static h2o_generator_t generator = {NULL, NULL};
     h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : "Error";
+    req->res.reason = status == 200 ? "OK" : status == 202 ? "Accepted" : "Error";
     req->res.content_length = buf.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT(json_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
@@ -157,8 +158,9 @@ void aw_http__answer(aw_loop_t *loop, aw_post_t *post)
         uv_timer_stop(&p->timer);
         if (p->super.mode == AW_SINK_BODY && post->code != 0)
             send_history_error(req, post->code);
-        else if (p->super.mode == AW_SINK_BODY)
-            send_json(req, 200, post->frames[0]->data, post->frames[0]->len);
+        else if (p->super.mode == AW_SINK_BODY || p->super.mode == AW_SINK_PUSH)
+            send_json(req, p->super.mode == AW_SINK_PUSH ? 202 : 200, post->frames[0]->data,
+                      post->frames[0]->len);
         else if (post->code != 0)
             send_error(req, post->code);
         else
@@ -197,6 +199,18 @@ static pending_t *new_pending(aw_server_t *srv, h2o_req_t *req, int mode)
     uv_timer_start(&p->timer, on_timeout, srv->cfg.webhook_timeout_ms, 0);
     *(pending_t **)h2o_mem_alloc_shared(&req->pool, sizeof(pending_t *), on_req_gone) = p;
     return p;
+}
+
+/* The bearer token of the request, or an empty iovec. */
+static h2o_iovec_t bearer(h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (at != -1) {
+        h2o_iovec_t v = req->headers.entries[at].value;
+        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer ")))
+            return h2o_iovec_init(v.base + 7, v.len - 7);
+    }
+    return h2o_iovec_init(NULL, 0);
 }
 
 /* History thread: hands the page to the request's loop. */
@@ -278,13 +292,10 @@ static int on_api_history(h2o_handler_t *self, h2o_req_t *req)
         send_history_error(req, err);
         return 0;
     }
-    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    if (at != -1) {
-        h2o_iovec_t v = req->headers.entries[at].value;
-        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer ")) && v.len - 7 <= AW_MAX_USER_LEN) {
-            memcpy(q.token, v.base + 7, v.len - 7);
-            q.token[v.len - 7] = '\0';
-        }
+    h2o_iovec_t token = bearer(req);
+    if (token.len <= AW_MAX_USER_LEN) {
+        memcpy(q.token, token.base, token.len);
+        q.token[token.len] = '\0';
     }
     serve_history(srv, req, &q, 0);
     return 0;
@@ -377,6 +388,76 @@ static int on_root(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* Parses {"user": "...", ...message fields} into a user id and a reply. */
+static int parse_push(const h2o_iovec_t body, char *user, size_t *user_len, aw_reply_t **reply)
+{
+    char errbuf[64];
+    if (body.len == 0 || memchr(body.base, '\0', body.len) != NULL ||
+        aw_json_too_deep(body.base, body.len, AW_MAX_DEPTH))
+        return AW_EBADJSON;
+    char *copy = aw_strndup(body.base, body.len);
+    yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    free(copy);
+    if (root == NULL || !YAJL_IS_OBJECT(root)) {
+        if (root != NULL)
+            yajl_tree_free(root);
+        return AW_EBADJSON;
+    }
+    const char *path[] = {"user", NULL};
+    yajl_val u = yajl_tree_get(root, path, yajl_t_string);
+    const char *name = u != NULL ? YAJL_GET_STRING(u) : NULL;
+    size_t len = name != NULL ? strlen(name) : 0;
+    if (len == 0 || len > AW_MAX_USER_LEN || aw_reply_from_object(root, reply) != 0) {
+        yajl_tree_free(root);
+        return AW_EBADMSG;
+    }
+    memcpy(user, name, len); /* `root` now belongs to the reply, which keeps `name` alive */
+    *user_len = len;
+    return 0;
+}
+
+/* POST /api/send with Authorization: Bearer API_KEY: a message from the bot
+ * to a user, at any time. */
+static int on_send(h2o_handler_t *self, h2o_req_t *req)
+{
+    aw_server_t *srv = server_of(self);
+    const char *key = srv->cfg.api_key;
+    char user[AW_MAX_USER_LEN];
+    size_t user_len;
+    aw_reply_t *reply;
+    if (key == NULL) {
+        h2o_send_error_generic(req, 404, "Not Found", "not found\n", 0);
+        return 0;
+    }
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        h2o_send_error_generic(req, 405, "Method Not Allowed", "use POST\n", 0);
+        return 0;
+    }
+    h2o_iovec_t given = bearer(req);
+    if (given.len != strlen(key) || CRYPTO_memcmp(given.base, key, given.len) != 0) {
+        send_error(req, AW_EUNAUTHORIZED);
+        return 0;
+    }
+    if (req->entity.len > srv->cfg.max_message) {
+        send_error(req, AW_ETOOLARGE);
+        return 0;
+    }
+    int err = parse_push(req->entity, user, &user_len, &reply);
+    if (err != 0) {
+        send_error(req, err);
+        return 0;
+    }
+    pending_t *p = new_pending(srv, req, AW_SINK_PUSH);
+    aw_inbound_t *in = aw_push_new(reply, &p->super);
+    aw_sink_release(&p->super); /* the inbound took its own */
+    if ((err = aw_registry_send(srv->cfg.registry, user, user_len, &in->super, 1)) != 0) {
+        aw_msg_release(&in->super);
+        p->req = NULL;
+        send_error(req, AW_EUNAVAILABLE);
+    }
+    return 0;
+}
+
 static void route(aw_server_t *srv, const char *path, int (*on_req)(h2o_handler_t *, h2o_req_t *))
 {
     h2o_pathconf_t *pc = h2o_config_register_path(srv->hostconf, path, 0);
@@ -392,6 +473,7 @@ void aw_http__register(aw_server_t *srv)
     route(srv, "/api/messages", on_messages);
     route(srv, "/botkit/history", on_botkit_history);
     route(srv, "/api/history", on_api_history);
+    route(srv, "/api/send", on_send);
     route(srv, "/healthz", on_healthz);
     route(srv, "/", on_root);
 }

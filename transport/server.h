@@ -21,6 +21,7 @@ typedef struct aw_server_config {
     unsigned int webhook_timeout_ms; /* a webhook turn that takes longer gets 504 */
     aw_registry_t *registry;         /* where messages go; must outlive the server */
     const aw_chat_config_t *chat;    /* secret, history_auth and history for the history routes */
+    const char *api_key;             /* bearer key of POST /api/send; NULL turns the route off */
 } aw_server_config_t;
 
 /* Binds, then starts the I/O threads. Returns 0, or AW_EIO with a message on
