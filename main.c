@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "actors/bot.h"
@@ -49,6 +50,12 @@ typedef struct options {
     unsigned int bot_max_in_flight;
     const char *bot_fallback;
     const char *api_key;
+    double rate, burst;
+    unsigned int max_connections, max_connections_per_ip, ping_interval_ms, http_timeout_ms;
+    size_t max_outbox;
+    const char *origins[32];
+    size_t n_origins;
+    const char *tls_cert, *tls_key;
 } options_t;
 
 static void usage(FILE *out)
@@ -138,6 +145,42 @@ static int parse_option(options_t *o, int c, const char *arg)
     case 'K':
         o->api_key = arg;
         return 0;
+    case 'r':
+    case 'u': {
+        char *end;
+        double d = strtod(arg, &end);
+        if (*arg == '\0' || *end != '\0' || !(d >= 0 && d <= 1e6))
+            return -1;
+        *(c == 'r' ? &o->rate : &o->burst) = d;
+        return 0;
+    }
+    case 'C':
+    case 'c':
+    case 'P':
+    case 'H' + 256:
+        if (parse_uint(arg, 100000000, &v) != 0)
+            return -1;
+        *(c == 'C'   ? &o->max_connections
+          : c == 'c' ? &o->max_connections_per_ip
+          : c == 'P' ? &o->ping_interval_ms
+                     : &o->http_timeout_ms) = (unsigned int)v;
+        return 0;
+    case 'O':
+        if (parse_uint(arg, 1ul << 30, &v) != 0 || v < 1024)
+            return -1;
+        o->max_outbox = v;
+        return 0;
+    case 'o':
+        if (o->n_origins == sizeof(o->origins) / sizeof(o->origins[0]))
+            return -1;
+        o->origins[o->n_origins++] = arg;
+        return 0;
+    case 'L':
+        o->tls_cert = arg;
+        return 0;
+    case 'k':
+        o->tls_key = arg;
+        return 0;
     case 'W':
         o->write_concern = arg;
         return 0;
@@ -192,6 +235,16 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"bot-max-in-flight", required_argument, NULL, 'N'},
                                              {"bot-fallback", required_argument, NULL, 'f'},
                                              {"api-key", required_argument, NULL, 'K'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"burst", required_argument, NULL, 'u'},
+                                             {"max-connections", required_argument, NULL, 'C'},
+                                             {"max-connections-per-ip", required_argument, NULL, 'c'},
+                                             {"ping-interval", required_argument, NULL, 'P'},
+                                             {"http-timeout", required_argument, NULL, 'H' + 256},
+                                             {"max-outbox", required_argument, NULL, 'O'},
+                                             {"allowed-origin", required_argument, NULL, 'o'},
+                                             {"tls-cert", required_argument, NULL, 'L'},
+                                             {"tls-key", required_argument, NULL, 'k'},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -282,6 +335,11 @@ int main(int argc, char **argv)
                    .max_message = 64 * 1024,
                    .webhook_timeout_ms = 30000,
                    .bot_fallback = "Sorry, I cannot answer right now. Please try again in a moment.",
+                   .rate = 20,
+                   .burst = 40,
+                   .ping_interval_ms = 30000,
+                   .http_timeout_ms = 10000,
+                   .max_outbox = 1 << 20,
                    .data_dir = ".",
                    .history_auth = 1,
                    .session_idle_ms = 60000};
@@ -291,6 +349,16 @@ int main(int argc, char **argv)
     if (parse_args(&o, argc, argv) != 0)
         return 2;
     unsigned int cores = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
+    struct rlimit nofile;
+    /* every socket is a file: take all the process may have */
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    if (o.max_connections == 0 && getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur > 200 &&
+        nofile.rlim_cur != RLIM_INFINITY)
+        o.max_connections =
+            (unsigned int)(nofile.rlim_cur - 100); /* refuse cleanly before running out of fds */
     if (o.io_threads == 0)
         o.io_threads = cores;
     if (o.workers == 0)
@@ -355,7 +423,9 @@ int main(int argc, char **argv)
                              .history_auth = o.history_auth,
                              .idle_ms = o.session_idle_ms,
                              .recent = o.recent,
-                             .history = history};
+                             .history = history,
+                             .rate = o.rate,
+                             .burst = o.burst < 1 ? 1 : o.burst};
     aw_registry_t *reg = aw_registry_create(rt, &chat);
     const char *api_key = o.api_key != NULL ? o.api_key : getenv("ANYWHERE_API_KEY");
     if (api_key != NULL && api_key[0] == '\0')
@@ -367,12 +437,22 @@ int main(int argc, char **argv)
                              .webhook_timeout_ms = o.webhook_timeout_ms,
                              .registry = reg,
                              .chat = &chat,
-                             .api_key = api_key};
+                             .api_key = api_key,
+                             .max_connections = o.max_connections,
+                             .max_connections_per_ip = o.max_connections_per_ip,
+                             .ping_interval_ms = o.ping_interval_ms,
+                             .max_outbox = o.max_outbox,
+                             .http_timeout_ms = o.http_timeout_ms,
+                             .origins = o.origins,
+                             .n_origins = o.n_origins,
+                             .tls_cert = o.tls_cert,
+                             .tls_key = o.tls_key};
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)
         return 1;
-    fprintf(stderr, "anywhere %s listening on http://%s:%d/ (bot %s, workers %u, io-threads %u)\n",
-            AW_VERSION, o.host, aw_server_port(srv), aw_bot_name(bot), o.workers, o.io_threads);
+    fprintf(stderr, "anywhere %s listening on %s://%s:%d/ (bot %s, workers %u, io-threads %u)\n", AW_VERSION,
+            o.tls_cert != NULL ? "https" : "http", o.host, aw_server_port(srv), aw_bot_name(bot), o.workers,
+            o.io_threads);
 
     int sig;
     sigwait(&stop, &sig);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
+#include "actors/metrics.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
 
@@ -235,7 +236,10 @@ static int flush(aw_history_t *h)
         size_t k = h->n - h->head;
         if (k > h->cfg.batch * GROUP)
             k = h->cfg.batch * GROUP;
+        uint64_t t0 = aw_now_ms();
         int err = aw_store_append(h->store, h->recs + h->head, k);
+        if (err == 0)
+            aw_metrics_store_write(aw_now_ms() - t0, k);
         if (err != 0) {
             __atomic_add_fetch(&h->failures, 1, __ATOMIC_RELAXED);
             if (!__atomic_exchange_n(&h->store_down, 1, __ATOMIC_RELAXED))

@@ -18,6 +18,7 @@
 #include "actors/bridge.h"
 #include "actors/identity.h"
 #include "actors/internal.h"
+#include "actors/metrics.h"
 #include "actors/registry.h"
 #include "runtime/error.h"
 
@@ -73,6 +74,8 @@ struct aw_session_state {
     int loading;
     int waiting; /* the turn waits for missed messages from the history */
     unsigned int load_backoff;
+    double tokens; /* the rate limit's bucket */
+    uint64_t refilled_ms;
     int known;         /* a token was issued or proved for this user */
     aw_buf_t **recent; /* ring of the latest bot frames, by seq */
     int64_t *recent_seq;
@@ -143,13 +146,19 @@ static void detach(aw_session_t *s, aw_conn_t *c)
 /* Sends `frame` to the turn's own socket (if any) and every verified socket. */
 static void fanout(aw_session_t *s, aw_conn_t *origin, aw_buf_t *frame)
 {
-    if (origin != NULL)
+    uint64_t n = 0;
+    if (origin != NULL) {
         origin->send(origin, frame);
+        n++;
+    }
     for (size_t i = 0; i < s->st->n_conns; i++) {
         conn_ent_t *e = &s->st->conns[i];
-        if (e->verified && e->conn != origin)
+        if (e->verified && e->conn != origin) {
             e->conn->send(e->conn, frame);
+            n++;
+        }
     }
+    AW_METRIC_ADD(frames_out, n);
 }
 
 /* --- bot messages --- */
@@ -190,6 +199,7 @@ static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, const char *channe
     remember(s, seq, frame);
     keep(s, seq, 0, ts, AW_RECORD_OUT, frame);
     fanout(s, origin, frame);
+    AW_METRIC_INC(messages_out[strcmp(channel, "webhook") == 0 ? AW_CHANNEL_WEBHOOK : AW_CHANNEL_WEBSOCKET]);
     return frame;
 }
 
@@ -650,6 +660,37 @@ static void on_shutdown(aw_session_t *s)
     pump(s);
 }
 
+/* Refuses a message over the user's rate: told to its socket or request,
+ * counted, never stored nor shown to the bot. Returns 1 when refused. */
+static int over_rate(aw_session_t *s, aw_inbound_t *in)
+{
+    struct aw_session_state *st = s->st;
+    const aw_chat_config_t *cfg = s->cfg;
+    if (cfg->rate <= 0 || in->push != NULL)
+        return 0;
+    uint64_t now = aw_now_ms();
+    if (st->refilled_ms == 0)
+        st->tokens = cfg->burst;
+    else
+        st->tokens += (double)(now - st->refilled_ms) * cfg->rate / 1000.0;
+    if (st->tokens > cfg->burst)
+        st->tokens = cfg->burst;
+    st->refilled_ms = now;
+    if (st->tokens >= 1.0) {
+        st->tokens -= 1.0;
+        return 0;
+    }
+    aw_metrics_count_error(AW_ERATELIMITED);
+    if (in->conn != NULL) {
+        aw_buf_t *f = aw_frame_error(AW_ERATELIMITED);
+        in->conn->send(in->conn, f);
+        aw_buf_release(f);
+    }
+    if (in->sink != NULL)
+        in->sink->complete(in->sink, NULL, 0, AW_ERATELIMITED);
+    return 1;
+}
+
 static void handle(aw_actor_t *actor, aw_msg_t *msg)
 {
     aw_session_t *s = (aw_session_t *)actor;
@@ -658,6 +699,8 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
         __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
     switch (msg->type) {
     case AW_SESSION_INBOUND:
+        if (over_rate(s, (aw_inbound_t *)msg))
+            break;
         s->st->reap_gen++;
         enqueue(s, (aw_inbound_t *)msg);
         pump(s);

@@ -28,6 +28,8 @@ typedef struct aw_chat_config {
     unsigned int recent;   /* bot messages kept in memory per user for recovery; 0 means 64 */
     unsigned int idle_ms;  /* a session with no socket and nothing to do is freed after this */
     aw_history_t *history; /* where messages are kept; NULL keeps nothing (tests) */
+    double rate;           /* messages per second a user may send, on average; 0: no limit */
+    double burst;          /* and at once */
 } aw_chat_config_t;
 
 /* Kinds of aw_msg_t a session handles. */

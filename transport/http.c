@@ -11,7 +11,9 @@
 #include "transport/internal.h"
 #include <h2o/websocket.h>
 #include <openssl/crypto.h>
+#include "actors/bridge.h"
 #include "actors/identity.h"
+#include "actors/metrics.h"
 #include "actors/registry.h"
 #include "runtime/error.h"
 
@@ -183,6 +185,37 @@ static aw_loop_t *loop_of(h2o_req_t *req)
     return (aw_loop_t *)((char *)req->conn->ctx - offsetof(aw_loop_t, ctx));
 }
 
+/* The browser-facing routes: refuses pages from origins not allowed (403),
+ * answers CORS preflights, and lets allowed origins read the answer. Returns 1
+ * when the handler should go on. */
+static int browser_route(aw_server_t *srv, h2o_req_t *req, const char *methods)
+{
+    if (!aw_server__origin_allowed(srv, req)) {
+        h2o_send_error_generic(req, 403, "Forbidden", "this origin may not use this server\n", 0);
+        return 0;
+    }
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    if (at != -1) {
+        h2o_iovec_t origin = req->headers.entries[at].value;
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-origin"), 0,
+                              NULL, origin.base, origin.len);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
+    }
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0,
+                              NULL, methods, strlen(methods));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0,
+                              NULL, H2O_STRLIT("content-type, authorization"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL,
+                              H2O_STRLIT("600"));
+        req->res.status = 204;
+        req->res.reason = "No Content";
+        h2o_send_inline(req, "", 0);
+        return 0;
+    }
+    return 1;
+}
+
 /* A request waiting for another thread's answer, with two references: the
  * loop's (dropped when its timer handle closes) and the caller's. */
 static pending_t *new_pending(aw_server_t *srv, h2o_req_t *req, int mode)
@@ -233,6 +266,7 @@ static int history_allowed(aw_server_t *srv, const aw_history_query_t *q)
 static void serve_history(aw_server_t *srv, h2o_req_t *req, const aw_history_query_t *q, int botkit)
 {
     if (!history_allowed(srv, q)) {
+        aw_metrics_count_error(AW_EUNAUTHORIZED);
         send_history_error(req, AW_EUNAUTHORIZED);
         return;
     }
@@ -255,6 +289,8 @@ static int on_botkit_history(h2o_handler_t *self, h2o_req_t *req)
 {
     aw_server_t *srv = server_of(self);
     aw_history_query_t q;
+    if (!browser_route(srv, req, "POST, OPTIONS"))
+        return 0;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
         h2o_send_error_generic(req, 405, "Method Not Allowed", "use POST\n", 0);
         return 0;
@@ -277,6 +313,8 @@ static int on_api_history(h2o_handler_t *self, h2o_req_t *req)
 {
     aw_server_t *srv = server_of(self);
     aw_history_query_t q;
+    if (!browser_route(srv, req, "GET, OPTIONS"))
+        return 0;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
         h2o_send_error_generic(req, 405, "Method Not Allowed", "use GET\n", 0);
         return 0;
@@ -305,19 +343,24 @@ static int on_webhook(h2o_handler_t *self, h2o_req_t *req, int mode)
 {
     aw_server_t *srv = server_of(self);
     aw_message_t msg;
+    if (!browser_route(srv, req, "POST, OPTIONS"))
+        return 0;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
         h2o_send_error_generic(req, 405, "Method Not Allowed", "use POST\n", 0);
         return 0;
     }
     if (req->entity.len > srv->cfg.max_message) {
+        aw_metrics_count_error(AW_ETOOLARGE);
         send_error(req, AW_ETOOLARGE);
         return 0;
     }
     int err = aw_message_parse(&msg, req->entity.base != NULL ? req->entity.base : "", req->entity.len);
     if (err != 0) {
+        aw_metrics_count_error(err);
         send_error(req, err);
         return 0;
     }
+    AW_METRIC_INC(messages_in[AW_CHANNEL_WEBHOOK]);
     pending_t *p = new_pending(srv, req, mode);
     aw_inbound_t *in = aw_inbound_new(&msg, NULL, &p->super, "webhook");
     aw_sink_release(&p->super); /* aw_inbound_new took its own */
@@ -339,13 +382,80 @@ static int on_messages(h2o_handler_t *self, h2o_req_t *req)
     return on_webhook(self, req, AW_SINK_ALL);
 }
 
+/* Whether the store answered its last write or read. */
+static int store_ok(aw_server_t *srv)
+{
+    aw_history_stats_t hs;
+    if (srv->cfg.chat == NULL || srv->cfg.chat->history == NULL)
+        return 1;
+    aw_history_get_stats(srv->cfg.chat->history, &hs);
+    return !hs.store_down;
+}
+
+/* 200 while the store answers, 503 while it does not (chat still works). */
 static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
 {
     aw_server_t *srv = server_of(self);
-    char body[160];
-    int len = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"sessions\":%zu,\"websockets\":%zu}",
+    char body[200];
+    int ok = store_ok(srv);
+    int len = snprintf(body, sizeof(body),
+                       "{\"status\":\"%s\",\"store\":\"%s\",\"sessions\":%zu,\"websockets\":%zu}",
+                       ok ? "ok" : "degraded", ok ? "ok" : "unreachable",
                        aw_registry_count(srv->cfg.registry), aw_server_websockets(srv));
-    send_json(req, 200, body, (size_t)len);
+    send_json(req, ok ? 200 : 503, body, (size_t)len);
+    return 0;
+}
+
+static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    aw_server_t *srv = server_of(self);
+    size_t len = 0, cap = 8192;
+    char *buf = aw_alloc(cap);
+    aw_metrics_line(&buf, &len, &cap, "anywhere_websockets", "gauge", "Open websockets.",
+                    aw_server_websockets(srv));
+    aw_metrics_line(&buf, &len, &cap, "anywhere_connections", "gauge", "Open TCP connections.",
+                    __atomic_load_n(&srv->connections, __ATOMIC_RELAXED));
+    aw_metrics_line(&buf, &len, &cap, "anywhere_sessions", "gauge", "Users with a session in memory.",
+                    aw_registry_count(srv->cfg.registry));
+    const aw_chat_config_t *chat = srv->cfg.chat;
+    if (chat != NULL && chat->history != NULL) {
+        aw_history_stats_t hs;
+        aw_history_get_stats(chat->history, &hs);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_history_queue", "gauge",
+                        "History records held, not yet written.", hs.queued);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_history_written_total", "counter",
+                        "History records written.", hs.written);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_history_refused_total", "counter",
+                        "History records refused because the queue was full.", hs.refused);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_history_batches_total", "counter",
+                        "History batch writes.", hs.batches);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_store_errors_total", "counter",
+                        "Failed store writes (retried).", hs.failures);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_store_up", "gauge", "1 while the store answers.",
+                        !hs.store_down);
+    }
+    struct aw_bridge *bridge = chat != NULL ? aw_bot_bridge(chat->bot) : NULL;
+    if (bridge != NULL) {
+        aw_bridge_stats_t bs;
+        aw_bridge_get_stats(bridge, &bs);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_bridge_requests_total", "counter",
+                        "Requests to --bot-url.", bs.requests);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_bridge_failures_total", "counter",
+                        "Requests to --bot-url that failed.", bs.failures);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_bridge_in_flight", "gauge",
+                        "Requests to --bot-url under way.", bs.in_flight);
+    }
+    aw_metrics_write(&buf, &len, &cap);
+    h2o_iovec_t body = h2o_strdup(&req->pool, buf, len);
+    free(buf);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = body.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
     return 0;
 }
 
@@ -367,8 +477,13 @@ static int on_root(h2o_handler_t *self, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
     const char *client_key;
-    if (h2o_is_websocket_handshake(req, &client_key) == 0 && client_key != NULL)
+    if (h2o_is_websocket_handshake(req, &client_key) == 0 && client_key != NULL) {
+        if (!aw_server__origin_allowed(server_of(self), req)) {
+            h2o_send_error_generic(req, 403, "Forbidden", "this origin may not use this server\n", 0);
+            return 0;
+        }
         return aw_ws__upgrade(server_of(self), req, client_key);
+    }
     int is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
     int is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     const aw_asset_t *a = find_asset(req->path_normalized);
@@ -444,9 +559,11 @@ static int on_send(h2o_handler_t *self, h2o_req_t *req)
     }
     int err = parse_push(req->entity, user, &user_len, &reply);
     if (err != 0) {
+        aw_metrics_count_error(err);
         send_error(req, err);
         return 0;
     }
+    AW_METRIC_INC(messages_in[AW_CHANNEL_API]);
     pending_t *p = new_pending(srv, req, AW_SINK_PUSH);
     aw_inbound_t *in = aw_push_new(reply, &p->super);
     aw_sink_release(&p->super); /* the inbound took its own */
@@ -475,5 +592,6 @@ void aw_http__register(aw_server_t *srv)
     route(srv, "/api/history", on_api_history);
     route(srv, "/api/send", on_send);
     route(srv, "/healthz", on_healthz);
+    route(srv, "/metrics", on_metrics);
     route(srv, "/", on_root);
 }

@@ -42,7 +42,16 @@ struct aw_server {
     int port;
     size_t websockets;     /* atomic */
     uint64_t next_conn_id; /* atomic */
+    size_t connections;    /* atomic: open TCP connections */
+    uv_mutex_t ip_lock;    /* guards the per-address counts */
+    struct ip_count *ips;  /* open connections per client address */
+    size_t ips_cap;
+    SSL_CTX *ssl_ctx; /* NULL without --tls-cert */
 };
+
+/* Whether the request may go on: no Origin header (not a browser page), the
+ * server's own origin, or one of --allowed-origin (server.c). */
+int aw_server__origin_allowed(aw_server_t *srv, h2o_req_t *req);
 
 /* What other threads post to a loop. */
 enum { AW_POST_FRAME, AW_POST_CLOSE, AW_POST_ANSWER, AW_POST_ACCEPT_OFF, AW_POST_SHUTDOWN };

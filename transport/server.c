@@ -15,23 +15,107 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/ssl.h>
+#include "actors/metrics.h"
 #include "runtime/error.h"
 #include "transport/internal.h"
+
+/* A connection with what its close must give back to the caps. */
+typedef struct tcp_conn {
+    uv_tcp_t tcp;
+    aw_server_t *srv;
+    int counted_ip;
+    char ip[INET6_ADDRSTRLEN];
+} tcp_conn_t;
+
+struct ip_count {
+    char ip[INET6_ADDRSTRLEN]; /* "" for a free slot */
+    unsigned int n;
+};
+
+/* Adds `delta` to the count of `ip`; returns the new count. The table only
+ * grows (addresses are reused by the next client), and stays small: it holds
+ * at most as many addresses as there were open connections at once. */
+static unsigned int ip_add(aw_server_t *srv, const char *ip, int delta)
+{
+    uv_mutex_lock(&srv->ip_lock);
+    if (srv->ips_cap == 0) {
+        srv->ips_cap = 256;
+        srv->ips = aw_calloc(srv->ips_cap, sizeof(*srv->ips));
+    }
+    struct ip_count *free_slot = NULL, *hit = NULL;
+    for (size_t i = 0; i < srv->ips_cap && hit == NULL; i++) {
+        if (strcmp(srv->ips[i].ip, ip) == 0)
+            hit = &srv->ips[i];
+        else if (free_slot == NULL && srv->ips[i].n == 0)
+            free_slot = &srv->ips[i];
+    }
+    if (hit == NULL && free_slot == NULL) {
+        srv->ips = aw_realloc(srv->ips, srv->ips_cap * 2 * sizeof(*srv->ips));
+        memset(srv->ips + srv->ips_cap, 0, srv->ips_cap * sizeof(*srv->ips));
+        free_slot = &srv->ips[srv->ips_cap];
+        srv->ips_cap *= 2;
+    }
+    if (hit == NULL) {
+        hit = free_slot;
+        snprintf(hit->ip, sizeof(hit->ip), "%s", ip);
+    }
+    hit->n += delta;
+    unsigned int n = hit->n;
+    uv_mutex_unlock(&srv->ip_lock);
+    return n;
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    tcp_conn_t *c = (tcp_conn_t *)h;
+    __atomic_sub_fetch(&c->srv->connections, 1, __ATOMIC_RELAXED);
+    if (c->counted_ip)
+        ip_add(c->srv, c->ip, -1);
+    free(c);
+}
+
+/* Applies --max-connections and --max-connections-per-ip; returns 0 to
+ * refuse. */
+static int admit_conn(aw_server_t *srv, tcp_conn_t *c)
+{
+    size_t open = __atomic_add_fetch(&srv->connections, 1, __ATOMIC_RELAXED);
+    if (srv->cfg.max_connections != 0 && open > srv->cfg.max_connections)
+        return 0;
+    if (srv->cfg.max_connections_per_ip == 0)
+        return 1;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+    const void *addr = ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                                : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    inet_ntop(ss.ss_family, addr, c->ip, sizeof(c->ip));
+    c->counted_ip = 1;
+    return ip_add(srv, c->ip, 1) <= srv->cfg.max_connections_per_ip;
+}
 
 static void on_accept(uv_stream_t *listener, int status)
 {
     aw_loop_t *loop = listener->data;
     if (status != 0)
         return;
-    uv_tcp_t *conn = aw_alloc(sizeof(*conn));
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    tcp_conn_t *c = aw_calloc(1, sizeof(*c));
+    c->srv = loop->srv;
+    uv_tcp_init(listener->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
+    if (!admit_conn(loop->srv, c)) {
+        /* refused cleanly: the client sees the connection closed at once */
+        AW_METRIC_INC(connections_refused);
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    AW_METRIC_INC(connections_accepted);
     /* h2o's libuv binding leaves Nagle on: each small frame would wait ~40 ms. */
-    uv_tcp_nodelay(conn, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    uv_tcp_nodelay(&c->tcp, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
     h2o_accept(&loop->accept_ctx, sock);
 }
 
@@ -186,12 +270,63 @@ static int init_loop(aw_server_t *srv, aw_loop_t *loop, int fd)
     h2o_context_init(&loop->ctx, &loop->uv, &srv->globalconf);
     loop->accept_ctx.ctx = &loop->ctx;
     loop->accept_ctx.hosts = srv->globalconf.hosts;
+    loop->accept_ctx.ssl_ctx = srv->ssl_ctx;
     uv_tcp_init(&loop->uv, &loop->listener);
     loop->listener.data = loop;
     if (uv_tcp_open(&loop->listener, fd) != 0 ||
         uv_listen((uv_stream_t *)&loop->listener, 4096, on_accept) != 0)
         return AW_EIO;
     loop->listening = 1;
+    return 0;
+}
+
+static SSL_CTX *make_ssl_ctx(const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "anywhere: cannot use the TLS certificate %s and key %s\n", cert,
+                key != NULL ? key : cert);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* The server's own origins: the Host the browser used, and the loopback
+ * names on our port. */
+static int same_origin(aw_server_t *srv, h2o_req_t *req, h2o_iovec_t origin)
+{
+    const char *scheme = srv->ssl_ctx != NULL ? "https://" : "http://";
+    size_t sl = strlen(scheme);
+    if (origin.len > sl && memcmp(origin.base, scheme, sl) == 0 && req->authority.len == origin.len - sl &&
+        h2o_lcstris(origin.base + sl, origin.len - sl, req->authority.base, req->authority.len))
+        return 1;
+    char own[64];
+    for (int i = 0; i < 2; i++) {
+        int n = snprintf(own, sizeof(own), "%s%s:%d", scheme, i == 0 ? "127.0.0.1" : "localhost", srv->port);
+        if ((size_t)n == origin.len && h2o_lcstris(origin.base, origin.len, own, (size_t)n))
+            return 1;
+    }
+    return 0;
+}
+
+int aw_server__origin_allowed(aw_server_t *srv, h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    if (at == -1)
+        return 1; /* not a browser page: a server, a bot, a test client */
+    h2o_iovec_t origin = req->headers.entries[at].value;
+    if (same_origin(srv, req, origin))
+        return 1;
+    for (size_t i = 0; i < srv->cfg.n_origins; i++) {
+        const char *o = srv->cfg.origins[i];
+        if (strcmp(o, "*") == 0 ||
+            (strlen(o) == origin.len && h2o_lcstris(origin.base, origin.len, o, strlen(o))))
+            return 1;
+    }
     return 0;
 }
 
@@ -203,6 +338,11 @@ int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
     h2o_config_init(&srv->globalconf);
     /* h2o buffers bodies up to this; ours answer 413 beyond max_message. */
     srv->globalconf.max_request_entity_size = cfg->max_message * 4;
+    if (cfg->http_timeout_ms != 0)
+        srv->globalconf.http1.req_timeout = cfg->http_timeout_ms;
+    uv_mutex_init(&srv->ip_lock);
+    if (cfg->tls_cert != NULL && (srv->ssl_ctx = make_ssl_ctx(cfg->tls_cert, cfg->tls_key)) == NULL)
+        return AW_EIO;
     srv->hostconf = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     aw_http__register(srv);
     srv->loops = aw_calloc(srv->n_loops, sizeof(*srv->loops));
@@ -258,6 +398,10 @@ void aw_server_destroy(aw_server_t *srv)
     for (unsigned int i = 0; i < srv->n_loops; i++)
         uv_loop_close(&srv->loops[i].uv);
     h2o_config_dispose(&srv->globalconf);
+    if (srv->ssl_ctx != NULL)
+        SSL_CTX_free(srv->ssl_ctx);
+    uv_mutex_destroy(&srv->ip_lock);
+    free(srv->ips);
     free(srv->loops);
     free(srv);
 }

@@ -22,6 +22,14 @@ typedef struct aw_server_config {
     aw_registry_t *registry;         /* where messages go; must outlive the server */
     const aw_chat_config_t *chat;    /* secret, history_auth and history for the history routes */
     const char *api_key;             /* bearer key of POST /api/send; NULL turns the route off */
+    unsigned int max_connections;    /* open connections at most; 0: no cap */
+    unsigned int max_connections_per_ip;
+    unsigned int ping_interval_ms; /* websocket ping period; a socket silent for two is closed */
+    size_t max_outbox;             /* bytes queued for one socket; past it the socket is closed, 1008 */
+    unsigned int http_timeout_ms;  /* idle HTTP connections and slow request headers */
+    const char *const *origins;    /* allowed Origin values besides the server's own; "*" allows any */
+    size_t n_origins;
+    const char *tls_cert, *tls_key; /* PEM files: HTTPS and wss:// on the same port */
 } aw_server_config_t;
 
 /* Binds, then starts the I/O threads. Returns 0, or AW_EIO with a message on

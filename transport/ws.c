@@ -18,6 +18,7 @@
 #include "transport/internal.h"
 #include <h2o/http1.h>
 #include <h2o/websocket.h>
+#include "actors/metrics.h"
 #include "actors/registry.h"
 #include "runtime/error.h"
 
@@ -47,6 +48,9 @@ struct aw_ws {
     int dirty;
     int close_queued;
     uint64_t close_deadline;
+    size_t queued_bytes; /* bytes of bot frames in q_head, waiting behind a write */
+    uint64_t last_seen;  /* when the client last sent anything */
+    uint64_t ping_sent;  /* when our unanswered ping went, or 0 */
     unsigned int bad_json;
     char *user; /* the user this socket speaks for, once it has spoken */
     size_t user_len;
@@ -111,11 +115,26 @@ static void mark_dirty(aw_ws_t *ws)
     ws->loop->dirty = ws;
 }
 
-/* Queues a text frame carrying `payload` (a reference is taken). */
+static void queue_close(aw_ws_t *ws, int code);
+
+/* Queues a text frame carrying `payload` (a reference is taken). A client
+ * that does not read falls behind: while a write is still under way, what
+ * waits behind it may not pass --max-outbox, or the queue is dropped (its
+ * messages stay recoverable by last_seq) and the socket closed with 1008. A
+ * burst, such as a long replay, goes out in one write and does not count. */
 static void queue_text(aw_ws_t *ws, aw_buf_t *payload)
 {
     if (ws->sock == NULL || ws->close_queued)
         return;
+    size_t max = ws->loop->srv->cfg.max_outbox;
+    if (max != 0 && h2o_socket_is_writing(ws->sock) && ws->queued_bytes + payload->len > max) {
+        free_frames(ws->q_head);
+        ws->q_head = ws->q_tail = NULL;
+        AW_METRIC_INC(sockets_closed_slow);
+        queue_close(ws, 1008);
+        return;
+    }
+    ws->queued_bytes += payload->len;
     out_frame_t *f = aw_alloc(sizeof(*f));
     f->next = NULL;
     f->payload = aw_buf_retain(payload);
@@ -172,6 +191,14 @@ static void on_closed(aw_ws_t *ws)
     wslay_event_context_free(ws->ws);
     ws->ws = NULL;
     h2o_linklist_unlink(&ws->link);
+    if (ws->dirty) {
+        /* the loop's reference goes below: leave no pointer behind */
+        aw_ws_t **p = &ws->loop->dirty;
+        while (*p != ws)
+            p = &(*p)->next_dirty;
+        *p = ws->next_dirty;
+        ws->dirty = 0;
+    }
     __atomic_sub_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
     if (ws->user != NULL) {
         aw_msg_t *m = aw_detach_new(&ws->super);
@@ -236,6 +263,7 @@ static void flush(aw_ws_t *ws)
     }
     ws->w_head = ws->q_head;
     ws->q_head = ws->q_tail = NULL;
+    ws->queued_bytes = 0; /* only what waits behind a write counts */
     h2o_socket_write(ws->sock, ws->iov, n, on_write_done);
 }
 
@@ -269,6 +297,7 @@ static void on_text(aw_ws_t *ws, const char *data, size_t len)
     aw_message_t msg;
     int err = aw_message_parse(&msg, data, len);
     if (err != 0) {
+        aw_metrics_count_error(err);
         send_error(ws, err);
         if (err == AW_EBADJSON && ++ws->bad_json >= BAD_JSON_LIMIT)
             queue_close(ws, 1007);
@@ -276,9 +305,11 @@ static void on_text(aw_ws_t *ws, const char *data, size_t len)
     }
     if (ws->user != NULL && (ws->user_len != msg.user_len || memcmp(ws->user, msg.user, msg.user_len) != 0)) {
         aw_message_dispose(&msg);
+        aw_metrics_count_error(AW_EUNAUTHORIZED);
         send_error(ws, AW_EUNAUTHORIZED);
         return;
     }
+    AW_METRIC_INC(messages_in[AW_CHANNEL_WEBSOCKET]);
     if (ws->user == NULL) {
         ws->user = aw_strndup(msg.user, msg.user_len);
         ws->user_len = msg.user_len;
@@ -309,6 +340,8 @@ static void on_read(h2o_socket_t *sock, const char *err)
         on_closed(ws);
         return;
     }
+    ws->last_seen = aw_now_ms();
+    ws->ping_sent = 0; /* anything from the client shows it is alive */
     if (wslay_event_recv(ws->ws) != 0) {
         on_closed(ws);
         return;
@@ -335,6 +368,7 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
     wslay_event_config_set_max_recv_msg_length(ws->ws, ws->loop->srv->cfg.max_message);
     h2o_linklist_insert(&ws->loop->websockets, &ws->link);
     __atomic_add_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
+    ws->last_seen = aw_now_ms();
     if (ws->loop->stopping)
         queue_close(ws, 1001);
     h2o_socket_read_start(sock, on_read);
@@ -413,13 +447,32 @@ void aw_ws__close_all(aw_loop_t *loop, int code)
     aw_ws__flush_dirty(loop);
 }
 
+/* Pings a socket that has been quiet for an interval; closes one that let a
+ * whole interval pass without answering. */
+static void keepalive(aw_ws_t *ws, uint64_t now, uint64_t interval)
+{
+    if (ws->ping_sent != 0 && now - ws->ping_sent >= interval) {
+        AW_METRIC_INC(sockets_closed_idle);
+        on_closed(ws);
+    } else if (ws->ping_sent == 0 && now - ws->last_seen >= interval) {
+        struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = (const uint8_t *)"", .msg_length = 0};
+        wslay_event_queue_msg(ws->ws, &ping);
+        ws->ping_sent = now;
+        mark_dirty(ws);
+    }
+}
+
 void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
 {
+    uint64_t interval = loop->srv->cfg.ping_interval_ms;
     h2o_linklist_t *l = loop->websockets.next;
     while (l != &loop->websockets) {
         aw_ws_t *ws = H2O_STRUCT_FROM_MEMBER(aw_ws_t, link, l);
         l = l->next; /* on_closed unlinks */
         if (ws->close_queued && now >= ws->close_deadline)
             on_closed(ws);
+        else if (!ws->close_queued && interval != 0 && now != UINT64_MAX)
+            keepalive(ws, now, interval);
     }
+    aw_ws__flush_dirty(loop);
 }

@@ -22,7 +22,7 @@ async function startServer(args = [], opts = {}) {
     const timer = setTimeout(() => reject(new Error('server did not start:\n' + log)), 10000);
     proc.stderr.on('data', (d) => {
       log += d;
-      const m = /listening on http:\/\/[^:]+:(\d+)\//.exec(log);
+      const m = /listening on https?:\/\/[^:]+:(\d+)\//.exec(log);
       if (m) { clearTimeout(timer); resolve(Number(m[1])); }
     });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}:\n${log}`)); });

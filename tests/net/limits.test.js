@@ -1,0 +1,214 @@
+// Hardening: rate limits, connection caps, keepalive, slow readers, origins
+// and CORS, metrics and TLS. Each starts its own server with small limits.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const https = require('node:https');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { execFileSync } = require('node:child_process');
+const { startServer, Client, post, sleep, WebSocket } = require('./lib');
+
+// A websocket client that completes the handshake and then never reads nor
+// answers anything: a dead or very slow peer.
+function rawWebsocket(port) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    sock.once('data', (d) => { assert.match(d.toString(), /^HTTP\/1.1 101/); resolve(sock); });
+    sock.on('error', reject);
+  });
+}
+
+// A masked client text frame.
+function frame(obj) {
+  const payload = Buffer.from(JSON.stringify(obj));
+  const mask = crypto.randomBytes(4);
+  const len = payload.length;
+  const head = len < 126 ? Buffer.from([0x81, 0x80 | len]) : Buffer.from([0x81, 0x80 | 126, len >> 8, len & 255]);
+  const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
+  return Buffer.concat([head, mask, body]);
+}
+
+async function metric(port, name) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
+test('over the rate: rate_limited, the message is dropped and not stored', async () => {
+  const srv = await startServer(['--bot', 'echo', '--rate', '2', '--burst', '5']);
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'rl' });
+  const [s] = await c.waitFor((f) => f.type === 'session');
+  for (let i = 0; i < 12; i++) c.send({ type: 'message', user: 'rl', text: `m${i}` });
+  const errs = await c.waitFor((f) => f.type === 'error', 8);
+  assert.ok(errs.every((e) => e.code === 'rate_limited'));
+  await sleep(300);
+  const replies = c.messages().map((m) => m.text);
+  assert.deepEqual(replies, ['m0', 'm1', 'm2', 'm3'], 'the burst of 5 less the hello');
+  const h = await post(srv.port, '/botkit/history', { user: 'rl', token: s.token, limit: 100 });
+  assert.equal(h.json.history.filter((e) => e.type === 'message_received').length, 4);
+  const r = await post(srv.port, '/api/messages', { type: 'message', user: 'rl', text: 'x' });
+  assert.equal(r.status, 429);
+  assert.equal(r.json.code, 'rate_limited');
+  await sleep(600); // the bucket refills
+  c.send({ type: 'message', user: 'rl', text: 'later' });
+  await c.waitFor((f) => f.text === 'later');
+  assert.ok(await metric(srv.port, 'anywhere_rate_limited_total') >= 9);
+  await c.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('connections over the per-address cap are refused; the others go on', async () => {
+  const srv = await startServer(['--bot', 'echo', '--max-connections-per-ip', '3']);
+  const ok = await Promise.all([0, 1, 2].map(() => Client.open(srv.port)));
+  const extra = new WebSocket(`ws://127.0.0.1:${srv.port}/`);
+  const outcome = await new Promise((resolve) => {
+    extra.on('open', () => resolve('open'));
+    extra.on('error', () => resolve('refused'));
+    extra.on('close', () => resolve('refused'));
+  });
+  assert.equal(outcome, 'refused');
+  ok[0].send({ type: 'message', user: 'cap', text: 'still fine' });
+  await ok[0].waitFor((f) => f.text === 'still fine');
+  await Promise.all(ok.map((c) => c.close())); /* /metrics itself needs a connection below the cap */
+  await sleep(100);
+  assert.ok(await metric(srv.port, 'anywhere_connections_refused_total') >= 1);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('a socket that never answers pings is closed; a live one stays', async () => {
+  const srv = await startServer(['--bot', 'echo', '--ping-interval', '300']);
+  const live = await Client.open(srv.port); // ws answers pings by itself
+  live.send({ type: 'hello', user: 'alive' });
+  const dead = await rawWebsocket(srv.port);
+  dead.pause(); // never reads: never answers
+  const closed = new Promise((resolve) => dead.on('close', resolve));
+  dead.resume();
+  dead.on('data', () => {}); // reads, but never answers the ping
+  await Promise.race([closed, sleep(3000).then(() => assert.fail('the silent socket was not closed'))]);
+  await sleep(700);
+  live.send({ type: 'message', user: 'alive', text: 'still here' });
+  await live.waitFor((f) => f.text === 'still here');
+  assert.ok(await metric(srv.port, 'anywhere_sockets_closed_idle_total') >= 1);
+  await live.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('a reader that does not keep up is closed once its outbox is full; its messages stay recoverable', async () => {
+  const key = 'k';
+  const srv = await startServer(['--bot', 'echo', '--max-outbox', '65536', '--api-key', key, '--rate', '0']);
+  const first = await Client.open(srv.port);
+  first.send({ type: 'hello', user: 'slow' });
+  const [s] = await first.waitFor((f) => f.type === 'session');
+  await first.close();
+  const sock = await rawWebsocket(srv.port);
+  sock.write(frame({ type: 'welcome_back', user: 'slow', token: s.token }));
+  await sleep(100);
+  sock.pause(); // stop reading: the kernel buffers fill, then our outbox
+  const text = 'x'.repeat(16000);
+  const t0 = Date.now();
+  for (let i = 0; i < 900 && Date.now() - t0 < 20000; i += 30) {
+    if ((await metric(srv.port, 'anywhere_sockets_closed_slow_total')) !== 0) break;
+    await Promise.all(Array.from({ length: 30 }, () =>
+      post(srv.port, '/api/send', { user: 'slow', text }, { authorization: `Bearer ${key}` })));
+  }
+  assert.equal(await metric(srv.port, 'anywhere_sockets_closed_slow_total'), 1);
+  sock.destroy();
+  const again = await Client.open(srv.port);
+  again.send({ type: 'reconnect', user: 'slow', token: s.token, last_seq: 0 });
+  const got = await again.waitFor((f) => f.type === 'message', 100);
+  assert.deepEqual(got.map((f) => f.seq), Array.from({ length: got.length }, (_, i) => i + 1),
+    'every message the slow socket lost comes back, in order');
+  await again.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('pages from other origins are refused unless allowed; allowed ones get CORS answers', async () => {
+  const srv = await startServer(['--bot', 'echo', '--allowed-origin', 'http://good.example']);
+  const tryWs = (origin) => new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/`, { origin });
+    ws.on('open', () => { ws.close(); resolve('open'); });
+    ws.on('unexpected-response', (req, res) => resolve(res.statusCode));
+    ws.on('error', () => resolve('error'));
+  });
+  assert.equal(await tryWs('http://evil.example'), 403);
+  assert.equal(await tryWs('http://good.example'), 'open');
+  assert.equal(await tryWs(`http://127.0.0.1:${srv.port}`), 'open');
+  let r = await post(srv.port, '/api/messages', { type: 'message', user: 'o1', text: 'x' }, { origin: 'http://evil.example' });
+  assert.equal(r.status, 403);
+  const res = await fetch(`${srv.url}/api/messages`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://good.example', 'access-control-request-method': 'POST' },
+  });
+  assert.equal(res.status, 204);
+  assert.equal(res.headers.get('access-control-allow-origin'), 'http://good.example');
+  assert.match(res.headers.get('access-control-allow-methods'), /POST/);
+  r = await fetch(`${srv.url}/api/messages`, {
+    method: 'POST', headers: { origin: 'http://good.example', 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'message', user: 'o1', text: 'x' }),
+  });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('access-control-allow-origin'), 'http://good.example');
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('metrics count what happened, and healthz says the store is reachable', async () => {
+  const srv = await startServer(['--bot', 'echo']);
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'm1' });
+  c.send({ type: 'message', user: 'm1', text: 'a' });
+  c.send('not json');
+  await c.waitFor((f) => f.type === 'error');
+  await c.waitFor((f) => f.text === 'a');
+  await post(srv.port, '/api/messages', { type: 'message', user: 'm2', text: 'b' });
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  assert.match(text, /^anywhere_messages_in_total\{channel="websocket"\} 2$/m);
+  assert.match(text, /^anywhere_messages_in_total\{channel="webhook"\} 1$/m);
+  assert.match(text, /^anywhere_messages_out_total\{channel="websocket"\} 1$/m);
+  assert.match(text, /^anywhere_errors_total\{code="bad_json"\} 1$/m);
+  assert.match(text, /^anywhere_websockets 1$/m);
+  assert.match(text, /^anywhere_sessions 2$/m);
+  assert.match(text, /^# TYPE anywhere_store_write_ms histogram$/m);
+  assert.match(text, /^anywhere_store_up 1$/m);
+  const h = await fetch(`${srv.url}/healthz`);
+  assert.equal(h.status, 200);
+  assert.deepEqual(await h.json(), { status: 'ok', store: 'ok', sessions: 2, websockets: 1 });
+  await c.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('TLS: HTTPS and wss:// on the same port with a self-signed certificate', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-tls-'));
+  const cert = path.join(dir, 'cert.pem'), key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  const srv = await startServer(['--bot', 'echo', '--tls-cert', cert, '--tls-key', key]);
+  const body = await new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: srv.port, path: '/api/messages', method: 'POST',
+      rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      let d = '';
+      res.on('data', (x) => { d += x; });
+      res.on('end', () => resolve(d));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ type: 'message', user: 't1', text: 'over tls' }));
+  });
+  assert.equal(JSON.parse(body)[0].text, 'over tls');
+  const ws = new WebSocket(`wss://127.0.0.1:${srv.port}/`, { rejectUnauthorized: false });
+  const reply = await new Promise((resolve, reject) => {
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'message', user: 't2', text: 'wss works' })));
+    ws.on('message', (d) => { const f = JSON.parse(d.toString()); if (f.type === 'message') resolve(f); });
+    ws.on('error', reject);
+  });
+  assert.equal(reply.text, 'wss works');
+  ws.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+  fs.rmSync(dir, { recursive: true, force: true });
+});
