@@ -70,17 +70,19 @@ struct aw_history {
 
 static int push(aw_history_t *h, req_t *r)
 {
-    size_t arrived = r->kind == REQ_APPEND ? __atomic_add_fetch(&h->arrived, 1, __ATOMIC_SEQ_CST) : 0;
-    if (r->kind != REQ_APPEND)
+    /* Once pushed, `r` belongs to the history thread, which may free it at
+     * once: read what is needed of it before. */
+    int append = r->kind == REQ_APPEND;
+    size_t arrived = append ? __atomic_add_fetch(&h->arrived, 1, __ATOMIC_SEQ_CST) : 0;
+    if (!append)
         __atomic_add_fetch(&h->others, 1, __ATOMIC_SEQ_CST);
     ck_stack_push_upmc(&h->mailbox, &r->entry);
     /* The thread sets `sleeping` before its last look at the mailbox, so
      * either it sees this request or we see it sleeping and wake it. */
     int sleeping = __atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST);
-    int wake =
-        sleeping == SLEEP_IDLE ||
-        (sleeping == SLEEP_TIMED &&
-         (r->kind != REQ_APPEND || arrived + __atomic_load_n(&h->held, __ATOMIC_RELAXED) == h->cfg.batch));
+    int wake = sleeping == SLEEP_IDLE ||
+               (sleeping == SLEEP_TIMED &&
+                (!append || arrived + __atomic_load_n(&h->held, __ATOMIC_RELAXED) == h->cfg.batch));
     if (wake) {
         uv_mutex_lock(&h->lock);
         uv_cond_signal(&h->wake);
@@ -510,7 +512,7 @@ static void sleep_until(aw_history_t *h, uint64_t until)
     __atomic_store_n(&h->held, h->n - h->head, __ATOMIC_RELAXED);
     __atomic_store_n(&h->sleeping, until == 0 ? SLEEP_IDLE : SLEEP_TIMED, __ATOMIC_SEQ_CST);
     size_t arrived = __atomic_load_n(&h->arrived, __ATOMIC_SEQ_CST);
-    int must_look = until == 0 ? !CK_STACK_ISEMPTY(&h->mailbox)
+    int must_look = until == 0 ? !aw_stack_empty(&h->mailbox)
                                : __atomic_load_n(&h->others, __ATOMIC_SEQ_CST) != 0 ||
                                      arrived + (h->n - h->head) >= h->cfg.batch;
     if (!must_look) {

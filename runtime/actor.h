@@ -53,13 +53,13 @@ struct aw_actor {
     aw_actor_dispose_cb dispose;
     aw_runtime_t *rt;
     /* private */
-    ck_stack_t mailbox;           /* MPSC: pushed by anyone, popped by the running worker */
-    aw_msg_t *local_head;         /* taken from the mailbox but not yet handled (FIFO) */
-    aw_msg_t *local_tail;         /* only the worker running the actor touches these */
-    aw_actor_t *next_ready;       /* run-queue link, guarded by the run-queue lock */
-    unsigned int state;           /* idle / scheduled, atomic */
-    unsigned int refcnt;          /* atomic */
-    unsigned int running;         /* atomic; checks "never on two threads" in debug builds */
+    ck_stack_t mailbox;     /* MPSC: pushed by anyone, popped by the running worker */
+    aw_msg_t *local_head;   /* taken from the mailbox but not yet handled (FIFO) */
+    aw_msg_t *local_tail;   /* only the worker running the actor touches these */
+    aw_actor_t *next_ready; /* run-queue link, guarded by the run-queue lock */
+    unsigned int state;     /* idle / scheduled, atomic */
+    unsigned int refcnt;    /* atomic */
+    unsigned int running;   /* atomic; checks "never on two threads" in debug builds */
 };
 
 typedef struct aw_runtime_config {
@@ -97,7 +97,8 @@ unsigned int aw_runtime_workers(aw_runtime_t *rt);
 void aw_runtime_get_stats(aw_runtime_t *rt, aw_runtime_stats_t *stats);
 
 /* Initialises the base of an actor with one reference, owned by the caller. */
-void aw_actor_init(aw_actor_t *actor, aw_runtime_t *rt, aw_actor_handle_cb handle, aw_actor_dispose_cb dispose);
+void aw_actor_init(aw_actor_t *actor, aw_runtime_t *rt, aw_actor_handle_cb handle,
+                   aw_actor_dispose_cb dispose);
 
 /* Takes a reference. Any thread, by a holder of a reference. */
 void aw_actor_retain(aw_actor_t *actor);
@@ -119,6 +120,14 @@ int aw_timer_send(aw_runtime_t *rt, aw_actor_t *actor, aw_msg_t *msg, uint64_t d
 
 /* Releases a message through its free callback. Any thread. */
 void aw_msg_release(aw_msg_t *msg);
+
+/* Whether a Concurrency Kit stack (a mailbox) is empty, read atomically:
+ * CK_STACK_ISEMPTY is a plain read, a data race against a concurrent push.
+ * Any thread; the answer may be stale by the time it is used. */
+static inline int aw_stack_empty(ck_stack_t *stack)
+{
+    return __atomic_load_n(&stack->head, __ATOMIC_ACQUIRE) == NULL;
+}
 
 /* Milliseconds of a monotonic clock. Any thread. */
 uint64_t aw_now_ms(void);
