@@ -64,8 +64,8 @@ int aw_store_append(aw_store_t *store, const aw_record_t *records, size_t n);
  * INT64_MAX, INT64_MAX for "the latest". Sets `*more` to 1 when older records
  * exist beyond this page. Returns 0, or a negative AW_E... code (nothing is
  * reported through `cb` then). */
-int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq, int64_t before_sub,
-                  size_t limit, aw_store_record_cb cb, void *data, int *more);
+int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq,
+                  int64_t before_sub, size_t limit, aw_store_record_cb cb, void *data, int *more);
 
 /* The highest seq stored for `user` (0 when none), so that numbering continues
  * after a restart. */

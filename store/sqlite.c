@@ -1,0 +1,199 @@
+/*
+ * The SQLite backend, the default: one file, nothing to start. WAL mode lets
+ * readers run beside the writer; each batch is one transaction with
+ * statements prepared once. Records live in a rowid table, so a batch appends
+ * its rows at the end of the file, and a unique index on (user, seq, sub)
+ * makes "the latest N of a user" and "before (seq, sub)" index range scans and
+ * a retried batch a no-op (INSERT OR IGNORE).
+ *
+ * synchronous=FULL: a batch the store acknowledged survives a power loss
+ * too, since the WAL is synced at each commit. Batching is what pays for it:
+ * one sync per batch instead of one per message (bench/history_bench
+ * measured 210,000 records/s batched on this machine, the same as with
+ * NORMAL, against 9,000/s for one transaction per message).
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include "runtime/buf.h"
+#include "runtime/error.h"
+#include "store/internal.h"
+
+typedef struct sqlite_store {
+    aw_store_t super;
+    sqlite3 *db;
+    sqlite3_stmt *insert, *page, *last, *begin, *commit, *rollback;
+} sqlite_store_t;
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS history ("
+    " id INTEGER PRIMARY KEY, user TEXT NOT NULL, seq INTEGER NOT NULL, sub INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, dir INTEGER NOT NULL, json TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS history_key ON history (user, seq, sub);";
+
+/* Busy, locked, read-only, full, I/O: the caller may retry later. */
+static int map(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_PROTOCOL:
+        return AW_EUNAVAILABLE;
+    case SQLITE_NOMEM:
+        fprintf(stderr, "anywhere: out of memory (sqlite)\n");
+        abort();
+    default:
+        return AW_ESTORE;
+    }
+}
+
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map(rc);
+}
+
+static int sq_append(aw_store_t *store, const aw_record_t *r, size_t n)
+{
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    int err = step_reset(s->begin);
+    for (size_t i = 0; i < n && err == 0; i++) {
+        sqlite3_bind_text(s->insert, 1, r[i].user, (int)r[i].user_len, SQLITE_STATIC);
+        sqlite3_bind_int64(s->insert, 2, r[i].seq);
+        sqlite3_bind_int64(s->insert, 3, r[i].sub);
+        sqlite3_bind_int64(s->insert, 4, r[i].ts_ms);
+        sqlite3_bind_int(s->insert, 5, r[i].direction);
+        sqlite3_bind_text(s->insert, 6, r[i].json, (int)r[i].json_len, SQLITE_STATIC);
+        err = step_reset(s->insert);
+        sqlite3_clear_bindings(s->insert);
+    }
+    if (err == 0)
+        err = step_reset(s->commit);
+    if (err != 0 && !sqlite3_get_autocommit(s->db))
+        step_reset(s->rollback); /* nothing of a failed batch stays */
+    return err;
+}
+
+static int sq_read(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq,
+                   int64_t before_sub, size_t limit, aw_store_record_cb cb, void *data, int *more)
+{
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    sqlite3_stmt *st = s->page;
+    sqlite3_bind_text(st, 1, user, (int)user_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, before_seq);
+    sqlite3_bind_int64(st, 3, before_sub);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)limit + 1);
+    /* newest first from the index; collected, then given oldest first */
+    aw_record_t *recs = aw_calloc(limit + 1, sizeof(*recs));
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *more = 1;
+            break;
+        }
+        aw_record_t *r = &recs[n++];
+        r->user = user;
+        r->user_len = user_len;
+        r->seq = sqlite3_column_int64(st, 0);
+        r->sub = sqlite3_column_int64(st, 1);
+        r->ts_ms = sqlite3_column_int64(st, 2);
+        r->direction = sqlite3_column_int(st, 3);
+        r->json_len = (size_t)sqlite3_column_bytes(st, 4);
+        r->json = aw_strndup((const char *)sqlite3_column_text(st, 4), r->json_len);
+    }
+    int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map(rc);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    for (size_t i = n; i-- > 0;) {
+        if (err == 0)
+            cb(&recs[i], data);
+        free((char *)recs[i].json);
+    }
+    free(recs);
+    return err;
+}
+
+static int sq_last_seq(aw_store_t *store, const char *user, size_t user_len, int64_t *seq)
+{
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    sqlite3_bind_text(s->last, 1, user, (int)user_len, SQLITE_STATIC);
+    int rc = sqlite3_step(s->last);
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(s->last, 0) : 0;
+    int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map(rc);
+    sqlite3_reset(s->last);
+    sqlite3_clear_bindings(s->last);
+    return err;
+}
+
+static int sq_ping(aw_store_t *store)
+{
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    return sqlite3_exec(s->db, "SELECT 1 FROM history LIMIT 1", NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : AW_EUNAVAILABLE;
+}
+
+static void sq_close(aw_store_t *store)
+{
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    sqlite3_stmt *all[] = {s->insert, s->page, s->last, s->begin, s->commit, s->rollback};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        sqlite3_finalize(all[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static const aw_store_ops_t ops = {"sqlite", sq_append, sq_read, sq_last_seq, sq_ping, sq_close};
+
+static int prepare(sqlite_store_t *s)
+{
+    static const char *const sql[] = {
+        "INSERT OR IGNORE INTO history (user, seq, sub, ts, dir, json) VALUES (?, ?, ?, ?, ?, ?)",
+        "SELECT seq, sub, ts, dir, json FROM history WHERE user = ?1 AND (seq < ?2 OR (seq = ?2 AND sub < "
+        "?3))"
+        " ORDER BY seq DESC, sub DESC LIMIT ?4",
+        "SELECT max(seq) FROM history WHERE user = ? AND dir = 1",
+        "BEGIN IMMEDIATE",
+        "COMMIT",
+        "ROLLBACK"};
+    sqlite3_stmt **out[] = {&s->insert, &s->page, &s->last, &s->begin, &s->commit, &s->rollback};
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++)
+        if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, out[i], NULL) != SQLITE_OK)
+            return -1;
+    return 0;
+}
+
+int aw_store__sqlite_open(aw_store_t **out, const char *path, const aw_store_options_t *options)
+{
+    sqlite_store_t *s = aw_calloc(1, sizeof(*s));
+    s->super.ops = &ops;
+    int rc =
+        sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(s->db, options->timeout_ms != 0 ? options->timeout_ms : 5000);
+        rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK && prepare(s) != 0)
+        rc = sqlite3_errcode(s->db);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "anywhere: sqlite %s: %s\n", path,
+                s->db != NULL ? sqlite3_errmsg(s->db) : "cannot open");
+        int err = map(rc) != 0 ? map(rc) : AW_ESTORE;
+        sq_close(&s->super);
+        return err;
+    }
+    *out = &s->super;
+    return 0;
+}
