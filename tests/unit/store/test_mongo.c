@@ -1,0 +1,89 @@
+/*
+ * The MongoDB backend at the wire level, against MongoDB's own mock server
+ * (mongo_mock.py starts it and runs this program with its URI). This side
+ * checks what the store returns; the mock checks what the store sent and
+ * scripts the answers, including failures. Both must pass.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "runtime/error.h"
+#include "store/store.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
+            failures++;                                                                                      \
+        }                                                                                                    \
+    } while (0)
+
+typedef struct got {
+    int64_t seq[8], sub[8];
+    char json[8][256];
+    int n;
+} got_t;
+
+static void on_record(const aw_record_t *r, void *data)
+{
+    got_t *g = data;
+    if (g->n < 8) {
+        g->seq[g->n] = r->seq;
+        g->sub[g->n] = r->sub;
+        snprintf(g->json[g->n], sizeof(g->json[0]), "%.*s", (int)r->json_len, r->json);
+        g->n++;
+    }
+}
+
+static aw_record_t rec(int64_t seq, int64_t sub, const char *json)
+{
+    return (aw_record_t){.user = "u\"1",
+                         .user_len = 3,
+                         .seq = seq,
+                         .sub = sub,
+                         .ts_ms = 1700000000123,
+                         .direction = sub == 0 ? AW_RECORD_OUT : AW_RECORD_IN,
+                         .json = json,
+                         .json_len = strlen(json)};
+}
+
+int main(int argc, char **argv)
+{
+    aw_store_t *s;
+    if (argc < 2)
+        return 2;
+    aw_store_options_t opts = {.write_concern = "majority", .timeout_ms = 3000};
+    CHECK(aw_store_open(&s, argv[1], &opts) == 0); /* createIndexes */
+    if (failures != 0)
+        return 1;
+    CHECK(strcmp(aw_store_backend(s), "mongodb") == 0);
+    aw_record_t batch[3] = {rec(1, 0, "{\"type\":\"message\",\"text\":\"hi\",\"seq\":1}"),
+                            rec(1, 1, "{\"type\":\"message_received\",\"text\":\"yo\",\"n\":12345678901}"),
+                            rec(2, 0, "{\"type\":\"message\",\"text\":\"bye\",\"seq\":2}")};
+    CHECK(aw_store_append(s, batch, 3) == 0); /* one insert of three documents */
+
+    got_t g = {0};
+    int more = -1;
+    CHECK(aw_store_read(s, "u\"1", 3, INT64_MAX, INT64_MAX, 2, on_record, &g, &more) == 0);
+    CHECK(g.n == 2 && more == 1); /* the mock answers three for limit 2 + 1 */
+    CHECK(g.n == 2 && g.seq[0] == 1 && g.sub[0] == 1 && g.seq[1] == 2 && g.sub[1] == 0); /* oldest first */
+    CHECK(strstr(g.json[0], "\"text\" : \"yo\"") != NULL || strstr(g.json[0], "\"text\":\"yo\"") != NULL);
+    CHECK(strstr(g.json[0], "12345678901") != NULL); /* a plain number, not {"$numberLong"} */
+
+    int64_t seq = -1;
+    CHECK(aw_store_last_seq(s, "u\"1", 3, &seq) == 0 && seq == 2);
+
+    CHECK(aw_store_append(s, batch, 1) == AW_EUNAVAILABLE); /* the mock: shutting down */
+    CHECK(aw_store_append(s, batch, 1) == 0);               /* the retry */
+    CHECK(aw_store_append(s, batch, 2) == 0);               /* the mock: all duplicates */
+    CHECK(aw_store_append(s, batch, 2) == AW_ESTORE);       /* the mock: a real write error */
+    CHECK(aw_store_ping(s) == 0);
+    aw_store_close(s);
+    if (failures != 0) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_mongo: ok\n");
+    return 0;
+}
