@@ -133,17 +133,11 @@ int aw_actor_send(aw_actor_t *a, aw_msg_t *msg)
 /* Moves what the mailbox holds to the local FIFO, oldest first. */
 static void take_mailbox(aw_actor_t *a)
 {
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&a->mailbox), *fifo = NULL, *last = NULL;
-    while (e != NULL) {
-        ck_stack_entry_t *next = e->next;
-        if (fifo == NULL)
-            last = e;
-        e->next = fifo;
-        fifo = e;
-        e = next;
-    }
+    ck_stack_entry_t *fifo = aw_stack_take_fifo(&a->mailbox), *last = fifo;
     if (fifo == NULL)
         return;
+    while (last->next != NULL)
+        last = last->next;
     if (a->local_tail != NULL)
         a->local_tail->entry.next = fifo;
     else
@@ -270,6 +264,7 @@ void aw_runtime_stop(aw_runtime_t *rt, int drain)
 
 void aw_runtime_destroy(aw_runtime_t *rt)
 {
+    aw_runtime__timers_free(rt);
     uv_cond_destroy(&rt->work);
     uv_cond_destroy(&rt->idle);
     uv_mutex_destroy(&rt->lock);

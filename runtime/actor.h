@@ -129,6 +129,21 @@ static inline int aw_stack_empty(ck_stack_t *stack)
     return __atomic_load_n(&stack->head, __ATOMIC_ACQUIRE) == NULL;
 }
 
+/* Takes everything pushed to a Concurrency Kit stack so far, oldest first
+ * (the stack hands it over newest first), linked by `next`. For the one
+ * thread that consumes the stack. */
+static inline ck_stack_entry_t *aw_stack_take_fifo(ck_stack_t *stack)
+{
+    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(stack), *fifo = NULL;
+    while (e != NULL) {
+        ck_stack_entry_t *next = e->next;
+        e->next = fifo;
+        fifo = e;
+        e = next;
+    }
+    return fifo;
+}
+
 /* Milliseconds of a monotonic clock. Any thread. */
 uint64_t aw_now_ms(void);
 

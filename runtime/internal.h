@@ -27,7 +27,11 @@ struct aw_runtime {
 /* Starts the timer thread; 0 or AW_EIO. */
 int aw_runtime__timers_start(aw_runtime_t *rt);
 
-/* Stops the timer thread, releasing every pending message and reference. */
+/* Stops the timer thread, releasing every pending message and reference;
+ * later aw_timer_send calls answer AW_ESTOPPED. */
 void aw_runtime__timers_stop(aw_runtime_t *rt);
+
+/* Frees what the timers use. */
+void aw_runtime__timers_free(aw_runtime_t *rt);
 
 #endif

@@ -148,6 +148,13 @@ void aw_runtime__timers_stop(aw_runtime_t *rt)
         aw_msg_release(h->e[i].msg);
         aw_actor_release(h->e[i].actor);
     }
+    h->n = 0;
+    /* the heap stays until destroy, so that a late aw_timer_send is refused */
+}
+
+void aw_runtime__timers_free(aw_runtime_t *rt)
+{
+    aw_timer_heap_t *h = rt->timers;
     free(h->e);
     uv_cond_destroy(&h->wake);
     uv_mutex_destroy(&h->lock);
