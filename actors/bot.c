@@ -85,7 +85,7 @@ static skill_t *add_skill(aw_bot_t *bot)
     return s;
 }
 
-static char *lowered_trimmed(const char *s)
+char *aw_text__lower_trim(const char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -158,7 +158,7 @@ int aw_bot_hears(aw_bot_t *bot, int kind, const char *pattern, aw_skill_cb cb, v
         return AW_EINVAL;
     skill_t *s = add_skill(bot);
     s->kind = kind;
-    s->pattern = kind == AW_HEAR_REGEX ? aw_strndup(pattern, strlen(pattern)) : lowered_trimmed(pattern);
+    s->pattern = kind == AW_HEAR_REGEX ? aw_strndup(pattern, strlen(pattern)) : aw_text__lower_trim(pattern);
     if (kind == AW_HEAR_REGEX)
         s->re = re;
     s->cb = cb;
@@ -180,8 +180,7 @@ static int is_word_char(char c)
     return isalnum((unsigned char)c) || (c & 0x80) != 0;
 }
 
-/* Whole-word search of `needle` in `hay`, both lower-case. */
-static int has_keyword(const char *hay, const char *needle)
+int aw_text__has_keyword(const char *hay, const char *needle)
 {
     size_t nlen = strlen(needle);
     if (nlen == 0)
@@ -201,7 +200,7 @@ static int skill_matches(const skill_t *s, const char *text, const char *lowered
     case AW_HEAR_EXACT:
         return strcmp(lowered, s->pattern) == 0;
     case AW_HEAR_KEYWORD:
-        return has_keyword(lowered, s->pattern);
+        return aw_text__has_keyword(lowered, s->pattern);
     default:
         return regexec(&s->re, text, 0, NULL, 0) == 0;
     }
@@ -220,7 +219,7 @@ void aw_bot_dispatch(const aw_bot_t *bot, aw_turn_t *turn, const aw_message_t *m
     const skill_t *hit = NULL;
     if (strcmp(msg->type, "message") == 0) {
         const char *text = msg->text != NULL ? msg->text : "";
-        char *lowered = lowered_trimmed(text);
+        char *lowered = aw_text__lower_trim(text);
         for (size_t i = 0; i < bot->n && hit == NULL; i++)
             if (!bot->skills[i].is_event && skill_matches(&bot->skills[i], text, lowered))
                 hit = &bot->skills[i];

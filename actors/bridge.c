@@ -249,13 +249,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 static void on_wake(uv_async_t *a)
 {
     aw_bridge_t *b = a->data;
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&b->inbox), *fifo = NULL;
-    while (e != NULL) {
-        ck_stack_entry_t *next = e->next;
-        e->next = fifo;
-        fifo = e;
-        e = next;
-    }
+    ck_stack_entry_t *fifo = aw_stack_take_fifo(&b->inbox);
     while (fifo != NULL) {
         request_t *r = (request_t *)fifo;
         fifo = fifo->next;

@@ -446,14 +446,7 @@ static void take_mailbox(aw_history_t *h)
 {
     __atomic_store_n(&h->arrived, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&h->others, 0, __ATOMIC_SEQ_CST);
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&h->mailbox), *fifo = NULL;
-    while (e != NULL) {
-        ck_stack_entry_t *next = e->next;
-        e->next = fifo;
-        fifo = e;
-        e = next;
-    }
-    for (; fifo != NULL; fifo = fifo->next) {
+    for (ck_stack_entry_t *fifo = aw_stack_take_fifo(&h->mailbox); fifo != NULL; fifo = fifo->next) {
         req_t *r = (req_t *)fifo;
         r->next = NULL;
         if (h->fifo_tail != NULL)

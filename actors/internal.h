@@ -71,6 +71,13 @@ void aw_turn__clear(aw_turn_t *turn);
 #include <regex.h>
 int aw_regex__compile(regex_t *re, const char *pattern);
 
+/* A copy of `s`, lower-cased (ASCII) and without surrounding space: how
+ * EXACT and KEYWORD patterns and texts are compared. The caller frees it. */
+char *aw_text__lower_trim(const char *s);
+
+/* Whether `needle` stands in `hay` as whole words; both lower-cased. */
+int aw_text__has_keyword(const char *hay, const char *needle);
+
 /* Frees every variable. */
 void aw_vars__clear(aw_vars_t *vars);
 

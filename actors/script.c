@@ -9,7 +9,6 @@
  */
 #include "actors/script.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -298,19 +297,6 @@ static int parse_says(ctx_t *c, yajl_val v, const char *path, says_t *s)
 
 /* --- matching --- */
 
-static char *lowered(const char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t len = strlen(s);
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        len--;
-    char *out = aw_strndup(s, len);
-    for (size_t i = 0; i < len; i++)
-        out[i] = (char)tolower((unsigned char)out[i]);
-    return out;
-}
-
 /* Reads one of "exact", "keyword", "regex" from `obj` into `b`; returns 1 if
  * one was there, 0 if none, -1 on error. */
 static int parse_match(ctx_t *c, yajl_val obj, const char *path, branch_t *b)
@@ -335,32 +321,19 @@ static int parse_match(ctx_t *c, yajl_val obj, const char *path, branch_t *b)
                 return fail(c, p, "not a valid regular expression, or one too costly to run: %.100s", s);
             b->has_re = 1;
         } else {
-            b->pattern = lowered(s);
+            b->pattern = aw_text__lower_trim(s);
             free(s);
         }
     }
     return found;
 }
 
-static int is_word_char(char ch)
-{
-    return isalnum((unsigned char)ch) || (ch & 0x80) != 0;
-}
-
 static int branch_matches(const branch_t *b, const char *text)
 {
     if (b->kind == AW_HEAR_REGEX)
         return regexec(&b->re, text, 0, NULL, 0) == 0;
-    char *low = lowered(text);
-    int hit = 0;
-    if (b->kind == AW_HEAR_EXACT) {
-        hit = strcmp(low, b->pattern) == 0;
-    } else {
-        size_t n = strlen(b->pattern);
-        for (const char *p = strstr(low, b->pattern); p != NULL && !hit && n != 0;
-             p = strstr(p + 1, b->pattern))
-            hit = (p == low || !is_word_char(p[-1])) && !is_word_char(p[n]);
-    }
+    char *low = aw_text__lower_trim(text);
+    int hit = b->kind == AW_HEAR_EXACT ? strcmp(low, b->pattern) == 0 : aw_text__has_keyword(low, b->pattern);
     free(low);
     return hit;
 }

@@ -185,11 +185,22 @@ static aw_loop_t *loop_of(h2o_req_t *req)
     return (aw_loop_t *)((char *)req->conn->ctx - offsetof(aw_loop_t, ctx));
 }
 
+/* Answers 405 unless the request uses `method`; returns 1 when it does. */
+static int want_method(h2o_req_t *req, const char *method)
+{
+    if (h2o_memis(req->method.base, req->method.len, method, strlen(method)))
+        return 1;
+    h2o_send_error_generic(req, 405, "Method Not Allowed", "method not allowed\n", 0);
+    return 0;
+}
+
 /* The browser-facing routes: refuses pages from origins not allowed (403),
  * answers CORS preflights, and lets allowed origins read the answer. Returns 1
  * when the handler should go on. */
-static int browser_route(aw_server_t *srv, h2o_req_t *req, const char *methods)
+static int browser_route(aw_server_t *srv, h2o_req_t *req, const char *method)
 {
+    char methods[32];
+    snprintf(methods, sizeof(methods), "%s, OPTIONS", method);
     if (!aw_server__origin_allowed(srv, req)) {
         h2o_send_error_generic(req, 403, "Forbidden", "this origin may not use this server\n", 0);
         return 0;
@@ -213,7 +224,7 @@ static int browser_route(aw_server_t *srv, h2o_req_t *req, const char *methods)
         h2o_send_inline(req, "", 0);
         return 0;
     }
-    return 1;
+    return want_method(req, method);
 }
 
 /* A request waiting for another thread's answer, with two references: the
@@ -289,12 +300,8 @@ static int on_botkit_history(h2o_handler_t *self, h2o_req_t *req)
 {
     aw_server_t *srv = server_of(self);
     aw_history_query_t q;
-    if (!browser_route(srv, req, "POST, OPTIONS"))
+    if (!browser_route(srv, req, "POST"))
         return 0;
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
-        h2o_send_error_generic(req, 405, "Method Not Allowed", "use POST\n", 0);
-        return 0;
-    }
     if (req->entity.len > srv->cfg.max_message) {
         send_history_error(req, AW_ETOOLARGE);
         return 0;
@@ -313,12 +320,8 @@ static int on_api_history(h2o_handler_t *self, h2o_req_t *req)
 {
     aw_server_t *srv = server_of(self);
     aw_history_query_t q;
-    if (!browser_route(srv, req, "GET, OPTIONS"))
+    if (!browser_route(srv, req, "GET"))
         return 0;
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
-        h2o_send_error_generic(req, 405, "Method Not Allowed", "use GET\n", 0);
-        return 0;
-    }
     const char *qs = "";
     size_t qs_len = 0;
     if (req->query_at != SIZE_MAX) {
@@ -343,12 +346,8 @@ static int on_webhook(h2o_handler_t *self, h2o_req_t *req, int mode)
 {
     aw_server_t *srv = server_of(self);
     aw_message_t msg;
-    if (!browser_route(srv, req, "POST, OPTIONS"))
+    if (!browser_route(srv, req, "POST"))
         return 0;
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
-        h2o_send_error_generic(req, 405, "Method Not Allowed", "use POST\n", 0);
-        return 0;
-    }
     if (req->entity.len > srv->cfg.max_message) {
         aw_metrics_count_error(AW_ETOOLARGE);
         send_error(req, AW_ETOOLARGE);
@@ -544,10 +543,8 @@ static int on_send(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_error_generic(req, 404, "Not Found", "not found\n", 0);
         return 0;
     }
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
-        h2o_send_error_generic(req, 405, "Method Not Allowed", "use POST\n", 0);
+    if (!want_method(req, "POST"))
         return 0;
-    }
     h2o_iovec_t given = bearer(req);
     if (given.len != strlen(key) || CRYPTO_memcmp(given.base, key, given.len) != 0) {
         send_error(req, AW_EUNAUTHORIZED);

@@ -202,14 +202,7 @@ static int loop_done(aw_loop_t *loop)
 
 static void drain(aw_loop_t *loop)
 {
-    /* The stack gives the newest first: reverse it to keep posting order. */
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&loop->inbox), *fifo = NULL;
-    while (e != NULL) {
-        ck_stack_entry_t *next = e->next;
-        e->next = fifo;
-        fifo = e;
-        e = next;
-    }
+    ck_stack_entry_t *fifo = aw_stack_take_fifo(&loop->inbox); /* posting order */
     while (fifo != NULL) {
         aw_post_t *p = (aw_post_t *)fifo;
         fifo = fifo->next;

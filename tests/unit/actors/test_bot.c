@@ -8,16 +8,7 @@
 #include "actors/identity.h"
 #include "actors/internal.h"
 #include "runtime/error.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
+#include "tests/check.h"
 
 static void say_tag(aw_turn_t *turn, const aw_message_t *msg, void *data)
 {
@@ -105,10 +96,5 @@ int main(void)
     test_matching();
     test_builtin_bots();
     test_token();
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_bot: ok\n");
-    return 0;
+    return check_exit("test_bot");
 }

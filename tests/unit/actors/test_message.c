@@ -8,16 +8,7 @@
 #include <string.h>
 #include "actors/message.h"
 #include "runtime/error.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
+#include "tests/check.h"
 
 static int parse(const char *json)
 {
@@ -126,10 +117,5 @@ int main(void)
     test_refuses();
     test_write_keeps_fields();
     test_reply_write();
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_message: ok\n");
-    return 0;
+    return check_exit("test_message");
 }

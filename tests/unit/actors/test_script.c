@@ -8,16 +8,7 @@
 #include <string.h>
 #include "actors/internal.h"
 #include "actors/script.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
+#include "tests/check.h"
 
 /* One user's state across turns, as the session keeps it. */
 typedef struct user {
@@ -34,7 +25,7 @@ static void turn(const aw_bot_t *bot, user_t *u, const char *type, const char *t
     snprintf(json, sizeof(json), "{\"type\":\"%s\",\"user\":\"ann\",\"text\":\"%s\"}", type, text);
     if (aw_message_parse(&m, json, strlen(json)) != 0) {
         fprintf(stderr, "bad test message %s\n", json);
-        failures++;
+        check_failures++;
         return;
     }
     aw_turn_t t = {.user = "ann", .user_len = 3, .vars = &u->vars, .ask = &u->ask};
@@ -190,10 +181,5 @@ int main(void)
     char err[256];
     CHECK(aw_script_load("/nonexistent/bot.json", err, sizeof(err)) == NULL &&
           strstr(err, "cannot open") != NULL);
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_script: ok\n");
-    return 0;
+    return check_exit("test_script");
 }

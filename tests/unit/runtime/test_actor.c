@@ -9,16 +9,7 @@
 #include <unistd.h>
 #include "runtime/actor.h"
 #include "runtime/error.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
+#include "tests/check.h"
 
 typedef struct counter {
     aw_actor_t super;
@@ -191,10 +182,5 @@ int main(void)
     test_fairness();
     test_stop_discards();
     test_release_discards_pending();
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_actor: ok\n");
-    return 0;
+    return check_exit("test_actor");
 }

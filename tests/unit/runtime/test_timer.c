@@ -7,16 +7,7 @@
 #include <unistd.h>
 #include "runtime/actor.h"
 #include "runtime/error.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
+#include "tests/check.h"
 
 typedef struct tmsg {
     aw_msg_t super;
@@ -98,10 +89,5 @@ int main(void)
     aw_actor_release(&r.super);
     CHECK(r.disposed == 1);
     aw_runtime_destroy(rt);
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_timer: ok\n");
-    return 0;
+    return check_exit("test_timer");
 }

@@ -8,16 +8,7 @@
 #include <string.h>
 #include "runtime/error.h"
 #include "store/store.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
+#include "tests/check.h"
 
 typedef struct got {
     int64_t seq[8], sub[8];
@@ -55,7 +46,7 @@ int main(int argc, char **argv)
         return 2;
     aw_store_options_t opts = {.write_concern = "majority", .timeout_ms = 3000};
     CHECK(aw_store_open(&s, argv[1], &opts) == 0); /* createIndexes */
-    if (failures != 0)
+    if (check_failures != 0)
         return 1;
     CHECK(strcmp(aw_store_backend(s), "mongodb") == 0);
     aw_record_t batch[3] = {rec(1, 0, "{\"type\":\"message\",\"text\":\"hi\",\"seq\":1}"),
@@ -80,10 +71,5 @@ int main(int argc, char **argv)
     CHECK(aw_store_append(s, batch, 2) == AW_ESTORE);       /* the mock: a real write error */
     CHECK(aw_store_ping(s) == 0);
     aw_store_close(s);
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_mongo: ok\n");
-    return 0;
+    return check_exit("test_mongo");
 }

@@ -10,16 +10,7 @@
 #include <string.h>
 #include "runtime/error.h"
 #include "store/store.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
+#include "tests/check.h"
 
 typedef struct got {
     int64_t seq[64], sub[64];
@@ -118,10 +109,5 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         return 1;
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_sqlite: ok\n");
-    return 0;
+    return check_exit("test_sqlite");
 }
