@@ -2,10 +2,12 @@
 # must be installed is installed by scripts/setup.sh, never by hand.
 BUILD      ?= build
 BUILD_TSAN ?= build-tsan
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 PORT       ?= 3000
 
-.PHONY: all setup build run test test-tsan clean
+.PHONY: all setup build run test test-tsan test-asan test-fuzz clean
 
 all: build
 
@@ -31,5 +33,19 @@ test-tsan: setup
 	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	    ctest --output-on-failure -j 2 -L 'unit|stress|net' --timeout 900
 
+# The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer
+# (any finding fails the test).
+test-asan: setup
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAW_ASAN=ON -DAW_UBSAN=ON >/dev/null
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp" \
+	    ctest --output-on-failure -j 2 --timeout 900
+
+# Each fuzz target for a bounded time (libFuzzer, clang), from its corpus.
+test-fuzz: setup
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAW_FUZZ=ON >/dev/null
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	cd $(BUILD_FUZZ) && ctest --output-on-failure -j 2 -L fuzz --timeout 300
+
 clean:
-	rm -rf $(BUILD) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_TSAN) $(BUILD_ASAN) $(BUILD_FUZZ)

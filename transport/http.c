@@ -334,7 +334,7 @@ static int on_api_history(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     h2o_iovec_t token = bearer(req);
-    if (token.len <= AW_MAX_USER_LEN) {
+    if (token.len != 0 && token.len <= AW_MAX_USER_LEN) {
         memcpy(q.token, token.base, token.len);
         q.token[token.len] = '\0';
     }
