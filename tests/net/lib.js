@@ -7,6 +7,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const WebSocket = require('ws');
+const net = require('node:net');
+const crypto = require('node:crypto');
 
 const BIN = process.env.ANYWHERE_BIN;
 if (!BIN) throw new Error('ANYWHERE_BIN is not set (run the tests through ctest)');
@@ -98,4 +100,27 @@ async function post(port, route, body, headers = {}) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-module.exports = { startServer, Client, post, sleep, WebSocket };
+// A websocket client that completes the handshake and then never reads nor
+// answers anything: a dead or very slow peer.
+function rawWebsocket(port) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    sock.once('data', (d) => { if (!/^HTTP\/1.1 101/.test(d.toString())) reject(new Error('no upgrade: ' + d)); else resolve(sock); });
+    sock.on('error', reject);
+  });
+}
+
+// A masked client text frame.
+function frame(obj) {
+  const payload = Buffer.from(JSON.stringify(obj));
+  const mask = crypto.randomBytes(4);
+  const len = payload.length;
+  const head = len < 126 ? Buffer.from([0x81, 0x80 | len]) : Buffer.from([0x81, 0x80 | 126, len >> 8, len & 255]);
+  const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
+  return Buffer.concat([head, mask, body]);
+}
+
+module.exports = { startServer, Client, post, sleep, WebSocket, rawWebsocket, frame };
