@@ -22,6 +22,7 @@
 #include "actors/identity.h"
 #include "actors/registry.h"
 #include "actors/script.h"
+#include "runtime/log.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
 #include "transport/server.h"
@@ -56,6 +57,7 @@ typedef struct options {
     const char *origins[32];
     size_t n_origins;
     const char *tls_cert, *tls_key;
+    int log_level, log_json;
 } options_t;
 
 static void usage(FILE *out)
@@ -64,17 +66,52 @@ static void usage(FILE *out)
         out,
         "usage: anywhere [options]\n"
         "\n"
-        "  --host ADDR             address to listen on (default 127.0.0.1)\n"
-        "  --port N                port (default 3000, or $PORT; 0 picks a free one)\n"
-        "  --io-threads N          HTTP/websocket threads (default: number of cores)\n"
-        "  --workers N             threads that run sessions and bots (default: number of cores)\n"
-        "  --bot NAME              built-in bot: demo (default) or echo\n"
-        "  --max-message BYTES     largest message, frame or body (default 65536)\n"
-        "  --webhook-timeout MS    webhook turns longer than this answer 504 (default 30000)\n"
-        "  --secret S              identity secret (default $ANYWHERE_SECRET, else kept in the data folder)\n"
-        "  --data-dir DIR          where the server keeps its files (default .)\n"
-        "  --history-auth on|off   require identity tokens (default on; off is for old clients)\n"
-        "  --session-idle MS       free a user's session this long after its last socket (default 60000)\n"
+        "Serving:\n"
+        "  --host ADDR                 address to listen on (default 127.0.0.1)\n"
+        "  --port N                    port (default 3000, or $PORT; 0 picks a free one)\n"
+        "  --io-threads N              HTTP/websocket threads (default: number of cores)\n"
+        "  --workers N                 threads that run sessions and bots (default: number of cores)\n"
+        "  --tls-cert FILE             PEM certificate: HTTPS and wss:// on the same port\n"
+        "  --tls-key FILE              its PEM private key\n"
+        "  --allowed-origin URL        a page origin allowed besides the server's own (repeatable; * any)\n"
+        "\n"
+        "The bot:\n"
+        "  --bot NAME                  built-in bot: demo (default) or echo\n"
+        "  --script FILE.json          a bot declared in a script file (instead of --bot)\n"
+        "  --bot-url URL               a bot anywhere else: each message is POSTed there\n"
+        "  --bot-timeout MS            how long that bot may take (default 10000)\n"
+        "  --bot-max-in-flight N       requests to that bot at once; more wait their turn (default 256)\n"
+        "  --bot-fallback TEXT         said when that bot fails (default: an apology; \"\" says nothing)\n"
+        "  --api-key KEY               enables POST /api/send with this bearer key ($ANYWHERE_API_KEY)\n"
+        "  --webhook-timeout MS        webhook turns longer than this answer 504 (default 30000)\n"
+        "\n"
+        "Identity and history:\n"
+        "  --secret S                  identity secret (default $ANYWHERE_SECRET, else kept in DATA-DIR)\n"
+        "  --data-dir DIR              where the server keeps its files (default .)\n"
+        "  --history-auth on|off       require identity tokens (default on; off is for old clients)\n"
+        "  --store URI                 sqlite:PATH or mongodb://... (default $MONGO_URI, else\n"
+        "                              sqlite:DATA-DIR/anywhere.db)\n"
+        "  --write-concern W           MongoDB write concern: majority (default), 1, ...\n"
+        "  --history-batch N           records per store write (default 512)\n"
+        "  --history-flush-ms MS       longest wait before a partial batch is written (default 5)\n"
+        "  --history-queue N           records held at most while the store is slow or down (1000000)\n"
+        "  --recent N                  bot messages per user kept in memory for reconnects (default 64)\n"
+        "  --session-idle MS           free a session this long after its last socket (default 60000)\n"
+        "\n"
+        "Limits:\n"
+        "  --max-message BYTES         largest message, frame or body (default 65536)\n"
+        "  --rate N                    messages a user may send per second on average (default 20; 0: none)\n"
+        "  --burst N                   and at once (default 40)\n"
+        "  --max-connections N         open connections at most (default: the file limit less 100)\n"
+        "  --max-connections-per-ip N  from one client address (default 0: no cap)\n"
+        "  --ping-interval MS          websocket ping period; silent for two: closed (default 30000)\n"
+        "  --max-outbox BYTES          queued behind a stuck write; past it: closed, 1008 (default 1048576)\n"
+        "  --http-timeout MS           idle HTTP connections and slow request headers (default 10000)\n"
+        "\n"
+        "Logs:\n"
+        "  --log-level L               error, warn, info (default) or debug\n"
+        "  --log-format F              text (default) or json, one line per event\n"
+        "\n"
         "  --help, --version\n");
 }
 
@@ -181,6 +218,13 @@ static int parse_option(options_t *o, int c, const char *arg)
     case 'k':
         o->tls_key = arg;
         return 0;
+    case 'l':
+        return (o->log_level = aw_log_level_from_name(arg)) < 0 ? -1 : 0;
+    case 'j':
+        if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
+            return -1;
+        o->log_json = strcmp(arg, "json") == 0;
+        return 0;
     case 'W':
         o->write_concern = arg;
         return 0;
@@ -245,6 +289,8 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"allowed-origin", required_argument, NULL, 'o'},
                                              {"tls-cert", required_argument, NULL, 'L'},
                                              {"tls-key", required_argument, NULL, 'k'},
+                                             {"log-level", required_argument, NULL, 'l'},
+                                             {"log-format", required_argument, NULL, 'j'},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -278,7 +324,7 @@ static int load_secret(const options_t *o, unsigned char *secret, size_t *len)
     if (s != NULL && s[0] != '\0') {
         *len = strlen(s);
         if (*len > AW_SECRET_MAX) {
-            fprintf(stderr, "anywhere: the secret is longer than %d bytes\n", AW_SECRET_MAX);
+            aw_log(AW_LOG_ERROR, "secret", "the secret is longer than %d bytes", AW_SECRET_MAX);
             return -1;
         }
         memcpy(secret, s, *len);
@@ -317,11 +363,11 @@ static aw_history_t *open_history(const options_t *o)
     int err = aw_store_open(&store, uri, &so);
     if (err != 0) {
         /* never print a URI: it may carry a password */
-        fprintf(stderr, "anywhere: cannot open the history store: %s\n", aw_strerror(err));
+        aw_log(AW_LOG_ERROR, "store_open", "cannot open the history store: %s", aw_strerror(err));
         return NULL;
     }
-    fprintf(stderr, "anywhere: history in %s%s\n", aw_store_backend(store),
-            strncmp(uri, "sqlite:", 7) == 0 ? uri + 6 : "");
+    aw_log(AW_LOG_INFO, "store", "history in %s%s", aw_store_backend(store),
+           strncmp(uri, "sqlite:", 7) == 0 ? uri + 6 : "");
     aw_history_config_t hc = {
         .batch = o->history_batch, .flush_ms = o->history_flush_ms, .max_queue = o->history_queue};
     return aw_history_start(store, &hc);
@@ -340,6 +386,7 @@ int main(int argc, char **argv)
                    .ping_interval_ms = 30000,
                    .http_timeout_ms = 10000,
                    .max_outbox = 1 << 20,
+                   .log_level = AW_LOG_INFO,
                    .data_dir = ".",
                    .history_auth = 1,
                    .session_idle_ms = 60000};
@@ -348,6 +395,7 @@ int main(int argc, char **argv)
         o.port = (int)env_port;
     if (parse_args(&o, argc, argv) != 0)
         return 2;
+    aw_log_setup(o.log_level, o.log_json);
     unsigned int cores = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
     struct rlimit nofile;
     /* every socket is a file: take all the process may have */
@@ -367,15 +415,15 @@ int main(int argc, char **argv)
     unsigned char secret[AW_SECRET_MAX];
     size_t secret_len = 0;
     if (mkdir(o.data_dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "anywhere: cannot create the data folder %s: %s\n", o.data_dir, strerror(errno));
+        aw_log(AW_LOG_ERROR, "data_dir", "cannot create the data folder %s: %s", o.data_dir, strerror(errno));
         return 1;
     }
     if (load_secret(&o, secret, &secret_len) != 0)
         return 1;
     if (!o.history_auth)
-        fprintf(stderr,
-                "anywhere: WARNING: --history-auth=off: any client that knows a user id can read that "
-                "user's history and messages. Use it only for old clients that send no token.\n");
+        aw_log(AW_LOG_WARN, "history_auth_off",
+               "--history-auth=off: any client that knows a user id can read that user's history and "
+               "messages. Use it only for old clients that send no token.");
 
     /* Signals are taken by sigwait below, never by the worker or I/O threads. */
     sigset_t stop;
@@ -402,7 +450,7 @@ int main(int argc, char **argv)
         char err[600];
         /* a wrong script stops the server now, never at the first message */
         if ((bot = aw_script_load(o.script, err, sizeof(err))) == NULL) {
-            fprintf(stderr, "anywhere: %s\n", err);
+            aw_log(AW_LOG_ERROR, "script", "%s", err);
             return 2;
         }
     } else {
@@ -414,7 +462,7 @@ int main(int argc, char **argv)
     aw_runtime_t *rt;
     aw_runtime_config_t rc = {.workers = o.workers};
     if (aw_runtime_create(&rt, &rc) != 0) {
-        fprintf(stderr, "anywhere: cannot start the worker threads\n");
+        aw_log(AW_LOG_ERROR, "workers", "cannot start the worker threads");
         return 1;
     }
     aw_chat_config_t chat = {.bot = bot,
@@ -450,13 +498,14 @@ int main(int argc, char **argv)
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)
         return 1;
-    fprintf(stderr, "anywhere %s listening on %s://%s:%d/ (bot %s, workers %u, io-threads %u)\n", AW_VERSION,
-            o.tls_cert != NULL ? "https" : "http", o.host, aw_server_port(srv), aw_bot_name(bot), o.workers,
-            o.io_threads);
+    aw_log(AW_LOG_NOTICE, "listening",
+           "anywhere %s listening on %s://%s:%d/ (bot %s, workers %u, io-threads %u)", AW_VERSION,
+           o.tls_cert != NULL ? "https" : "http", o.host, aw_server_port(srv), aw_bot_name(bot), o.workers,
+           o.io_threads);
 
     int sig;
     sigwait(&stop, &sig);
-    fprintf(stderr, "anywhere: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    aw_log(AW_LOG_INFO, "stopping", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     aw_server_stop_accepting(srv);
     aw_registry_shutdown(reg); /* turns in flight finish without their pauses */
     if (bridge != NULL)
@@ -468,6 +517,6 @@ int main(int argc, char **argv)
     aw_runtime_destroy(rt);
     aw_server_destroy(srv);
     aw_bot_free(bot);
-    fprintf(stderr, "anywhere: stopped\n");
+    aw_log(AW_LOG_INFO, "stopped", "stopped");
     return lost == 0 ? 0 : 1;
 }

@@ -15,6 +15,7 @@
 #include <uv.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include "runtime/log.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
 
@@ -66,8 +67,8 @@ static void finish(aw_bridge_t *b, request_t *r, int err)
         uint64_t now = aw_now_ms();
         if (now - b->last_log >= 1000) {
             b->last_log = now;
-            fprintf(stderr, "anywhere: the bot at --bot-url failed: %s (%llu failure(s) so far)\n",
-                    aw_strerror(err), (unsigned long long)__atomic_load_n(&b->failures, __ATOMIC_RELAXED));
+            aw_log(AW_LOG_WARN, "bot_failed", "the bot at --bot-url failed: %s (%llu failure(s) so far)",
+                   aw_strerror(err), (unsigned long long)__atomic_load_n(&b->failures, __ATOMIC_RELAXED));
         }
         if (b->fallback != NULL && err != AW_ESTOPPED) {
             replies = aw_alloc(sizeof(*replies));
@@ -295,7 +296,7 @@ static void run(void *arg)
 aw_bridge_t *aw_bridge_start(const aw_bridge_config_t *cfg)
 {
     if (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8) != 0) {
-        fprintf(stderr, "anywhere: --bot-url must start with http:// or https://\n");
+        aw_log(AW_LOG_ERROR, "bot_url", "--bot-url must start with http:// or https://");
         return NULL;
     }
     aw_bridge_t *b = aw_calloc(1, sizeof(*b));

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <uv.h>
 #include "actors/metrics.h"
+#include "runtime/log.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
 
@@ -116,7 +117,12 @@ int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_
         return AW_ESTOPPED;
     if (__atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL) > h->cfg.max_queue) {
         __atomic_sub_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
-        __atomic_add_fetch(&h->refused, 1, __ATOMIC_RELAXED);
+        /* said once per 10,000 refusals: often enough to notice, not a flood */
+        if (__atomic_fetch_add(&h->refused, 1, __ATOMIC_RELAXED) % 10000 == 0)
+            aw_log(
+                AW_LOG_WARN, "history_full",
+                "the history queue is full (%zu records): new history is refused until the store catches up",
+                h->cfg.max_queue);
         return AW_EFULL;
     }
     req_t *r = new_req(REQ_APPEND, user, user_len);
@@ -245,15 +251,15 @@ static int flush(aw_history_t *h)
         if (err != 0) {
             __atomic_add_fetch(&h->failures, 1, __ATOMIC_RELAXED);
             if (!__atomic_exchange_n(&h->store_down, 1, __ATOMIC_RELAXED))
-                fprintf(stderr,
-                        "anywhere: history store (%s) failed: %s; holding %zu record(s) and retrying\n",
-                        aw_store_backend(h->store), aw_strerror(err), h->n - h->head);
+                aw_log(AW_LOG_WARN, "store_down",
+                       "history store (%s) failed: %s; holding %zu record(s) and retrying",
+                       aw_store_backend(h->store), aw_strerror(err), h->n - h->head);
             h->backoff = h->backoff == 0 ? 50 : (h->backoff * 2 > 5000 ? 5000 : h->backoff * 2);
             h->retry_at = aw_now_ms() + h->backoff;
             return err;
         }
         if (__atomic_exchange_n(&h->store_down, 0, __ATOMIC_RELAXED))
-            fprintf(stderr, "anywhere: history store (%s) is back\n", aw_store_backend(h->store));
+            aw_log(AW_LOG_INFO, "store_up", "history store (%s) is back", aw_store_backend(h->store));
         h->backoff = 0;
         h->retry_at = 0;
         __atomic_add_fetch(&h->batches, 1, __ATOMIC_RELAXED);
@@ -601,6 +607,7 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     uv_mutex_destroy(&h->lock);
     free(h);
     if (unwritten != 0)
-        fprintf(stderr, "anywhere: %zu history record(s) could not be written before exit\n", unwritten);
+        aw_log(AW_LOG_ERROR, "history_lost", "%zu history record(s) could not be written before exit",
+               unwritten);
     return unwritten;
 }

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include "runtime/log.h"
 #include "runtime/error.h"
 
 void aw_identity_token(const unsigned char *secret, size_t secret_len, const char *user, size_t user_len,
@@ -44,7 +45,7 @@ static int make_secret(const char *path, unsigned char *secret, size_t *len)
     unsigned char raw[32];
     static const char hex[] = "0123456789abcdef";
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        fprintf(stderr, "anywhere: cannot generate a secret\n");
+        aw_log(AW_LOG_ERROR, "secret", "cannot generate a secret");
         return AW_EIO;
     }
     for (size_t i = 0; i < sizeof(raw); i++) {
@@ -76,7 +77,7 @@ int aw_identity_load_secret(const char *path, unsigned char *secret, size_t *len
             while (n > 0 && (secret[n - 1] == '\n' || secret[n - 1] == '\r'))
                 n--;
             if (n <= 0) {
-                fprintf(stderr, "anywhere: the secret file %s is empty or unreadable\n", path);
+                aw_log(AW_LOG_ERROR, "secret", "the secret file %s is empty or unreadable", path);
                 return AW_EIO;
             }
             *len = (size_t)n;
@@ -91,6 +92,6 @@ int aw_identity_load_secret(const char *path, unsigned char *secret, size_t *len
             break;
         /* another process created it first: read theirs */
     }
-    fprintf(stderr, "anywhere: cannot read or create the secret file %s: %s\n", path, strerror(errno));
+    aw_log(AW_LOG_ERROR, "secret", "cannot read or create the secret file %s: %s", path, strerror(errno));
     return AW_EIO;
 }

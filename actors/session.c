@@ -21,6 +21,7 @@
 #include "actors/metrics.h"
 #include "actors/registry.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 
 enum { TIMER_STEP, TIMER_LATER, TIMER_REAP, TIMER_LOAD };
 
@@ -681,6 +682,8 @@ static int over_rate(aw_session_t *s, aw_inbound_t *in)
         return 0;
     }
     aw_metrics_count_error(AW_ERATELIMITED);
+    aw_log(AW_LOG_DEBUG, "rate_limited", "a message of user %.*s was over the rate and dropped",
+           (int)s->user_len, s->user);
     if (in->conn != NULL) {
         aw_buf_t *f = aw_frame_error(AW_ERATELIMITED);
         in->conn->send(in->conn, f);

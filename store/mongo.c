@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include "runtime/log.h"
 #include "runtime/buf.h"
 #include "runtime/error.h"
 #include "store/internal.h"
@@ -328,7 +329,7 @@ int aw_store__mongo_open(aw_store_t **out, const char *uri, const aw_store_optio
     mongo_store_t *s = aw_calloc(1, sizeof(*s));
     s->super.ops = &ops;
     if ((s->uri = mongoc_uri_new_with_error(uri, &error)) == NULL) {
-        fprintf(stderr, "anywhere: the MongoDB URI is not valid: %s\n", error.message);
+        aw_log(AW_LOG_ERROR, "store", "the MongoDB URI is not valid: %s", error.message);
         mg_close(&s->super);
         return AW_EINVAL;
     }
@@ -345,7 +346,7 @@ int aw_store__mongo_open(aw_store_t **out, const char *uri, const aw_store_optio
     mongoc_client_pool_set_appname(s->pool, "anywhere");
     int err = create_indexes(s);
     if (err != 0) {
-        fprintf(stderr, "anywhere: MongoDB: cannot create the history index (%s)\n", aw_strerror(err));
+        aw_log(AW_LOG_ERROR, "store", "MongoDB: cannot create the history index (%s)", aw_strerror(err));
         mg_close(&s->super);
         return err;
     }

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include "runtime/log.h"
 #include "runtime/buf.h"
 #include "runtime/error.h"
 #include "store/internal.h"
@@ -188,8 +189,8 @@ int aw_store__sqlite_open(aw_store_t **out, const char *path, const aw_store_opt
     if (rc == SQLITE_OK && prepare(s) != 0)
         rc = sqlite3_errcode(s->db);
     if (rc != SQLITE_OK) {
-        fprintf(stderr, "anywhere: sqlite %s: %s\n", path,
-                s->db != NULL ? sqlite3_errmsg(s->db) : "cannot open");
+        aw_log(AW_LOG_ERROR, "store", "sqlite %s: %s", path,
+               s->db != NULL ? sqlite3_errmsg(s->db) : "cannot open");
         int err = map(rc) != 0 ? map(rc) : AW_ESTORE;
         sq_close(&s->super);
         return err;

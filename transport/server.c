@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <openssl/ssl.h>
 #include "actors/metrics.h"
+#include "runtime/log.h"
 #include "runtime/error.h"
 #include "transport/internal.h"
 
@@ -109,6 +110,7 @@ static void on_accept(uv_stream_t *listener, int status)
     if (!admit_conn(loop->srv, c)) {
         /* refused cleanly: the client sees the connection closed at once */
         AW_METRIC_INC(connections_refused);
+        aw_log(AW_LOG_DEBUG, "conn_refused", "a connection over the connection caps was refused");
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
@@ -280,8 +282,8 @@ static SSL_CTX *make_ssl_ctx(const char *cert, const char *key)
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        fprintf(stderr, "anywhere: cannot use the TLS certificate %s and key %s\n", cert,
-                key != NULL ? key : cert);
+        aw_log(AW_LOG_ERROR, "tls", "cannot use the TLS certificate %s and key %s", cert,
+               key != NULL ? key : cert);
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -343,7 +345,7 @@ int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
     for (unsigned int i = 0; i < srv->n_loops; i++) {
         int fd = make_listener(cfg->host, port, &port);
         if (fd < 0 || init_loop(srv, &srv->loops[i], fd) != 0) {
-            fprintf(stderr, "anywhere: cannot listen on %s:%d: %s\n", cfg->host, port, strerror(errno));
+            aw_log(AW_LOG_ERROR, "listen", "cannot listen on %s:%d: %s", cfg->host, port, strerror(errno));
             exit(1); /* nothing is running yet that a clean exit would save */
         }
     }

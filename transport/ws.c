@@ -21,6 +21,7 @@
 #include "actors/metrics.h"
 #include "actors/registry.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 
 #define BAD_JSON_LIMIT 5    /* bad_json frames before a socket is closed with 1007 */
 #define CLOSE_GRACE_MS 2000 /* how long a client has to answer our close */
@@ -131,6 +132,8 @@ static void queue_text(aw_ws_t *ws, aw_buf_t *payload)
         free_frames(ws->q_head);
         ws->q_head = ws->q_tail = NULL;
         AW_METRIC_INC(sockets_closed_slow);
+        aw_log(AW_LOG_INFO, "ws_slow", "websocket %llu fell %zu bytes behind: closed (1008)",
+               (unsigned long long)ws->super.id, ws->queued_bytes);
         queue_close(ws, 1008);
         return;
     }
@@ -200,6 +203,7 @@ static void on_closed(aw_ws_t *ws)
         ws->dirty = 0;
     }
     __atomic_sub_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
+    aw_log(AW_LOG_DEBUG, "ws_close", "websocket %llu closed", (unsigned long long)ws->super.id);
     if (ws->user != NULL) {
         aw_msg_t *m = aw_detach_new(&ws->super);
         if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, m, 0) != 0)
@@ -368,6 +372,7 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
     wslay_event_config_set_max_recv_msg_length(ws->ws, ws->loop->srv->cfg.max_message);
     h2o_linklist_insert(&ws->loop->websockets, &ws->link);
     __atomic_add_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
+    aw_log(AW_LOG_DEBUG, "ws_open", "websocket %llu opened", (unsigned long long)ws->super.id);
     ws->last_seen = aw_now_ms();
     if (ws->loop->stopping)
         queue_close(ws, 1001);
@@ -453,6 +458,8 @@ static void keepalive(aw_ws_t *ws, uint64_t now, uint64_t interval)
 {
     if (ws->ping_sent != 0 && now - ws->ping_sent >= interval) {
         AW_METRIC_INC(sockets_closed_idle);
+        aw_log(AW_LOG_DEBUG, "ws_idle", "websocket %llu did not answer a ping: closed",
+               (unsigned long long)ws->super.id);
         on_closed(ws);
     } else if (ws->ping_sent == 0 && now - ws->last_seen >= interval) {
         struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = (const uint8_t *)"", .msg_length = 0};

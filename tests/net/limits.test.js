@@ -187,3 +187,26 @@ test('TLS: HTTPS and wss:// on the same port with a self-signed certificate', as
   assert.equal((await srv.stop()).code, 0, srv.log());
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('logs: one JSON object per line, notable events only, never the text of a message', async () => {
+  const srv = await startServer(['--bot', 'echo', '--log-format', 'json', '--log-level', 'debug']);
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'logged' });
+  c.send({ type: 'message', user: 'logged', text: 'very secret words' });
+  await c.waitFor((f) => f.text === 'very secret words');
+  await c.close();
+  await sleep(100);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+  const lines = srv.log().trim().split('\n');
+  const events = lines.map((l) => JSON.parse(l));
+  for (const e of events) {
+    assert.match(e.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.ok(['error', 'warn', 'info', 'debug'].includes(e.level));
+  }
+  const names = events.map((e) => e.event);
+  for (const want of ['store', 'listening', 'ws_open', 'ws_close', 'stopping', 'stopped']) assert.ok(names.includes(want), want);
+  assert.ok(!srv.log().includes('very secret words'), 'message text is never logged');
+  const quiet = await startServer(['--bot', 'echo', '--log-level', 'warn']);
+  assert.equal((await quiet.stop()).code, 0);
+  assert.doesNotMatch(quiet.log(), /stopping|stopped/, 'info lines are dropped at warn');
+});
