@@ -58,6 +58,7 @@ typedef struct options {
     size_t n_origins;
     const char *tls_cert, *tls_key;
     int log_level, log_json;
+    unsigned int store_timeout_ms;
 } options_t;
 
 static void usage(FILE *out)
@@ -92,6 +93,7 @@ static void usage(FILE *out)
         "  --store URI                 sqlite:PATH or mongodb://... (default $MONGO_URI, else\n"
         "                              sqlite:DATA-DIR/anywhere.db)\n"
         "  --write-concern W           MongoDB write concern: majority (default), 1, ...\n"
+        "  --store-timeout MS          how long one store call may wait for the store (default 5000)\n"
         "  --history-batch N           records per store write (default 512)\n"
         "  --history-flush-ms MS       longest wait before a partial batch is written (default 5)\n"
         "  --history-queue N           records held at most while the store is slow or down (1000000)\n"
@@ -220,6 +222,11 @@ static int parse_option(options_t *o, int c, const char *arg)
         return 0;
     case 'l':
         return (o->log_level = aw_log_level_from_name(arg)) < 0 ? -1 : 0;
+    case 'Y':
+        if (parse_uint(arg, 600000, &v) != 0 || v == 0)
+            return -1;
+        o->store_timeout_ms = (unsigned int)v;
+        return 0;
     case 'j':
         if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
             return -1;
@@ -291,6 +298,7 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"tls-key", required_argument, NULL, 'k'},
                                              {"log-level", required_argument, NULL, 'l'},
                                              {"log-format", required_argument, NULL, 'j'},
+                                             {"store-timeout", required_argument, NULL, 'Y'},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -358,7 +366,7 @@ static aw_history_t *open_history(const options_t *o)
         snprintf(uri, sizeof(uri), "%s", getenv("MONGO_URI"));
     else
         snprintf(uri, sizeof(uri), "sqlite:%s/anywhere.db", o->data_dir);
-    aw_store_options_t so = {.write_concern = o->write_concern};
+    aw_store_options_t so = {.write_concern = o->write_concern, .timeout_ms = (int)o->store_timeout_ms};
     aw_store_t *store;
     int err = aw_store_open(&store, uri, &so);
     if (err != 0) {
