@@ -112,13 +112,19 @@ static char *dup(const char *s)
     return s != NULL ? aw_strndup(s, strlen(s)) : NULL;
 }
 
-/* path + ".key" or path + "[i]" */
-static void sub_path(char *out, size_t len, const char *path, const char *key, long index)
+/* path + ".key" or path + "[i]", into `out` of `len` >= 4 bytes. A path only
+ * ever names a place in an error line, but it holds names from the file (a
+ * conversation's), so it can outgrow `out`: then its end shows "..." rather
+ * than stopping silently mid-name. */
+static void sub_path(char *out, size_t len, const char *path, const char *key, size_t index)
 {
+    int n;
     if (key != NULL)
-        snprintf(out, len, "%s%s%s", path, path[0] != '\0' ? "." : "", key);
+        n = snprintf(out, len, "%s%s%s", path, path[0] != '\0' ? "." : "", key);
     else
-        snprintf(out, len, "%s[%ld]", path, index);
+        n = snprintf(out, len, "%s[%zu]", path, index);
+    if (n < 0 || (size_t)n >= len)
+        memcpy(out + len - 4, "...", 4);
 }
 
 static yajl_val field(yajl_val obj, const char *key)
@@ -144,6 +150,9 @@ static int only_keys(ctx_t *c, yajl_val obj, const char *path, const char *const
 
 static int want_string(ctx_t *c, yajl_val v, const char *path, char **out)
 {
+    /* *out is set on every path: a caller then never holds an indeterminate
+     * pointer, whether or not it checks the result first. */
+    *out = NULL;
     if (v == NULL || !YAJL_IS_STRING(v))
         return fail(c, path, "expected a string");
     *out = dup(YAJL_GET_STRING(v));
@@ -199,7 +208,7 @@ static int parse_quick_replies(ctx_t *c, yajl_val v, const char *path, reply_tpl
     r->qr_payload = aw_calloc(v->u.array.len + 1, sizeof(char *));
     for (size_t i = 0; i < v->u.array.len; i++) {
         yajl_val q = v->u.array.values[i];
-        sub_path(p, sizeof(p), path, NULL, (long)i);
+        sub_path(p, sizeof(p), path, NULL, i);
         if (!YAJL_IS_OBJECT(q))
             return fail(c, p, "expected {\"title\", \"payload\"}");
         r->n_qr++;
@@ -222,7 +231,7 @@ static int parse_files(ctx_t *c, yajl_val v, const char *path, reply_tpl_t *r)
     r->file_image = aw_calloc(v->u.array.len + 1, sizeof(int));
     for (size_t i = 0; i < v->u.array.len; i++) {
         yajl_val f = v->u.array.values[i];
-        sub_path(p, sizeof(p), path, NULL, (long)i);
+        sub_path(p, sizeof(p), path, NULL, i);
         if (!YAJL_IS_OBJECT(f))
             return fail(c, p, "expected {\"url\", \"image\"}");
         r->n_files++;
@@ -287,7 +296,7 @@ static int parse_says(ctx_t *c, yajl_val v, const char *path, says_t *s)
     }
     s->r = aw_calloc(v->u.array.len + 1, sizeof(*s->r));
     for (size_t i = 0; i < v->u.array.len; i++) {
-        sub_path(p, sizeof(p), path, NULL, (long)i);
+        sub_path(p, sizeof(p), path, NULL, i);
         s->n++;
         if (parse_reply(c, v->u.array.values[i], p, &s->r[i]) != 0)
             return -1;
@@ -427,7 +436,7 @@ static int parse_step(ctx_t *c, yajl_val v, const char *path, step_t *s)
         s->branches = aw_calloc(br->u.array.len + 1, sizeof(*s->branches));
         for (size_t i = 0; i < br->u.array.len; i++) {
             char bp[512];
-            sub_path(bp, sizeof(bp), p, NULL, (long)i);
+            sub_path(bp, sizeof(bp), p, NULL, i);
             s->n_branches++;
             if (parse_branch(c, br->u.array.values[i], bp, &s->branches[i], 1) != 0)
                 return -1;
@@ -474,7 +483,7 @@ static int parse_conversations(ctx_t *c, yajl_val v, script_t *sc)
             return fail(c, p, "expected a non-empty array of steps");
         cv->steps = aw_calloc(steps->u.array.len, sizeof(*cv->steps));
         for (size_t k = 0; k < steps->u.array.len; k++) {
-            sub_path(sp, sizeof(sp), p, NULL, (long)k);
+            sub_path(sp, sizeof(sp), p, NULL, k);
             cv->steps[k].conv = cv;
             cv->steps[k].index = k;
             cv->n++;
@@ -764,7 +773,7 @@ static int compile(ctx_t *c, aw_bot_t *bot, script_t *sc, yajl_val root)
         return fail(c, "triggers", "expected a non-empty array of triggers");
     sc->triggers = aw_calloc(tr->u.array.len, sizeof(*sc->triggers));
     for (size_t i = 0; i < tr->u.array.len; i++) {
-        sub_path(p, sizeof(p), "triggers", NULL, (long)i);
+        sub_path(p, sizeof(p), "triggers", NULL, i);
         sc->n_triggers++;
         if (parse_trigger(c, bot, sc, tr->u.array.values[i], p, &sc->triggers[i]) != 0)
             return -1;

@@ -173,11 +173,28 @@ static void test_errors(void)
                  "at conversations.c[0].else: \"else\" takes no pattern");
 }
 
+/* A place deeper than the path buffer (a conversation named with 600
+ * letters) is named with its end cut and marked, not cut silently. */
+static void test_error_long_path_is_marked(void)
+{
+    char name[601], json[800], err[1024] = "";
+    memset(name, 'x', 600);
+    name[600] = '\0';
+    snprintf(json, sizeof(json),
+             "{\"triggers\":[{\"exact\":\"a\",\"conversation\":\"c\"}],\"conversations\":{\"%s\":[]}}", name);
+    aw_bot_t *bot = aw_script_compile("bot.json", json, strlen(json), err, sizeof(err));
+    CHECK(bot == NULL);
+    aw_bot_free(bot);
+    CHECK(strstr(err, "bot.json: at conversations.xxx") == err);
+    CHECK(strstr(err, "xxx...: expected a non-empty array of steps") != NULL);
+}
+
 int main(void)
 {
     test_triggers();
     test_conversation();
     test_errors();
+    test_error_long_path_is_marked();
     char err[256];
     CHECK(aw_script_load("/nonexistent/bot.json", err, sizeof(err)) == NULL &&
           strstr(err, "cannot open") != NULL);
