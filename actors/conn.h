@@ -51,6 +51,10 @@ enum {
 struct aw_sink {
     unsigned int refcnt; /* atomic */
     int mode;            /* AW_SINK_FIRST or AW_SINK_ALL */
+    /* The identity token a greeting of this turn issued (the webhook twin of
+     * the websocket `session` frame), or "". Written by the session before it
+     * calls complete, read by the transport once it is called. */
+    char token[65];
     /* Answers the request with `n` reply frames (0 for none), or with the
      * error `err` (< 0) when err is not 0. Called at most once; takes its
      * own references to the frames. Any thread. */

@@ -297,11 +297,17 @@ static int ask_missed(aw_session_t *s, int64_t last_seq)
     return 1;
 }
 
+_Static_assert(sizeof(((aw_sink_t *)0)->token) == AW_TOKEN_LEN + 1, "a webhook sink holds one token");
+
 static void greet(aw_session_t *s, aw_inbound_t *in, int issue)
 {
     char token[AW_TOKEN_LEN + 1];
-    if (in->conn == NULL)
+    if (in->conn == NULL) {
+        /* A webhook greeting: the token travels with the answer instead. */
+        if (issue && in->sink != NULL)
+            aw_identity_token(s->cfg->secret, s->cfg->secret_len, s->user, s->user_len, in->sink->token);
         return;
+    }
     if (issue)
         aw_identity_token(s->cfg->secret, s->cfg->secret_len, s->user, s->user_len, token);
     aw_buf_t *f = aw_frame_session(s->user, s->user_len, issue ? token : NULL, s->st->seq);

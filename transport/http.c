@@ -126,9 +126,18 @@ static void on_timeout(uv_timer_t *t)
 
 /* Builds the answer: the first reply or {} for receive, all of them for the
  * Botkit 4 route. */
-static void answer(h2o_req_t *req, int mode, aw_buf_t **frames, size_t n)
+static void answer(h2o_req_t *req, pending_t *p, aw_buf_t **frames, size_t n)
 {
-    if (mode == AW_SINK_FIRST) {
+    /* A new user's greeting issued a token: it goes in a header, so that both
+     * answer shapes stay exactly what Botkit's clients expect. */
+    if (p->super.token[0] != '\0') {
+        h2o_iovec_t token = h2o_strdup(&req->pool, p->super.token, strlen(p->super.token));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-anywhere-token"), 0, NULL,
+                              token.base, token.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0,
+                              NULL, H2O_STRLIT("x-anywhere-token"));
+    }
+    if (p->super.mode == AW_SINK_FIRST) {
         if (n == 0)
             send_json(req, 200, "{}", 2);
         else
@@ -166,7 +175,7 @@ void aw_http__answer(aw_loop_t *loop, aw_post_t *post)
         else if (post->code != 0)
             send_error(req, post->code);
         else
-            answer(req, p->super.mode, post->frames, post->n_frames);
+            answer(req, p, post->frames, post->n_frames);
     }
     for (size_t i = 0; i < post->n_frames; i++)
         aw_buf_release(post->frames[i]);
@@ -497,6 +506,19 @@ static int on_root(h2o_handler_t *self, h2o_req_t *req)
     req->res.content_length = a->len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, a->type, strlen(a->type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
+                          H2O_STRLIT("nosniff"));
+    if (strncmp(a->type, "text/html", 9) == 0) {
+        /* The page runs only its own scripts and talks only to this server: a
+         * bot or a person who slipped markup past the renderer still could not
+         * run or load anything. Images may come from anywhere (bots send them). */
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
+                              H2O_STRLIT("default-src 'self'; script-src 'self'; style-src 'self'; "
+                                         "img-src 'self' https: http: data:; connect-src 'self'; "
+                                         "object-src 'none'; base-uri 'none'; form-action 'self'"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("referrer-policy"), 0, NULL,
+                              H2O_STRLIT("strict-origin-when-cross-origin"));
+    }
     h2o_start_response(req, &generator);
     h2o_send(req, &body, is_head ? 0 : 1, H2O_SEND_STATE_FINAL);
     return 0;

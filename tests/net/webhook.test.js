@@ -54,6 +54,25 @@ test('webhook replies of a user also reach that user\'s verified sockets', async
   await c.close();
 });
 
+test('a new user greeting over a webhook gets its identity token in a header, once', async () => {
+  const greet = (route) => fetch(`${srv.url}${route}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'hello', user: 'wtok', channel: 'webhook' }),
+  });
+  let res = await greet('/api/messages');
+  assert.equal(res.status, 200);
+  const token = res.headers.get('x-anywhere-token');
+  assert.match(token, /^[0-9a-f]{64}$/);
+  assert.ok(Array.isArray(await res.json()), 'the body keeps the shape Botkit expects');
+  // The token opens this user's history, and is not handed out a second time.
+  const h = await post(srv.port, '/botkit/history', { user: 'wtok', token });
+  assert.equal(h.status, 200);
+  assert.equal(h.json.history[0].seq, 1);
+  res = await greet('/botkit/receive');
+  assert.equal(res.headers.get('x-anywhere-token'), null);
+  assert.equal((await res.json()).type, 'message');
+});
+
 test('bad bodies get 400 / 413 with an error code, and change nothing', async () => {
   const cases = [
     ['not json', 400, 'bad_json'],
