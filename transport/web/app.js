@@ -1,117 +1,532 @@
-// The chat page: speaks the Botkit Anywhere protocol over a websocket to the
-// server that served it, keeps the user's id in the botkit_guid cookie (as
-// Botkit's own client does) and the identity token in localStorage, and on a
-// reconnect asks for what it missed with last_seq. Bot text is shown as text,
-// never as HTML.
+// The chat page. It speaks the Botkit Anywhere protocol to the server that
+// served it, over a websocket to the page's own origin, or over the webhook
+// channel (POST /api/messages) where websockets are unavailable.
+//
+// Options, in the page's query string (embed.js sets them for the iframe):
+//   title=TEXT        the heading and the document title
+//   color=#RRGGBB     the accent colour
+//   transport=auto    websocket, falling back to the webhook channel when a
+//                     websocket cannot be opened but HTTP works (the default);
+//                     `websocket` never falls back; `webhook` never tries one
+//   embed=1           laid out for an iframe, with a close button that asks
+//                     the host page (embed.js) to close it
+// and in its fragment, so that they never reach a server log:
+//   #user=ID&token=HEX   a site's own signed identity for its logged-in user
+//
+// The user's id lives in the botkit_guid cookie, as with Botkit's client, so
+// both clients share users (and in localStorage, for iframes where a cookie
+// cannot be kept); the identity token lives in localStorage. History is shown
+// on load, a reconnect asks for what was missed with last_seq, and a bot
+// message is never shown twice (its seq is remembered). What the person
+// types while the connection is down is kept and sent when it is back. Bot
+// text is rendered from a small markdown subset into DOM nodes, never as HTML.
 (function () {
   'use strict';
-  var list = document.getElementById('messages');
-  var form = document.getElementById('composer');
-  var input = document.getElementById('text');
-  var typing = document.getElementById('typing');
-  var status = document.getElementById('status');
-  var socket = null, retries = 0, everConnected = false;
 
-  function cookie(name) {
+  var HISTORY_LIMIT = 50;
+  var BACKOFF_MIN_MS = 500;
+  var BACKOFF_MAX_MS = 30000;
+  var POLL_MS = 4000; // webhook channel: how often to look for pushed messages
+
+  var params = new URLSearchParams(location.search);
+  var hash = new URLSearchParams(location.hash.slice(1));
+  var el = {
+    list: document.getElementById('messages'),
+    form: document.getElementById('composer'),
+    input: document.getElementById('text'),
+    send: document.getElementById('send'),
+    typing: document.getElementById('typing'),
+    status: document.getElementById('status'),
+    title: document.getElementById('title'),
+    close: document.getElementById('close'),
+  };
+
+  // --- options ---
+  var title = params.get('title');
+  if (title) {
+    el.title.textContent = title;
+    document.title = title;
+  }
+  var color = params.get('color');
+  if (color && /^#?[0-9a-fA-F]{3,8}$/.test(color)) {
+    document.documentElement.style.setProperty('--me', color.charAt(0) === '#' ? color : '#' + color);
+  }
+  var transport = params.get('transport') || 'auto';
+  if (params.get('webhook') === '1') transport = 'webhook';
+  if (params.get('embed') === '1') {
+    document.body.classList.add('embedded');
+    el.close.hidden = false;
+    var askClose = function () { window.parent.postMessage({ anywhere: 'close' }, '*'); };
+    el.close.addEventListener('click', askClose);
+    document.addEventListener('keydown', function (e) {
+      if (e.key === 'Escape') askClose();
+    });
+  }
+
+  // --- identity ---
+  var storage = (function () {
+    try {
+      var s = window.localStorage;
+      s.setItem('anywhere:probe', '1');
+      s.removeItem('anywhere:probe');
+      return s;
+    } catch (e) {
+      var mem = {};
+      return {
+        getItem: function (k) { return Object.prototype.hasOwnProperty.call(mem, k) ? mem[k] : null; },
+        setItem: function (k, v) { mem[k] = String(v); },
+        removeItem: function (k) { delete mem[k]; },
+      };
+    }
+  })();
+  function readCookie(name) {
     var m = document.cookie.match(new RegExp('(?:^|; )' + name + '=([^;]*)'));
     return m ? decodeURIComponent(m[1]) : null;
   }
-  function guid() {
-    var a = new Uint8Array(16); crypto.getRandomValues(a);
+  function newId() {
+    var a = new Uint8Array(16);
+    crypto.getRandomValues(a);
     return Array.prototype.map.call(a, function (b) { return (b + 256).toString(16).slice(1); }).join('');
   }
-  var user = cookie('botkit_guid');
+  var user = hash.get('user') || readCookie('botkit_guid') || storage.getItem('anywhere:user');
   var returning = !!user;
-  if (!user) {
-    user = guid();
-    document.cookie = 'botkit_guid=' + user + '; max-age=31536000; path=/; SameSite=Lax';
+  if (!user) user = newId();
+  var secure = location.protocol === 'https:' ? '; SameSite=None; Secure' : '; SameSite=Lax';
+  document.cookie = 'botkit_guid=' + encodeURIComponent(user) + '; max-age=31536000; path=/' + secure;
+  storage.setItem('anywhere:user', user);
+  var tokenKey = 'anywhere:token:' + user;
+  if (hash.get('token')) storage.setItem(tokenKey, hash.get('token'));
+  if (hash.get('user') || hash.get('token')) history.replaceState(null, '', location.pathname + location.search);
+  function token() { return storage.getItem(tokenKey); }
+  function setToken(t) {
+    if (t) storage.setItem(tokenKey, t);
+    else storage.removeItem(tokenKey);
   }
-  var store = window.localStorage;
-  var key = 'anywhere:' + user;
-  function token() { return store.getItem(key + ':token'); }
-  function lastSeq() { return parseInt(store.getItem(key + ':seq') || '0', 10); }
-  function setLastSeq(seq) { if (seq > lastSeq()) store.setItem(key + ':seq', String(seq)); }
-  var shown = {};
 
-  function add(text, mine, msg) {
+  // --- rendering, safely: text nodes and a few elements, never HTML ---
+  function safeUrl(u) {
+    if (typeof u !== 'string' || u === '') return null;
+    try {
+      var url = new URL(u, location.href);
+      return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+  function link(href, text, className) {
+    var a = document.createElement('a');
+    a.href = href;
+    a.textContent = text;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    if (className) a.className = className;
+    return a;
+  }
+  // **bold**, *italic*, `code`, [text](http…) and bare http(s) links.
+  var INLINE = /(\*\*([^*]+)\*\*)|(\*([^*\s][^*]*)\*)|(`([^`]+)`)|(\[([^\]]+)\]\(([^)\s]+)\))|(https?:\/\/[^\s<]+[^\s<.,;:!?)'"])/;
+  function renderText(parent, text) {
+    var rest = typeof text === 'string' ? text : text == null ? '' : String(text);
+    while (rest.length) {
+      var m = INLINE.exec(rest);
+      if (!m) {
+        parent.appendChild(document.createTextNode(rest));
+        break;
+      }
+      if (m.index) parent.appendChild(document.createTextNode(rest.slice(0, m.index)));
+      var node, href;
+      if (m[1]) {
+        node = document.createElement('strong');
+        node.textContent = m[2];
+      } else if (m[3]) {
+        node = document.createElement('em');
+        node.textContent = m[4];
+      } else if (m[5]) {
+        node = document.createElement('code');
+        node.textContent = m[6];
+      } else if (m[7]) {
+        href = safeUrl(m[9]);
+        node = href ? link(href, m[8]) : document.createTextNode(m[0]);
+      } else {
+        href = safeUrl(m[10]);
+        node = href ? link(href, m[10]) : document.createTextNode(m[0]);
+      }
+      parent.appendChild(node);
+      rest = rest.slice(m.index + m[0].length);
+    }
+  }
+  function atBottom() {
+    return el.list.scrollHeight - el.list.scrollTop - el.list.clientHeight < 80;
+  }
+  function scrollDown() {
+    el.list.scrollTop = el.list.scrollHeight;
+  }
+  function timeOf(ts) {
+    var d = new Date(typeof ts === 'number' ? ts : Date.now());
+    return d.toLocaleString([], { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' });
+  }
+  // Adds a message to the list; `who` is 'me', 'bot' or 'notice'.
+  function addMessage(msg, who) {
+    var stick = atBottom();
     var li = document.createElement('li');
-    li.className = 'msg' + (mine ? ' me' : '');
-    li.textContent = text || '';
-    if (msg) decorate(li, msg);
-    list.appendChild(li);
-    list.scrollTop = list.scrollHeight;
+    li.className = 'msg ' + who;
+    var body = document.createElement('div');
+    body.className = 'text';
+    if (who === 'bot') renderText(body, msg.text);
+    else body.textContent = msg.text == null ? '' : String(msg.text);
+    var label = document.createElement('span');
+    label.className = 'sr';
+    label.textContent = who === 'me' ? 'You: ' : who === 'bot' ? 'Bot: ' : '';
+    li.appendChild(label);
+    li.appendChild(body);
+    if (who !== 'notice') li.title = timeOf(msg.ts);
+    if (who === 'bot') decorate(li, msg);
+    el.list.appendChild(li);
+    if (stick || who === 'me') scrollDown();
     return li;
   }
-  function safeUrl(u) {
-    try { var url = new URL(u, location.href); return /^https?:$/.test(url.protocol) ? url.href : null; }
-    catch (e) { return null; }
+  function clearQuickReplies() {
+    Array.prototype.forEach.call(el.list.querySelectorAll('.quick'), function (q) { q.remove(); });
   }
   function decorate(li, msg) {
-    (msg.files || []).forEach(function (f) {
-      var href = safeUrl(f.url); if (!href) return;
-      if (f.image) { var img = document.createElement('img'); img.src = href; img.alt = ''; li.appendChild(img); }
-      else { var a = document.createElement('a'); a.href = href; a.textContent = href; a.className = 'link'; li.appendChild(a); }
+    (Array.isArray(msg.files) ? msg.files : []).forEach(function (f) {
+      var href = safeUrl(f && f.url);
+      if (!href) return;
+      if (f.image) {
+        var img = document.createElement('img');
+        img.src = href;
+        img.alt = typeof f.name === 'string' ? f.name : 'image';
+        img.loading = 'lazy';
+        img.addEventListener('load', function () { if (atBottom()) scrollDown(); });
+        li.appendChild(img);
+      } else {
+        var name = typeof f.name === 'string' && f.name ? f.name : decodeURIComponent(href.split('/').pop() || href);
+        li.appendChild(link(href, name, 'file'));
+      }
     });
-    if (msg.open_link && safeUrl(msg.open_link)) {
-      var a = document.createElement('a'); a.className = 'link'; a.target = '_blank'; a.rel = 'noopener';
-      a.href = safeUrl(msg.open_link); a.textContent = msg.link_title || msg.open_link; li.appendChild(a);
+    var open = safeUrl(msg.open_link);
+    if (open) {
+      li.appendChild(link(open, typeof msg.link_title === 'string' && msg.link_title ? msg.link_title : 'Open', 'button'));
     }
-    if (msg.quick_replies && msg.quick_replies.length) {
-      var box = document.createElement('div'); box.className = 'quick';
-      msg.quick_replies.forEach(function (q) {
-        var b = document.createElement('button'); b.type = 'button'; b.textContent = q.title;
-        b.addEventListener('click', function () { say(q.payload, q.title); box.remove(); });
+    var quick = Array.isArray(msg.quick_replies) ? msg.quick_replies : [];
+    quick = quick.filter(function (q) { return q && (typeof q.title === 'string' || typeof q.payload === 'string'); });
+    if (quick.length) {
+      clearQuickReplies();
+      var box = document.createElement('div');
+      box.className = 'quick';
+      box.setAttribute('role', 'group');
+      box.setAttribute('aria-label', 'Suggested replies');
+      quick.forEach(function (q) {
+        var b = document.createElement('button');
+        var label = typeof q.title === 'string' ? q.title : q.payload;
+        b.type = 'button';
+        b.textContent = label;
+        b.addEventListener('click', function () {
+          clearQuickReplies();
+          say(typeof q.payload === 'string' && q.payload ? q.payload : label, label);
+          el.input.focus();
+        });
         box.appendChild(b);
       });
       li.appendChild(box);
     }
   }
-  function send(obj) {
-    obj.user = user; obj.channel = 'websocket';
-    if (socket && socket.readyState === 1) socket.send(JSON.stringify(obj));
+  function notice(text) {
+    addMessage({ text: text }, 'notice');
+  }
+
+  // --- what the server sends ---
+  var shown = {}; // seq -> true: each bot message is shown once
+  var highest = 0; // the highest seq this page has shown: its last_seq
+  var typingTimer = null;
+  function showTyping() {
+    var stick = atBottom();
+    el.typing.hidden = false;
+    if (stick) scrollDown();
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(hideTyping, 10000);
+  }
+  function hideTyping() {
+    clearTimeout(typingTimer);
+    el.typing.hidden = true;
+  }
+  // Shows a bot message unless it was shown already; `live` is false for
+  // history, whose navigation and input settings are of the past.
+  function showBot(msg, live) {
+    var seq = typeof msg.seq === 'number' ? msg.seq : 0;
+    if (seq) {
+      if (shown[seq]) return false;
+      shown[seq] = true;
+      if (seq > highest) highest = seq;
+    }
+    addMessage(msg, 'bot');
+    if (live) {
+      setInputDisabled(!!msg.disable_input);
+      var go = safeUrl(msg.goto_link);
+      if (go) location.href = go;
+    }
+    return true;
+  }
+  var ERRORS = {
+    rate_limited: 'You are sending messages too quickly. That one was not sent; wait a moment and try again.',
+    too_large: 'That message is too long to send.',
+    bad_message: 'That message could not be sent.',
+    bad_json: 'That message could not be sent.',
+    unavailable: 'The chat is having trouble right now. Please try again shortly.',
+  };
+  function onFrame(msg) {
+    if (!msg || typeof msg !== 'object') return;
+    switch (msg.type) {
+    case 'session':
+      awaitingGreeting = false;
+      if (typeof msg.token === 'string' && msg.token) setToken(msg.token);
+      return;
+    case 'typing':
+      showTyping();
+      return;
+    case 'error':
+      if (msg.code === 'unauthorized' && awaitingGreeting && token()) {
+        // The token we held is not valid here (a new secret, another user):
+        // forget it and greet again as a user without one.
+        setToken(null);
+        transportSend(greeting(lastGreeting));
+        return;
+      }
+      notice(ERRORS[msg.code] || (typeof msg.message === 'string' ? msg.message : 'Something went wrong.'));
+      return;
+    case 'message':
+      hideTyping();
+      awaitingGreeting = false;
+      showBot(msg, true);
+      return;
+    }
+  }
+
+  // --- what the person sends ---
+  var outbox = []; // frames typed while offline, sent when the connection is back
+  var everGreeted = false;
+  var awaitingGreeting = false;
+  var lastGreeting = null;
+  function envelope(obj) {
+    obj.user = user;
+    obj.channel = channel === 'webhook' ? 'webhook' : 'websocket';
+    var t = token();
+    if (t) obj.token = t;
+    return obj;
+  }
+  function greeting(type) {
+    var g = { type: type || (everGreeted ? 'reconnect' : returning ? 'welcome_back' : 'hello') };
+    lastGreeting = g.type;
+    // What this page has shown is what it asks to be brought up to date from;
+    // a page that could not read its history asks for nothing it cannot place.
+    if (everGreeted || historyLoaded) g.last_seq = highest;
+    everGreeted = true;
+    awaitingGreeting = true;
+    return envelope(g);
   }
   function say(text, label) {
     if (!text) return;
-    add(label || text, true);
-    send({ type: 'message', text: text });
+    addMessage({ text: label || text }, 'me');
+    var frame = { type: 'message', text: text };
+    if (online) transportSend(envelope(frame));
+    else outbox.push(frame);
   }
-  function onMessage(ev) {
-    var msg; try { msg = JSON.parse(ev.data); } catch (e) { return; }
-    if (msg.type === 'session') {
-      if (msg.token) store.setItem(key + ':token', msg.token);
-      return;
-    }
-    if (msg.type === 'typing') { typing.hidden = false; list.scrollTop = list.scrollHeight; return; }
-    if (msg.type === 'error') { add('⚠ ' + msg.message, false); return; }
-    if (msg.type === 'message') {
-      typing.hidden = true;
-      if (msg.seq) { if (shown[msg.seq]) return; shown[msg.seq] = true; setLastSeq(msg.seq); }
-      add(msg.text, false, msg);
-    }
+  function flushOutbox() {
+    var queued = outbox;
+    outbox = [];
+    queued.forEach(function (f) { transportSend(envelope(f)); });
+  }
+  function setInputDisabled(off) {
+    el.input.disabled = off;
+    el.send.disabled = off;
+    el.input.placeholder = off ? 'Choose one of the replies above' : 'Type a message…';
+  }
+
+  // --- the connection ---
+  var channel = transport === 'webhook' || !window.WebSocket ? 'webhook' : 'websocket';
+  var online = false;
+  var socket = null;
+  var failures = 0; // connection attempts that failed in a row
+  var retryTimer = null;
+  function setStatus(s) {
+    el.status.textContent = s;
+    document.body.dataset.status = s;
+  }
+  function showStatus() {
+    if (navigator.onLine === false) setStatus('offline');
+    else setStatus(online ? 'online' : everGreeted ? 'reconnecting…' : 'connecting…');
+  }
+  function setOnline(up) {
+    online = up;
+    if (up) failures = 0;
+    showStatus();
+  }
+  // Exponential backoff with jitter, capped; it never gives up.
+  function retryLater(fn) {
+    failures++;
+    var ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, Math.min(failures - 1, 10)));
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(fn, ceiling / 2 + Math.random() * ceiling / 2);
+  }
+  function transportSend(frame) {
+    if (channel === 'webhook') return postWebhook(frame);
+    if (socket && socket.readyState === 1) socket.send(JSON.stringify(frame));
+    else outbox.push(frame);
   }
   function connect() {
-    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/';
-    socket = new WebSocket(url);
-    status.textContent = everConnected ? 'reconnecting…' : 'connecting…';
-    socket.onopen = function () {
-      retries = 0; status.textContent = 'online';
-      var hello = { type: everConnected ? 'reconnect' : (returning ? 'welcome_back' : 'hello') };
-      if (token()) hello.token = token();
-      if (everConnected || returning) hello.last_seq = lastSeq();
-      everConnected = true;
-      send(hello);
+    clearTimeout(retryTimer);
+    if (channel === 'webhook') return startWebhook();
+    setOnline(false);
+    var opened = false;
+    var ws;
+    try {
+      ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/');
+    } catch (e) {
+      return fallBackOrRetry();
+    }
+    socket = ws;
+    ws.onopen = function () {
+      opened = true;
+      setOnline(true);
+      ws.send(JSON.stringify(greeting()));
+      flushOutbox();
     };
-    socket.onmessage = onMessage;
-    socket.onclose = function () {
-      typing.hidden = true;
-      status.textContent = navigator.onLine ? 'reconnecting…' : 'offline';
-      var delay = Math.min(30000, 500 * Math.pow(2, retries++)) * (0.5 + Math.random() / 2);
-      setTimeout(connect, delay);
+    ws.onmessage = function (ev) {
+      if (typeof ev.data !== 'string') return;
+      var msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      onFrame(msg);
+    };
+    ws.onclose = function () {
+      if (socket !== ws) return;
+      socket = null;
+      hideTyping();
+      setOnline(false);
+      if (opened) failures = 0;
+      if (!opened && !everGreeted) return fallBackOrRetry();
+      retryLater(connect);
     };
   }
-  form.addEventListener('submit', function (e) {
-    e.preventDefault(); var t = input.value.trim(); input.value = ''; say(t);
+  // A websocket that never opened: if plain HTTP reaches the server (a proxy
+  // that does not pass websockets), move to the webhook channel; if not, the
+  // server is away, so keep trying.
+  function fallBackOrRetry() {
+    if (transport !== 'auto' || failures < 2) return retryLater(connect);
+    fetch('/healthz', { cache: 'no-store' }).then(function (r) {
+      if (!r.ok && r.status !== 503) throw new Error('down');
+      channel = 'webhook';
+      connect();
+    }).catch(function () { retryLater(connect); });
+  }
+
+  // The webhook channel: every turn is a POST whose answer carries its
+  // replies; messages pushed later (timers, other tabs, the send API) are
+  // picked up from the history.
+  var pollTimer = null;
+  function startWebhook() {
+    setOnline(false);
+    postWebhook(greeting());
+  }
+  function postWebhook(frame) {
+    return fetch('/api/messages', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(frame),
+    }).then(function (r) {
+      var t = r.headers.get('x-anywhere-token');
+      if (t) setToken(t);
+      return r.json().then(function (body) {
+        if (r.status === 401 && frame.token) {
+          setToken(null);
+          delete frame.token;
+          return postWebhook(frame);
+        }
+        if (!r.ok) {
+          onFrame(body && body.type === 'error' ? body : { type: 'error', code: 'unavailable' });
+        } else {
+          (Array.isArray(body) ? body : [body]).forEach(onFrame);
+        }
+        if (!online) {
+          setOnline(true);
+          flushOutbox();
+        }
+        schedulePoll();
+      });
+    }).catch(function () {
+      // Not delivered: keep it for when the server answers again.
+      if (frame.type === 'message') outbox.push({ type: 'message', text: frame.text });
+      setOnline(false);
+      retryLater(function () { postWebhook(greeting()); });
+    });
+  }
+  function schedulePoll() {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(function () {
+      if (document.visibilityState === 'hidden' || !online) return schedulePoll();
+      loadHistory(true).then(schedulePoll);
+    }, POLL_MS);
+  }
+
+  // --- history ---
+  var historyLoaded = false;
+  // Shows the stored conversation (on load), or only the bot messages this
+  // page has not shown (`onlyNew`, the webhook channel's poll).
+  function loadHistory(onlyNew) {
+    var t = token();
+    if (!t) return Promise.resolve();
+    return fetch('/botkit/history', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: user, token: t, limit: onlyNew ? 100 : HISTORY_LIMIT }),
+    }).then(function (r) {
+      if (r.status === 401) setToken(null);
+      return r.ok ? r.json() : null;
+    }).then(function (h) {
+      if (!h || !h.success || !Array.isArray(h.history)) return;
+      var last = null;
+      h.history.forEach(function (m) {
+        if (!m || typeof m !== 'object') return;
+        if (m.type === 'message_received') {
+          if (!onlyNew) addMessage(m, 'me');
+          last = m;
+        } else if (showBot(m, false) || !onlyNew) {
+          last = m;
+        }
+      });
+      // Old suggestions stay on offer only if the bot spoke last.
+      if (!onlyNew && (!last || last.type === 'message_received')) clearQuickReplies();
+      if (!onlyNew && last && last.type !== 'message_received') setInputDisabled(!!last.disable_input);
+      if (!onlyNew) historyLoaded = true;
+      if (!onlyNew && h.history.length) scrollDown();
+    }).catch(function () {});
+  }
+
+  // --- the page ---
+  el.form.addEventListener('submit', function (e) {
+    e.preventDefault();
+    var text = el.input.value.trim();
+    if (!text) return;
+    el.input.value = '';
+    clearQuickReplies();
+    say(text);
   });
-  window.addEventListener('offline', function () { status.textContent = 'offline'; });
-  connect();
+  window.addEventListener('offline', showStatus);
+  window.addEventListener('online', function () {
+    showStatus();
+    if (!online) {
+      failures = 0;
+      clearTimeout(retryTimer);
+      if (channel === 'websocket' && !socket) connect();
+      else if (channel === 'webhook') postWebhook(greeting());
+    }
+  });
+  document.addEventListener('visibilitychange', function () {
+    // A page coming back to the front retries at once instead of waiting out its backoff.
+    if (document.visibilityState === 'visible' && !online && channel === 'websocket' && !socket) connect();
+  });
+  setStatus('connecting…');
+  loadHistory(false).then(connect);
 })();
