@@ -9,8 +9,12 @@
 #include <string.h>
 #include "runtime/error.h"
 
-/* Returns non-zero when arrays and objects nest deeper than `max`. Strings are
- * skipped so that brackets inside them do not count. */
+/* Returns non-zero when arrays and objects nest deeper than `max`. It must
+ * see the structure yajl's tree parser will see: brackets inside strings do
+ * not count, and neither do brackets inside comments, which that parser
+ * accepts (it turns yajl_allow_comments on, with no way to turn it off).
+ * Counting a "]" of a comment let a comment of closing brackets buy any
+ * depth past the limit. */
 int aw_json_too_deep(const char *s, size_t len, int max)
 {
     int depth = 0, in_str = 0;
@@ -23,6 +27,16 @@ int aw_json_too_deep(const char *s, size_t len, int max)
                 in_str = 0;
         } else if (c == '"') {
             in_str = 1;
+        } else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
+            const char *end = memmem(s + i + 2, len - i - 2, "*/", 2);
+            if (end == NULL)
+                return 0; /* unterminated: yajl refuses it */
+            i = (size_t)(end - s) + 1;
+        } else if (c == '/' && i + 1 < len && s[i + 1] == '/') {
+            const char *end = memchr(s + i + 2, '\n', len - i - 2);
+            if (end == NULL)
+                return 0;
+            i = (size_t)(end - s);
         } else if (c == '[' || c == '{') {
             if (++depth > max)
                 return 1;

@@ -789,6 +789,12 @@ aw_bot_t *aw_script_compile(const char *name, const char *json, size_t len, char
         fail(&c, "line 1, column 1", "the file is empty or not text");
         return NULL;
     }
+    /* yajl's tree parser and its free recurse once per level, with no limit:
+     * a file of a million "[" would overflow the stack. */
+    if (aw_json_too_deep(json, len, AW_MAX_DEPTH)) {
+        fail(&c, "", "arrays and objects nest deeper than %d", AW_MAX_DEPTH);
+        return NULL;
+    }
     char *copy = aw_strndup(json, len);
     yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
     free(copy);

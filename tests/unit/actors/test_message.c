@@ -68,6 +68,26 @@ static void test_refuses(void)
     CHECK(parse(longuser) == 0);
 }
 
+/* yajl's tree parser accepts comments: brackets inside one are not depth,
+ * and once counted, a comment of "]" let any nesting through. */
+static void test_comment_brackets_buy_no_depth(void)
+{
+    char json[400];
+    size_t n = (size_t)snprintf(json, sizeof(json), "/*%.40s*/{\"type\":\"m\",\"user\":\"u\",\"x\":",
+                                "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    memset(json + n, '[', 40);
+    memset(json + n + 40, ']', 40);
+    strcpy(json + n + 80, "}");
+    CHECK(parse(json) == AW_EBADJSON);
+    CHECK(aw_json_too_deep("// ]]]]\n[[[", 11, 2));
+    CHECK(!aw_json_too_deep("/* [[[[ */[[", 12, 2));
+    CHECK(!aw_json_too_deep("// [[[[\n[[", 10, 2));
+    /* a comment opener inside a string is text */
+    CHECK(aw_json_too_deep("[\"/*\",[[\"*/\"]]]", 15, 2));
+    /* and comments are still fine where they are not abused */
+    CHECK(parse("/* hi */ {\"type\":\"m\",\"user\":\"u\"} // bye\n") == 0);
+}
+
 static void test_write_keeps_fields(void)
 {
     aw_message_t m;
@@ -115,6 +135,7 @@ int main(void)
 {
     test_accepts();
     test_refuses();
+    test_comment_brackets_buy_no_depth();
     test_write_keeps_fields();
     test_reply_write();
     return check_exit("test_message");

@@ -140,6 +140,8 @@ static void test_errors(void)
     expect_error("", "bot.json: at line 1, column 1:");
     expect_error("{\"triggers\": [\n  {\"exact\": \"hi\" \"say\": \"x\"}]}", "bot.json: at line 2, column");
     expect_error("[]", "bot.json: at the top level: a script is an object");
+    expect_error("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+                 "bot.json: at the top level: arrays and objects nest deeper than 32");
     expect_error("{}", "at triggers: expected a non-empty array");
     expect_error("{\"triggers\":[{\"exact\":\"a\",\"say\":\"x\"}],\"extra\":1}",
                  "at the top level: unknown field \"extra\"");
