@@ -4,10 +4,11 @@ BUILD      ?= build
 BUILD_TSAN ?= build-tsan
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
+BUILD_BENCH ?= build-bench
 JOBS       ?= $(shell nproc)
 PORT       ?= 3000
 
-.PHONY: all setup build run test test-tsan test-asan test-fuzz clean
+.PHONY: all setup build run test test-tsan test-asan test-fuzz bench clean
 
 all: build
 
@@ -46,6 +47,16 @@ test-fuzz: setup
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAW_FUZZ=ON >/dev/null
 	cmake --build $(BUILD_FUZZ) -j $(JOBS)
 	cd $(BUILD_FUZZ) && ctest --output-on-failure -j 2 -L fuzz --timeout 300
+
+# anywhere against Botkit and nginx, side by side on loopback, in release mode
+# (bench/README.md). Installs its peers itself (scripts/bench-setup.sh).
+BENCH_IO_THREADS ?= 1
+BENCH_WORKERS    ?= 1
+bench: setup
+	@bash scripts/bench-setup.sh
+	cmake -S . -B $(BUILD_BENCH) -DCMAKE_BUILD_TYPE=Release -DAW_TESTS=OFF >/dev/null
+	cmake --build $(BUILD_BENCH) -j $(JOBS)
+	BENCH_IO_THREADS=$(BENCH_IO_THREADS) BENCH_WORKERS=$(BENCH_WORKERS) bash bench/run.sh $(CURDIR)/$(BUILD_BENCH)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_TSAN) $(BUILD_ASAN) $(BUILD_FUZZ)

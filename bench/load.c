@@ -42,8 +42,9 @@
 
 #define MAX_SOURCES 64
 #define MAX_PROCS 64
-#define IDLE_PENDING 256    /* handshakes in flight at once per worker, in idle mode */
+#define MAX_PENDING 256     /* handshakes in flight at once per worker */
 #define MAX_PER_TICK 100000 /* open loop: sends per 1 ms tick at most */
+#define CONNECT_WAIT 30     /* seconds to wait for every session before measuring anyway */
 
 enum mode { MODE_ECHO, MODE_IDLE };
 enum state { ST_CONNECTING, ST_UPGRADING, ST_HELLO, ST_READY, ST_CLOSED };
@@ -83,11 +84,12 @@ typedef struct conn {
 struct worker {
     const options_t *o;
     unsigned int id, n, next_connect, pending, ready;
+    unsigned int settled; /* sessions up, or failed before they were */
     conn_t *conns;
     uv_loop_t loop;
     uv_timer_t tick, stop;
     int measuring, stopping, notify_fd;
-    uint64_t t0, sent_sched;
+    uint64_t t0, t_load, sent_sched; /* started; traffic began; open loop: sent so far */
     char rbuf[65536];
     char *msg, *tail; /* a message being built; what follows its due time */
     size_t tail_len;
@@ -319,16 +321,17 @@ static void on_ready(conn_t *c)
     worker_t *w = c->w;
     c->state = ST_READY;
     w->ready++;
+    w->settled++;
     w->r->connected++;
+    w->pending--;
     if (w->o->mode == MODE_IDLE) {
         uint64_t now = now_us();
         aw_hist_record(&w->r->lat, now - c->t_start);
         w->r->t_ready = now;
-        w->pending--;
-        connect_next(w);
-    } else if (w->o->rate == 0 && !w->stopping) {
-        send_message(c, now_us());
+    } else if (w->o->rate == 0 && w->t_load != 0 && !w->stopping) {
+        send_message(c, now_us()); /* a latecomer joins the load */
     }
+    connect_next(w);
 }
 
 static void on_connected(uv_connect_t *req, int status)
@@ -361,10 +364,12 @@ static void conn_close(conn_t *c, int failed)
     worker_t *w = c->w;
     if (c->state == ST_CLOSED)
         return;
-    if (c->state == ST_READY)
+    if (c->state == ST_READY) {
         w->ready--;
-    else if (w->o->mode == MODE_IDLE && c->state != ST_CLOSED)
+    } else {
+        w->settled++;
         w->pending--;
+    }
     c->state = ST_CLOSED;
     if (!w->stopping) {
         if (failed)
@@ -373,7 +378,7 @@ static void conn_close(conn_t *c, int failed)
             w->r->closed++;
     }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
-    if (w->o->mode == MODE_IDLE && !w->stopping)
+    if (!w->stopping)
         connect_next(w);
 }
 
@@ -407,12 +412,12 @@ static int start_connect(worker_t *w, conn_t *c)
     return 0;
 }
 
-/* Starts connections until all are started (echo) or IDLE_PENDING are in
- * their handshake (idle: so the connect rate is the server's, not a burst
- * of SYNs overflowing its backlog). */
+/* Starts connections until all are started, at most MAX_PENDING in their
+ * handshake at once: the connect rate is then the server's, not a burst of
+ * SYNs overflowing its listen backlog. */
 static void connect_next(worker_t *w)
 {
-    unsigned int limit = w->o->mode == MODE_IDLE ? IDLE_PENDING : w->n;
+    unsigned int limit = MAX_PENDING;
     while (w->next_connect < w->n && w->pending < limit && !w->stopping) {
         conn_t *c = &w->conns[w->next_connect];
         c->index = w->next_connect++;
@@ -421,6 +426,7 @@ static void connect_next(worker_t *w)
         w->pending++;
         if (start_connect(w, c) != 0 && c->state != ST_CLOSED) {
             w->pending--;
+            w->settled++;
             w->r->failed++;
             c->state = ST_CLOSED;
         }
@@ -437,38 +443,55 @@ static void connect_next(worker_t *w)
 
 /* --- the worker's clock --- */
 
-static void on_tick(uv_timer_t *t)
-{
-    worker_t *w = t->data;
-    uint64_t now = now_us();
-    if (!w->measuring && now >= w->t0 + (uint64_t)(w->o->warmup * 1e6)) {
-        w->measuring = 1;
-        w->r->t_begin = now;
-        w->sent_sched = 0;
-    }
-    if (w->o->rate == 0 || !w->measuring || w->ready == 0)
-        return;
-    /* open loop: the k-th message is due at t_begin + k / rate, whatever
-     * became of the ones before it */
-    double per_us = w->o->rate / w->o->procs / 1e6;
-    uint64_t due_count = (uint64_t)((double)(now - w->r->t_begin) * per_us);
-    for (unsigned int i = 0; w->sent_sched < due_count && i < MAX_PER_TICK; i++) {
-        conn_t *c = &w->conns[w->sent_sched % w->n];
-        uint64_t due = w->r->t_begin + (uint64_t)((double)w->sent_sched / per_us);
-        w->sent_sched++;
-        if (c->state == ST_READY)
-            send_message(c, due);
-        else
-            w->r->errors++; /* not connected: counted, not hidden */
-    }
-}
-
 static void on_stop(uv_timer_t *t)
 {
     worker_t *w = t->data;
     w->stopping = 1;
     w->r->t_end = now_us();
     uv_stop(&w->loop);
+}
+
+/* Closed loop: every session sends its first message at once. */
+static void kick(worker_t *w)
+{
+    for (unsigned int i = 0; i < w->n && w->o->rate == 0; i++)
+        if (w->conns[i].state == ST_READY)
+            send_message(&w->conns[i], now_us());
+}
+
+/* Phases: every session connects (up to CONNECT_WAIT), then traffic flows
+ * for --warmup unmeasured, then for --duration measured. Traffic waits for
+ * the last session: a server slow to accept under load must not be measured
+ * on fewer connections than asked for. */
+static void on_tick(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    uint64_t now = now_us();
+    if (w->t_load == 0 && (w->settled == w->n || now >= w->t0 + CONNECT_WAIT * 1000000ull)) {
+        w->t_load = now;
+        w->sent_sched = 0;
+        kick(w);
+    }
+    if (w->t_load != 0 && !w->measuring && now >= w->t_load + (uint64_t)(w->o->warmup * 1e6)) {
+        w->measuring = 1;
+        w->r->t_begin = now;
+        uv_timer_start(&w->stop, on_stop, (uint64_t)(w->o->duration * 1000), 0);
+    }
+    if (w->o->rate == 0 || w->t_load == 0 || w->ready == 0)
+        return;
+    /* open loop: the k-th message is due at t_load + k / rate, whatever
+     * became of the ones before it */
+    double per_us = w->o->rate / w->o->procs / 1e6;
+    uint64_t due_count = (uint64_t)((double)(now - w->t_load) * per_us);
+    for (unsigned int i = 0; w->sent_sched < due_count && i < MAX_PER_TICK; i++) {
+        conn_t *c = &w->conns[w->sent_sched % w->n];
+        uint64_t due = w->t_load + (uint64_t)((double)w->sent_sched / per_us);
+        w->sent_sched++;
+        if (c->state == ST_READY)
+            send_message(c, due);
+        else
+            w->r->errors++; /* not connected: counted, not hidden */
+    }
 }
 
 static void build_message(worker_t *w)
@@ -497,7 +520,7 @@ static void run_worker(const options_t *o, unsigned int id, int result_fd, int n
     w.n = o->conns / o->procs + (id < o->conns % o->procs);
     w.conns = calloc(w.n ? w.n : 1, sizeof(conn_t));
     build_message(&w);
-    alarm((unsigned int)(o->warmup + o->duration) + 30);
+    alarm((unsigned int)(o->warmup + o->duration) + CONNECT_WAIT + 30);
     uv_loop_init(&w.loop);
     w.t0 = now_us();
     uv_timer_init(&w.loop, &w.tick);
@@ -505,7 +528,6 @@ static void run_worker(const options_t *o, unsigned int id, int result_fd, int n
     uv_timer_start(&w.tick, on_tick, 1, 1);
     uv_timer_init(&w.loop, &w.stop);
     w.stop.data = &w;
-    uv_timer_start(&w.stop, on_stop, (uint64_t)((o->warmup + o->duration) * 1000), 0);
     connect_next(&w);
     uv_run(&w.loop, UV_RUN_DEFAULT);
     if (w.notify_fd >= 0)
@@ -648,7 +670,7 @@ static int run(const options_t *o)
         notify[i] = np[0];
     }
     if (o->mode == MODE_IDLE) {
-        wait_connected(notify, o->procs, o->warmup + o->duration);
+        wait_connected(notify, o->procs, o->warmup + CONNECT_WAIT + 5);
         usleep(500000); /* let the server finish what the last hellos started */
         rss1 = o->server_pid > 0 ? server_rss_kib(o->server_pid) : -1;
     }
@@ -719,17 +741,19 @@ static int parse_sources(options_t *o, char *list)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: anywhere-load [echo|idle] [options]\n"
-               "  -c, --connections N   websockets (default 100)\n"
-               "  -d, --duration S      seconds measured (echo) or held (idle) (default 10)\n"
-               "  -W, --warmup S        seconds before measuring (echo; default 1)\n"
-               "  -r, --rate N          echo: open loop at N messages/s in total (default: closed loop)\n"
-               "  -s, --size N          bytes of text per message (default 32)\n"
-               "  -u, --url URL         ws://127.0.0.x:PORT/ (default ws://127.0.0.1:3000/)\n"
-               "  -S, --source LIST     source addresses, comma-separated 127.0.0.x (default 127.0.0.1)\n"
-               "  -p, --procs N         worker processes (default 1; each holds at most the file limit)\n"
-               "  -P, --pid PID         the server's pid, for its resident memory (idle)\n"
-               "  -j, --json FILE       also write the result as JSON (- for stdout)\n");
+    fprintf(
+        f,
+        "usage: anywhere-load [echo|idle] [options]\n"
+        "  -c, --connections N   websockets (default 100)\n"
+        "  -d, --duration S      seconds measured (echo) or held (idle) (default 10)\n"
+        "  -W, --warmup S        echo: seconds of load before measuring, once all are connected (default 1)\n"
+        "  -r, --rate N          echo: open loop at N messages/s in total (default: closed loop)\n"
+        "  -s, --size N          bytes of text per message (default 32)\n"
+        "  -u, --url URL         ws://127.0.0.x:PORT/ (default ws://127.0.0.1:3000/)\n"
+        "  -S, --source LIST     source addresses, comma-separated 127.0.0.x (default 127.0.0.1)\n"
+        "  -p, --procs N         worker processes (default 1; each holds at most the file limit)\n"
+        "  -P, --pid PID         the server's pid, for its resident memory (idle)\n"
+        "  -j, --json FILE       also write the result as JSON (- for stdout)\n");
 }
 
 static int parse_options(options_t *o, int argc, char **argv)

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# `make bench`: starts anywhere, Botkit and nginx in turn on 127.0.0.1, runs
+# the same loads against each, and prints one table with the ratios, measured
+# in the same run on the same machine. Only loopback is ever a target; every
+# load has a fixed duration and every wait a bounded count.
+#
+#   bench/run.sh BUILD_DIR
+#
+# Environment: BENCH_IO_THREADS, BENCH_WORKERS (anywhere's flags, printed),
+# BENCH_SECONDS (per load, default 10), BENCH_IDLE (idle sessions, default
+# 19000), BENCH_PORT (default 3990).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$here/build-bench}
+io_threads=${BENCH_IO_THREADS:-1}
+workers=${BENCH_WORKERS:-1}
+secs=${BENCH_SECONDS:-10}
+idle_n=${BENCH_IDLE:-19000}
+port=${BENCH_PORT:-3990}
+open_rate=2000 # msg/s: a load every peer sustains, so latency is compared at the same rate
+load="$build/bench/anywhere-load"
+out=$(mktemp -d /tmp/anywhere-bench.XXXXXX)
+server_pid=""
+
+stop_server() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$server_pid" 2>/dev/null || true
+    fi
+    server_pid=""
+}
+trap 'stop_server; rm -rf "$out"' EXIT
+
+wait_port() {
+    for _ in $(seq 100); do
+        if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench: nothing listens on 127.0.0.1:$port" >&2
+    return 1
+}
+
+# jget FILE KEY: a number from the one-line JSON object in FILE, or "-".
+jget() {
+    local v
+    v=$(sed -n "s/.*\"$2\":\([-0-9.]*\).*/\1/p" "$1" 2>/dev/null | head -1)
+    echo "${v:--}"
+}
+
+run_loads() { # NAME WS_URL HTTP_URL
+    local name=$1 ws=$2 http=$3
+    if [ -n "$ws" ]; then
+        echo "bench: $name: websocket echo, 1000 connections, closed loop, ${secs}s"
+        "$load" echo -u "$ws" -c 1000 -d "$secs" -j "$out/$name.closed.json" || true
+        echo "bench: $name: websocket echo, 1000 connections, open loop at $open_rate msg/s, ${secs}s"
+        "$load" echo -u "$ws" -c 1000 -d "$secs" -r "$open_rate" -j "$out/$name.open.json" || true
+    fi
+    echo "bench: $name: webhook, wrk -t2 -c100, ${secs}s"
+    wrk -t2 -c100 -d"${secs}s" -s "$here/bench/webhook.lua" "$http" | tail -1 >"$out/$name.webhook.json" || true
+    cat "$out/$name.webhook.json"
+    if [ -n "$ws" ]; then
+        echo "bench: $name: $idle_n idle sessions"
+        "$load" idle -u "$ws" -c "$idle_n" -p 2 -d 3 -P "$server_pid" -j "$out/$name.idle.json" || true
+    fi
+}
+
+bench_ours() {
+    local data="$out/data"
+    mkdir -p "$data"
+    # --rate 0: the per-user rate limit would refuse a load test's messages
+    "$build/anywhere" --host 127.0.0.1 --port "$port" --bot echo --rate 0 --io-threads "$io_threads" \
+        --workers "$workers" --data-dir "$data" --log-level warn >"$out/anywhere.log" 2>&1 &
+    server_pid=$!
+    wait_port
+    run_loads anywhere "ws://127.0.0.1:$port/" "http://127.0.0.1:$port/botkit/receive"
+    stop_server
+}
+
+bench_botkit() {
+    (cd "$here/bench/botkit" && PORT=$port exec node echo.js >"$out/botkit.log" 2>&1) &
+    server_pid=$!
+    wait_port
+    run_loads botkit "ws://127.0.0.1:$port/" "http://127.0.0.1:$port/api/messages"
+    stop_server
+}
+
+bench_nginx() {
+    sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$out|g" "$here/bench/nginx.conf" >"$out/nginx.conf"
+    nginx -c "$out/nginx.conf" -e "$out/nginx-error.log" >"$out/nginx.log" 2>&1 &
+    server_pid=$!
+    wait_port
+    run_loads nginx "" "http://127.0.0.1:$port/botkit/receive"
+    stop_server
+}
+
+# ratio A B [invert]: A/B (or B/A), one decimal, "-" when either is missing.
+ratio() {
+    awk -v a="$1" -v b="$2" -v inv="${3:-0}" 'BEGIN {
+        if (a == "-" || b == "-" || a + 0 <= 0 || b + 0 <= 0) { print "-"; exit }
+        r = inv ? b / a : a / b; printf(r >= 10 ? "%.0fx" : "%.2fx", r) }'
+}
+
+row() { # LABEL OURS BOTKIT NGINX VS_BOTKIT VS_NGINX TARGET
+    printf "| %-40s | %10s | %10s | %10s | %11s | %10s | %-22s |\n" "$@"
+}
+
+table() {
+    local a=$out/anywhere b=$out/botkit n=$out/nginx
+    local ac ao aw ai bc bo bw bi nw
+    ac=$a.closed.json ao=$a.open.json aw=$a.webhook.json ai=$a.idle.json
+    bc=$b.closed.json bo=$b.open.json bw=$b.webhook.json bi=$b.idle.json nw=$n.webhook.json
+    echo
+    echo "anywhere bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet HEAD -- . 2>/dev/null || echo '+changes')"
+    echo "machine: $(nproc) cores, $(uname -r); load tool on the same machine"
+    echo "anywhere: --io-threads $io_threads --workers $workers --bot echo --rate 0; Botkit 4.15 + botbuilder-adapter-web 1.0.10 on node $(node --version); $(nginx -v 2>&1 | sed 's/.*: //')"
+    echo
+    row "load" "anywhere" "Botkit" "nginx" "vs Botkit" "vs nginx" "target"
+    row "----------------------------------------" "----------" "----------" "----------" "-----------" "----------" "----------------------"
+    local v1 v2 v3
+    v1=$(jget "$ac" msgs_per_s) v2=$(jget "$bc" msgs_per_s)
+    row "ws echo, 1000 conns, closed: msg/s" "$v1" "$v2" "" "$(ratio "$v1" "$v2")" "" ">= 10x Botkit"
+    v1=$(jget "$ac" p99_ms) v2=$(jget "$bc" p99_ms)
+    row "ws echo, 1000 conns, closed: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "<= 1/10 of Botkit"
+    v1=$(jget "$ao" p99_ms) v2=$(jget "$bo" p99_ms)
+    row "ws echo, open $open_rate msg/s: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" ""
+    v1=$(jget "$ao" p999_ms) v2=$(jget "$bo" p999_ms)
+    row "ws echo, open $open_rate msg/s: p99.9 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" ""
+    v1=$(jget "$aw" requests_per_s) v2=$(jget "$bw" requests_per_s) v3=$(jget "$nw" requests_per_s)
+    row "webhook POST, wrk -c100: req/s" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2")" "$(ratio "$v1" "$v3")" ">= 10x Botkit, 0.6x nginx"
+    v1=$(jget "$aw" p99_ms) v2=$(jget "$bw" p99_ms) v3=$(jget "$nw" p99_ms)
+    row "webhook POST, wrk -c100: p99 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" ""
+    v1=$(jget "$ai" connected) v2=$(jget "$bi" connected)
+    row "idle sessions held (of $idle_n)" "$v1" "$v2" "" "" "" "$idle_n in one process"
+    v1=$(jget "$ai" bytes_per_session) v2=$(jget "$bi" bytes_per_session)
+    row "idle: server RSS bytes per session" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2" 1)" "" "<= 4096"
+    v1=$(jget "$ai" sessions_per_s) v2=$(jget "$bi" sessions_per_s)
+    row "new sessions per second" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2")" "" ">= 10000"
+    echo
+    echo "(vs Botkit and vs nginx: how many times better anywhere is; latency and memory ratios are Botkit's over ours)"
+}
+
+for tool in wrk nginx node; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is missing: run scripts/bench-setup.sh" >&2; exit 1; }
+done
+[ -x "$load" ] || { echo "bench: $load is missing: build first" >&2; exit 1; }
+
+bench_ours
+bench_botkit
+bench_nginx
+if [ -x "$build/bench/history_bench" ]; then
+    echo "bench: history store, batched against one transaction per record"
+    "$build/bench/history_bench" 100000 | tee "$out/history.txt" || true
+fi
+table | tee "$out/table.txt"
+mkdir -p "$build/bench-results"
+cp "$out"/*.json "$out/table.txt" "$build/bench-results/" 2>/dev/null || true
