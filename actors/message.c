@@ -317,9 +317,11 @@ static void write_reply_lists(yajl_gen g, const aw_reply_t *r)
 aw_buf_t *aw_reply_write(const aw_reply_t *r, const char *user, size_t user_len, const char *channel,
                          int64_t seq, int64_t ts_ms)
 {
-    static const char *const skip[] = {"type",  "text",      "user",       "channel",   "seq",
-                                       "ts",    "open_link", "link_title", "goto_link", "quick_replies",
-                                       "files", NULL};
+    /* Every field written from `r` is skipped in `extra`, or the frame
+     * would carry it twice. */
+    static const char *const skip[] = {"type",  "text",          "user",       "channel",   "seq",
+                                       "ts",    "open_link",     "link_title", "goto_link", "quick_replies",
+                                       "files", "disable_input", NULL};
     yajl_gen g = aw_json_gen();
     yajl_gen_map_open(g);
     write_opt_str(g, "type", r->type != NULL ? r->type : "message");
@@ -602,5 +604,32 @@ int aw_reply_from_object(yajl_val obj, aw_reply_t **out)
     r->disable_input = dis != NULL && YAJL_IS_TRUE(dis);
     r->extra = obj;
     *out = r;
+    return 0;
+}
+
+int aw_push_parse(const char *json, size_t len, char user[AW_MAX_USER_LEN], size_t *user_len,
+                  aw_reply_t **reply)
+{
+    char errbuf[64];
+    if (len == 0 || memchr(json, '\0', len) != NULL || aw_json_too_deep(json, len, AW_MAX_DEPTH))
+        return AW_EBADJSON;
+    char *copy = aw_strndup(json, len);
+    yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    free(copy);
+    if (root == NULL || !YAJL_IS_OBJECT(root)) {
+        if (root != NULL)
+            yajl_tree_free(root);
+        return AW_EBADJSON;
+    }
+    const char *path[] = {"user", NULL};
+    yajl_val u = yajl_tree_get(root, path, yajl_t_string);
+    const char *name = u != NULL ? YAJL_GET_STRING(u) : NULL;
+    size_t n = name != NULL ? strlen(name) : 0;
+    if (n == 0 || n > AW_MAX_USER_LEN || aw_reply_from_object(root, reply) != 0) {
+        yajl_tree_free(root);
+        return AW_EBADMSG;
+    }
+    memcpy(user, name, n); /* `root` now belongs to the reply, which keeps `name` alive */
+    *user_len = n;
     return 0;
 }

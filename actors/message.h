@@ -87,6 +87,14 @@ void aw_reply_set_link(aw_reply_t *reply, const char *url, const char *title);
  * it is. Takes ownership of `obj` on success. Returns 0 or AW_EBADMSG. */
 int aw_reply_from_object(yajl_val obj, aw_reply_t **reply);
 
+/* Parses the body of POST /api/send: {"user": "...", ...reply fields}. On
+ * success copies the user id (1..AW_MAX_USER_LEN bytes, not NUL-terminated)
+ * into `user` and builds `*reply` as aw_reply_from_object does (the caller
+ * frees it). Returns 0, AW_EBADJSON or AW_EBADMSG; on error nothing is left
+ * to free. Any thread. */
+int aw_push_parse(const char *json, size_t len, char user[AW_MAX_USER_LEN], size_t *user_len,
+                  aw_reply_t **reply);
+
 /* Writes the message frame: type, text, the optional fields, `extra`, then
  * `user`, `channel` and `seq` (when >= 0) and `ts` (when >= 0). */
 aw_buf_t *aw_reply_write(const aw_reply_t *reply, const char *user, size_t user_len, const char *channel,

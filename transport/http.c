@@ -524,34 +524,6 @@ static int on_root(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-/* Parses {"user": "...", ...message fields} into a user id and a reply. */
-static int parse_push(const h2o_iovec_t body, char *user, size_t *user_len, aw_reply_t **reply)
-{
-    char errbuf[64];
-    if (body.len == 0 || memchr(body.base, '\0', body.len) != NULL ||
-        aw_json_too_deep(body.base, body.len, AW_MAX_DEPTH))
-        return AW_EBADJSON;
-    char *copy = aw_strndup(body.base, body.len);
-    yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
-    free(copy);
-    if (root == NULL || !YAJL_IS_OBJECT(root)) {
-        if (root != NULL)
-            yajl_tree_free(root);
-        return AW_EBADJSON;
-    }
-    const char *path[] = {"user", NULL};
-    yajl_val u = yajl_tree_get(root, path, yajl_t_string);
-    const char *name = u != NULL ? YAJL_GET_STRING(u) : NULL;
-    size_t len = name != NULL ? strlen(name) : 0;
-    if (len == 0 || len > AW_MAX_USER_LEN || aw_reply_from_object(root, reply) != 0) {
-        yajl_tree_free(root);
-        return AW_EBADMSG;
-    }
-    memcpy(user, name, len); /* `root` now belongs to the reply, which keeps `name` alive */
-    *user_len = len;
-    return 0;
-}
-
 /* POST /api/send with Authorization: Bearer API_KEY: a message from the bot
  * to a user, at any time. */
 static int on_send(h2o_handler_t *self, h2o_req_t *req)
@@ -576,7 +548,7 @@ static int on_send(h2o_handler_t *self, h2o_req_t *req)
         send_error(req, AW_ETOOLARGE);
         return 0;
     }
-    int err = parse_push(req->entity, user, &user_len, &reply);
+    int err = aw_push_parse(req->entity.base, req->entity.len, user, &user_len, &reply);
     if (err != 0) {
         aw_metrics_count_error(err);
         send_error(req, err);

@@ -131,6 +131,25 @@ static void test_reply_write(void)
     aw_buf_release(b);
 }
 
+/* A bot's {"disable_input": true} is a known field and sits in `extra` too:
+ * the frame once carried it twice. */
+static void test_reply_disable_input_written_once(void)
+{
+    const char *j = "{\"text\":\"x\",\"disable_input\":true,\"custom\":1}";
+    char errbuf[64];
+    yajl_val obj = yajl_tree_parse(j, errbuf, sizeof(errbuf));
+    aw_reply_t *r = NULL;
+    CHECK(aw_reply_from_object(obj, &r) == 0);
+    aw_buf_t *b = aw_reply_write(r, "u", 1, NULL, -1, -1);
+    const char *want =
+        "{\"type\":\"message\",\"text\":\"x\",\"disable_input\":true,\"custom\":1,\"user\":\"u\"}";
+    if (strcmp(b->data, want) != 0)
+        fprintf(stderr, "got  %s\nwant %s\n", b->data, want);
+    CHECK(strcmp(b->data, want) == 0);
+    aw_buf_release(b);
+    aw_reply_free(r);
+}
+
 int main(void)
 {
     test_accepts();
@@ -138,5 +157,6 @@ int main(void)
     test_comment_brackets_buy_no_depth();
     test_write_keeps_fields();
     test_reply_write();
+    test_reply_disable_input_written_once();
     return check_exit("test_message");
 }
