@@ -54,6 +54,8 @@ typedef struct conn_ent {
 typedef struct later_ent {
     aw_reply_t *reply;
     uint64_t due_ms;
+    aw_conn_t *origin; /* the socket whose turn asked for it (a reference), or NULL */
+    int guest;         /* asked for by a guest turn (see admit) */
 } later_ent_t;
 
 typedef struct turn_state {
@@ -64,6 +66,7 @@ typedef struct turn_state {
     aw_buf_t **answers; /* frames for the webhook sink */
     size_t n_answers;
     int sink_done;
+    int guest; /* the speaker did not prove a protected identity (see admit) */
 } turn_state_t;
 
 struct aw_session_state {
@@ -78,11 +81,14 @@ struct aw_session_state {
     double tokens; /* the rate limit's bucket */
     uint64_t refilled_ms;
     int known;         /* a token was issued or proved for this user */
+    int protected_id;  /* a client proved this user's token (see admit) */
     aw_buf_t **recent; /* ring of the latest bot frames, by seq */
     int64_t *recent_seq;
     unsigned int recent_cap, recent_n, recent_head;
     aw_vars_t vars;
     aw_ask_t ask;
+    aw_vars_t guest_vars; /* the conversation of those who name this user unproven */
+    aw_ask_t guest_ask;
     aw_inbound_t *q_head, *q_tail;
     turn_state_t cur;
     int in_turn;
@@ -162,6 +168,17 @@ static void fanout(aw_session_t *s, aw_conn_t *origin, aw_buf_t *frame)
     AW_METRIC_ADD(frames_out, n);
 }
 
+/* Sends a frame of a turn: a guest turn's go only to the guest's own socket. */
+static void deliver(aw_session_t *s, aw_conn_t *origin, aw_buf_t *frame, int guest)
+{
+    if (!guest) {
+        fanout(s, origin, frame);
+    } else if (origin != NULL) {
+        origin->send(origin, frame);
+        AW_METRIC_ADD(frames_out, 1);
+    }
+}
+
 /* --- bot messages --- */
 
 static void remember(aw_session_t *s, int64_t seq, aw_buf_t *frame)
@@ -191,9 +208,18 @@ static void keep(aw_session_t *s, int64_t seq, int64_t sub, int64_t ts, int dire
         aw_history_append(s->cfg->history, s->user, s->user_len, seq, sub, ts, direction, json);
 }
 
-/* Numbers, sends and keeps one bot message. */
-static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, const char *channel, const aw_reply_t *r)
+/* Numbers, sends and keeps one bot message. A guest's reply is neither
+ * numbered in the user's stream nor kept: it is the guest's alone. */
+static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, const char *channel, const aw_reply_t *r,
+                          int guest)
 {
+    if (guest) {
+        aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, channel, -1, wall_ms());
+        deliver(s, origin, frame, 1);
+        AW_METRIC_INC(
+            messages_out[strcmp(channel, "webhook") == 0 ? AW_CHANNEL_WEBHOOK : AW_CHANNEL_WEBSOCKET]);
+        return frame;
+    }
     int64_t seq = ++s->st->seq, ts = wall_ms();
     s->st->sub = 0;
     aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, channel, seq, ts);
@@ -205,9 +231,9 @@ static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, const char *channe
 }
 
 /* Keeps a message the person sent. */
-static void keep_inbound(aw_session_t *s, const aw_message_t *msg)
+static void keep_inbound(aw_session_t *s, const aw_message_t *msg, int guest)
 {
-    if (s->cfg->history == NULL || strcmp(msg->type, "message") != 0)
+    if (s->cfg->history == NULL || guest || strcmp(msg->type, "message") != 0)
         return;
     int64_t ts = wall_ms();
     aw_buf_t *json = aw_message_write(msg, "message_received", ts, -1);
@@ -243,8 +269,17 @@ static int is_greeting(const char *type)
 
 /* Checks the token and binds the socket. Returns 0, or AW_EUNAUTHORIZED after
  * telling the client. `*issue` is set when the session frame should carry
- * the token. */
-static int admit(aw_session_t *s, aw_inbound_t *in, int *issue)
+ * the token.
+ *
+ * `*guest` is set when the speaker names a protected user without proving
+ * it, on this frame or earlier on the same socket. A user is protected once
+ * some client has presented its valid token: from then on, whoever merely
+ * knows the id talks with the bot in a conversation of its own, and never
+ * sees the user's variables, answers or history, never adds to them, and is
+ * never shown to the user's sockets. Clients that never send a token (Botkit's
+ * own) are trusted by id, as Botkit trusts them, for as long as nobody has
+ * proved the id; with --history-auth off every speaker is. */
+static int admit(aw_session_t *s, aw_inbound_t *in, int *issue, int *guest)
 {
     const aw_chat_config_t *cfg = s->cfg;
     int proved = 0;
@@ -253,6 +288,7 @@ static int admit(aw_session_t *s, aw_inbound_t *in, int *issue)
         proved = aw_identity_verify(cfg->secret, cfg->secret_len, s->user, s->user_len, in->msg.token);
         if (!proved)
             return AW_EUNAUTHORIZED;
+        s->st->protected_id = 1;
     }
     /* A user id nobody has held a token for is new: its first greeting gets one. */
     if (!proved && is_greeting(in->msg.type) && !s->st->known && s->st->seq == 0)
@@ -264,7 +300,9 @@ static int admit(aw_session_t *s, aw_inbound_t *in, int *issue)
     if (in->conn != NULL) {
         conn_ent_t *e = attach(s, in->conn);
         e->verified |= proved;
+        proved = e->verified;
     }
+    *guest = !proved && s->st->protected_id;
     return 0;
 }
 
@@ -299,7 +337,7 @@ static int ask_missed(aw_session_t *s, int64_t last_seq)
 
 _Static_assert(sizeof(((aw_sink_t *)0)->token) == AW_TOKEN_LEN + 1, "a webhook sink holds one token");
 
-static void greet(aw_session_t *s, aw_inbound_t *in, int issue)
+static void greet(aw_session_t *s, aw_inbound_t *in, int issue, int guest)
 {
     char token[AW_TOKEN_LEN + 1];
     if (in->conn == NULL) {
@@ -310,7 +348,7 @@ static void greet(aw_session_t *s, aw_inbound_t *in, int issue)
     }
     if (issue)
         aw_identity_token(s->cfg->secret, s->cfg->secret_len, s->user, s->user_len, token);
-    aw_buf_t *f = aw_frame_session(s->user, s->user_len, issue ? token : NULL, s->st->seq);
+    aw_buf_t *f = aw_frame_session(s->user, s->user_len, issue ? token : NULL, guest ? 0 : s->st->seq);
     in->conn->send(in->conn, f);
     aw_buf_release(f);
     conn_ent_t *e = find_conn(s, in->conn);
@@ -355,12 +393,15 @@ static void run_bot(aw_session_t *s, aw_inbound_t *in)
         ask_remote(s, in, bridge);
         return;
     }
-    aw_ask_t asked = st->ask;
-    aw_turn_t turn = {.user = s->user, .user_len = s->user_len, .vars = &st->vars, .ask = &st->ask};
+    int guest = st->cur.guest;
+    aw_ask_t *ask = guest ? &st->guest_ask : &st->ask;
+    aw_ask_t asked = *ask;
+    aw_turn_t turn = {
+        .user = s->user, .user_len = s->user_len, .vars = guest ? &st->guest_vars : &st->vars, .ask = ask};
     int is_message = strcmp(in->msg.type, "message") == 0;
     if (is_message && asked.cb != NULL) {
         /* the answer to a question goes to the question's handler, once */
-        memset(&st->ask, 0, sizeof(st->ask));
+        memset(ask, 0, sizeof(*ask));
         asked.cb(&turn, &in->msg, asked.data);
     } else {
         aw_bot_dispatch(s->cfg->bot, &turn, &in->msg);
@@ -370,6 +411,8 @@ static void run_bot(aw_session_t *s, aw_inbound_t *in)
         st->later = aw_realloc(st->later, (st->n_later + 1) * sizeof(*st->later));
         st->later[st->n_later].reply = turn.later[i].reply;
         st->later[st->n_later].due_ms = now + turn.later[i].delay_ms;
+        st->later[st->n_later].origin = in->conn != NULL ? aw_conn_retain(in->conn) : NULL;
+        st->later[st->n_later].guest = guest;
         st->n_later++;
         arm_timer(s, TIMER_LATER, 0, st->shutting_down ? 0 : turn.later[i].delay_ms);
     }
@@ -430,13 +473,13 @@ static int advance(aw_session_t *s)
         aw_reply_t *r = t->replies[t->next];
         if (r->typing_ms != 0 && !no_delay && !t->typing_sent) {
             aw_buf_t *typing = aw_frame_typing(s->user, s->user_len);
-            fanout(s, t->in->conn, typing);
+            deliver(s, t->in->conn, typing, t->guest);
             aw_buf_release(typing);
             t->typing_sent = 1;
             arm_timer(s, TIMER_STEP, ++st->step_gen, r->typing_ms);
             return 0;
         }
-        aw_buf_t *frame = send_bot(s, t->in->conn, t->in->channel, r);
+        aw_buf_t *frame = send_bot(s, t->in->conn, t->in->channel, r, t->guest);
         t->answers = aw_realloc(t->answers, (t->n_answers + 1) * sizeof(*t->answers));
         t->answers[t->n_answers++] = frame; /* keeps the reference send_bot made */
         if (t->in->sink != NULL && t->in->sink->mode == AW_SINK_FIRST)
@@ -460,7 +503,8 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
         in->push = NULL;
         return;
     }
-    int err = admit(s, in, &issue);
+    int guest = 0;
+    int err = admit(s, in, &issue, &guest);
     if (err != 0) {
         if (in->conn != NULL) {
             aw_buf_t *f = aw_frame_error(err);
@@ -472,11 +516,12 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
         aw_msg_release(&in->super);
         return;
     }
-    keep_inbound(s, &in->msg);
+    keep_inbound(s, &in->msg, guest);
     s->st->cur.in = in;
+    s->st->cur.guest = guest;
     s->st->in_turn = 1;
     if (is_greeting(in->msg.type))
-        greet(s, in, issue);
+        greet(s, in, issue, guest);
     if (!s->st->waiting)
         run_bot(s, in);
 }
@@ -567,8 +612,14 @@ static void send_later(aw_session_t *s)
     }
     for (size_t i = 0; i < st->n_later; i++) {
         if (st->shutting_down || st->later[i].due_ms <= now) {
-            aw_buf_release(send_bot(s, NULL, "websocket", st->later[i].reply));
+            /* The socket that asked gets it too, while it is still open, even
+             * if it never proved the identity. */
+            aw_conn_t *origin = st->later[i].origin;
+            if (origin != NULL && find_conn(s, origin) == NULL)
+                origin = NULL;
+            aw_buf_release(send_bot(s, origin, "websocket", st->later[i].reply, st->later[i].guest));
             aw_reply_free(st->later[i].reply);
+            aw_conn_release(st->later[i].origin);
         } else {
             st->later[kept++] = st->later[i];
         }
@@ -757,13 +808,16 @@ static void dispose(aw_actor_t *actor)
         aw_conn_release(st->conns[i].conn);
     for (unsigned int i = 0; i < st->recent_n; i++)
         aw_buf_release(st->recent[(st->recent_head + i) % st->recent_cap]);
-    for (size_t i = 0; i < st->n_later; i++)
+    for (size_t i = 0; i < st->n_later; i++) {
         aw_reply_free(st->later[i].reply);
+        aw_conn_release(st->later[i].origin);
+    }
     free(st->later);
     free(st->recent);
     free(st->recent_seq);
     free(st->conns);
     aw_vars__clear(&st->vars);
+    aw_vars__clear(&st->guest_vars);
     free(st);
     free(s->user);
     free(s);
