@@ -201,14 +201,21 @@ static void write_fields_except(yajl_gen g, yajl_val obj, const char *const *ski
     }
 }
 
-aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts_ms, int64_t seq)
+/* Opens a message object: its type and the client's fields but `skip`. */
+static yajl_gen open_message(const aw_message_t *msg, const char *type, const char *const *skip)
 {
-    static const char *const skip[] = {"type", "token", "ts", "seq", NULL};
     yajl_gen g = aw_json_gen();
     yajl_gen_map_open(g);
     write_key(g, "type");
     aw_json_write_str(g, type != NULL ? type : msg->type);
     write_fields_except(g, msg->root, skip);
+    return g;
+}
+
+aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts_ms, int64_t seq)
+{
+    static const char *const skip[] = {"type", "token", "ts", "seq", NULL};
+    yajl_gen g = open_message(msg, type, skip);
     if (ts_ms >= 0) {
         write_key(g, "ts");
         yajl_gen_integer(g, ts_ms);
@@ -216,6 +223,21 @@ aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts
     if (seq >= 0) {
         write_key(g, "seq");
         yajl_gen_integer(g, seq);
+    }
+    yajl_gen_map_close(g);
+    return aw_json_finish(g);
+}
+
+aw_buf_t *aw_message_write_for_bot(const aw_message_t *msg, int64_t ts_ms, int guest)
+{
+    /* `guest` is the server's word, never the client's. */
+    static const char *const skip[] = {"type", "token", "ts", "seq", "guest", NULL};
+    yajl_gen g = open_message(msg, NULL, skip);
+    write_key(g, "ts");
+    yajl_gen_integer(g, ts_ms);
+    if (guest) {
+        write_key(g, "guest");
+        yajl_gen_bool(g, 1);
     }
     yajl_gen_map_close(g);
     return aw_json_finish(g);

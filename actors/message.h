@@ -45,6 +45,12 @@ void aw_message_dispose(aw_message_t *msg);
  * set; `token` is never written (a secret must not reach history or a bot). */
 aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts_ms, int64_t seq);
 
+/* Writes `msg` as a remote bot receives it (the bridge): the client's fields
+ * without its token, `ts`, and `"guest": true` when the speaker named a
+ * protected user without proving it (see PROTOCOL). The caller releases the
+ * buffer. Any thread. */
+aw_buf_t *aw_message_write_for_bot(const aw_message_t *msg, int64_t ts_ms, int guest);
+
 /* A file attached to a bot message. */
 typedef struct aw_reply_file {
     char *url;

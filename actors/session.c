@@ -376,7 +376,7 @@ static void on_bot_answer(int err, aw_reply_t **replies, size_t n, void *data)
  * next message never reaches the bot before this one is answered. */
 static void ask_remote(aw_session_t *s, aw_inbound_t *in, struct aw_bridge *bridge)
 {
-    aw_buf_t *body = aw_message_write(&in->msg, NULL, wall_ms(), -1);
+    aw_buf_t *body = aw_message_write_for_bot(&in->msg, wall_ms(), s->st->cur.guest);
     aw_actor_retain(&s->super);
     if (aw_bridge_post(bridge, body, on_bot_answer, s) == 0)
         s->st->waiting = 1;

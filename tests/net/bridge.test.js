@@ -83,6 +83,24 @@ test('the bot\'s answers arrive over websocket and both webhooks, as the same me
   assert.ok(bot.seen.every((s) => s.msg.token === undefined), 'tokens never reach the bot');
 });
 
+test('the bot is told when a speaker named a protected user without its token', async () => {
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'g1' });
+  const [s] = await c.waitFor((f) => f.type === 'session');
+  await c.waitFor((f) => f.type === 'message');
+  c.send({ type: 'message', user: 'g1', text: 'proved', token: s.token });
+  await c.waitFor((f) => f.text === 'bridge heard: proved');
+  // A client's own "guest" field is not believed either way.
+  const r = await post(srv.port, '/botkit/receive', { type: 'message', user: 'g1', text: 'unproved', guest: false });
+  assert.equal(r.json.text, 'bridge heard: unproved');
+  assert.equal(r.json.seq, undefined);
+  const proved = bot.seen.find((x) => x.msg.text === 'proved').msg;
+  const unproved = bot.seen.find((x) => x.msg.text === 'unproved').msg;
+  assert.equal(proved.guest, undefined);
+  assert.equal(unproved.guest, true);
+  await c.close();
+});
+
 test('a user\'s messages reach the bot one at a time, in order, while users run in parallel', async () => {
   const users = ['o1', 'o2', 'o3', 'o4'];
   const clients = await Promise.all(users.map(() => Client.open(srv.port)));
