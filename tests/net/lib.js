@@ -13,11 +13,22 @@ const crypto = require('node:crypto');
 const BIN = process.env.ANYWHERE_BIN;
 if (!BIN) throw new Error('ANYWHERE_BIN is not set (run the tests through ctest)');
 
+// Servers still running. A test that fails before it stops its server would
+// otherwise leave a child that keeps this file's process alive until ctest's
+// timeout (ten minutes of nothing, then a report that hides the real
+// failure): once every test of the file is done, whatever is left is killed.
+const running = new Set();
+require('node:test').after(() => {
+  for (const proc of running) proc.kill('SIGKILL');
+});
+
 async function startServer(args = [], opts = {}) {
   const ownDir = !opts.dataDir;
   const dir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-test-'));
   const argv = ['--port', '0', '--data-dir', dir, '--io-threads', '2', '--workers', '2', ...args];
   const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  running.add(proc);
+  proc.on('exit', () => running.delete(proc));
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   const port = await new Promise((resolve, reject) => {

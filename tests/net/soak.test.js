@@ -11,6 +11,11 @@ const { startServer, Client, sleep } = require('./lib');
 
 const SECONDS = Number(process.env.SOAK_SECONDS || 60);
 const USERS = Number(process.env.SOAK_USERS || 200);
+// Under a sanitizer the resident size says nothing about our memory: the
+// runtime keeps shadow memory for every page ever touched, and ASan holds
+// freed blocks in quarantine. ctest turns the check off there (LeakSanitizer
+// checks leaks in the ASan run instead).
+const RSS_CHECK = process.env.SOAK_RSS_CHECK !== '0';
 
 function rssKb(pid) {
   return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
@@ -101,6 +106,6 @@ test(`soak: ${USERS} users for ${SECONDS}s, connecting, chatting, dropping and r
   assert.equal(health.websockets, 0);
   assert.equal(health.sessions, 0, 'every idle session was freed');
   const rssEnd = rssKb(srv.proc.pid);
-  assert.ok(rssEnd - rssStart < 48 * 1024, `resident memory ${rssStart} kB at the start, ${rssEnd} kB at the end`);
+  if (RSS_CHECK) assert.ok(rssEnd - rssStart < 48 * 1024, `resident memory ${rssStart} kB at the start, ${rssEnd} kB at the end`);
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
