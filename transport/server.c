@@ -290,13 +290,28 @@ static SSL_CTX *make_ssl_ctx(const char *cert, const char *key)
     return ctx;
 }
 
+/* Whether a host name (an address, or `name:port`) names this machine's loopback. */
+static int is_loopback_name(const char *base, size_t len)
+{
+    const char *colon = memchr(base, ':', len);
+    size_t n = base[0] == '[' ? len : colon != NULL ? (size_t)(colon - base) : len;
+    return (n >= 4 && memcmp(base, "127.", 4) == 0) || (n == 9 && h2o_lcstris(base, n, "localhost", 9)) ||
+           (n >= 5 && memcmp(base, "[::1]", 5) == 0) || (n == 3 && memcmp(base, "::1", 3) == 0);
+}
+
 /* The server's own origins: the Host the browser used, and the loopback
- * names on our port. */
+ * names on our port. A server that listens only on loopback believes a Host
+ * only when it is a loopback name too: otherwise any site could rebind its
+ * own name to 127.0.0.1 and call itself our origin (DNS rebinding). */
 static int same_origin(aw_server_t *srv, h2o_req_t *req, h2o_iovec_t origin)
 {
     const char *scheme = srv->ssl_ctx != NULL ? "https://" : "http://";
     size_t sl = strlen(scheme);
-    if (origin.len > sl && memcmp(origin.base, scheme, sl) == 0 && req->authority.len == origin.len - sl &&
+    const char *listen = srv->cfg.host != NULL ? srv->cfg.host : "127.0.0.1";
+    int trust_host = !is_loopback_name(listen, strlen(listen)) ||
+                     (req->authority.len != 0 && is_loopback_name(req->authority.base, req->authority.len));
+    if (trust_host && origin.len > sl && memcmp(origin.base, scheme, sl) == 0 &&
+        req->authority.len == origin.len - sl &&
         h2o_lcstris(origin.base + sl, origin.len - sl, req->authority.base, req->authority.len))
         return 1;
     char own[64];
