@@ -16,10 +16,15 @@ if (!BIN) throw new Error('ANYWHERE_BIN is not set (run the tests through ctest)
 // Servers still running. A test that fails before it stops its server would
 // otherwise leave a child that keeps this file's process alive until ctest's
 // timeout (ten minutes of nothing, then a report that hides the real
-// failure): once every test of the file is done, whatever is left is killed.
+// failure). Once every test of the file is done, whatever is still running
+// 30 s later is killed. This hook may run before the file's own `after`
+// hooks, which stop their servers cleanly and check how they exited, hence
+// the delay; the timer is unref'd, so it never holds a finished file up.
 const running = new Set();
 require('node:test').after(() => {
-  for (const proc of running) proc.kill('SIGKILL');
+  setTimeout(() => {
+    for (const proc of running) proc.kill('SIGKILL');
+  }, 30000).unref();
 });
 
 async function startServer(args = [], opts = {}) {
