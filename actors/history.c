@@ -2,10 +2,18 @@
  * The history actor (history.h). One thread owns the store and a FIFO of
  * requests taken from a lock-free mailbox (a Concurrency Kit stack, reversed
  * on each take). Appends accumulate into a batch that is written when it is
- * full, when its first record has waited `flush_ms`, or before any read, so a
- * read sees every record appended before it. A failed write keeps the batch
- * and retries with exponential backoff; chat goes on meanwhile, and only a
- * full queue refuses records.
+ * full, when its first record has waited `flush_ms`, or before a page read,
+ * so a page sees every record appended before it. A failed write keeps the
+ * batch and retries with exponential backoff; chat goes on meanwhile, and only
+ * a full queue refuses records.
+ *
+ * The reads a session waits on (its last key, its missed messages) never wait
+ * for the batch to be written: they read the store and add what the batch
+ * holds. When the store cannot be read either, the last key comes from what
+ * this thread itself knows of the user: the records it holds, and a small
+ * table of the highest key it appended or read per user (`marks`). A session
+ * numbers from that key, so a store outage holds up no one this process has
+ * served; only a user it knows nothing of has to wait for the store.
  *
  * Threading: producers only push to the mailbox and, when the thread may be
  * asleep, signal its condition variable under its mutex. Everything else in
@@ -64,10 +72,61 @@ struct aw_history {
     aw_buf_t **bufs;
     size_t head, n, cap;
     uint64_t first_at, retry_at, backoff;
+    struct mark *marks; /* MARKS slots, direct-mapped by the user's hash */
     /* statistics, atomic */
     uint64_t appended, written, refused, batches, failures, queued;
     int store_down;
 };
+
+/* The highest key this process appended or read for a user. A slot holds one
+ * user; a collision evicts the older one, which only means that user's key
+ * must be read from the store again. */
+#define MARKS 16384
+typedef struct mark {
+    char *user;
+    size_t user_len;
+    int64_t seq, sub;
+} mark_t;
+
+static int key_above(int64_t seq, int64_t sub, int64_t than_seq, int64_t than_sub)
+{
+    return seq > than_seq || (seq == than_seq && sub > than_sub);
+}
+
+static mark_t *mark_slot(aw_history_t *h, const char *user, size_t user_len)
+{
+    uint64_t x = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < user_len; i++)
+        x = (x ^ (unsigned char)user[i]) * 1099511628211ull;
+    return &h->marks[x % MARKS];
+}
+
+/* Raises the user's mark to (seq, sub). History thread. */
+static void mark_raise(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub)
+{
+    mark_t *m = mark_slot(h, user, user_len);
+    if (m->user == NULL || m->user_len != user_len || memcmp(m->user, user, user_len) != 0) {
+        free(m->user);
+        m->user = aw_strndup(user, user_len);
+        m->user_len = user_len;
+        m->seq = seq;
+        m->sub = sub;
+    } else if (key_above(seq, sub, m->seq, m->sub)) {
+        m->seq = seq;
+        m->sub = sub;
+    }
+}
+
+/* The user's mark; returns 0 when this process knows nothing of the user. */
+static int mark_get(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub)
+{
+    mark_t *m = mark_slot(h, user, user_len);
+    if (m->user == NULL || m->user_len != user_len || memcmp(m->user, user, user_len) != 0)
+        return 0;
+    *seq = m->seq;
+    *sub = m->sub;
+    return 1;
+}
 
 static int push(aw_history_t *h, req_t *r)
 {
@@ -214,6 +273,7 @@ static void batch_add(aw_history_t *h, req_t *r)
     rec->direction = r->direction;
     rec->json = r->json->data;
     rec->json_len = r->json->len;
+    mark_raise(h, rec->user, rec->user_len, rec->seq, rec->sub);
     h->bufs[h->n] = r->json;
     h->n++;
     r->user = NULL;
@@ -317,21 +377,98 @@ static int read_page(aw_history_t *h, req_t *r, int64_t bseq, int64_t bsub, size
     return aw_store_read(h->store, r->user, r->user_len, bseq, bsub, limit, on_record, out, more);
 }
 
+/* The highest key of the user's records still held (not yet written);
+ * returns 0 when none is held. */
+static int held_key(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub)
+{
+    int found = 0;
+    for (size_t i = h->head; i < h->n; i++) {
+        const aw_record_t *rec = &h->recs[i];
+        if (rec->user_len == user_len && memcmp(rec->user, user, user_len) == 0 &&
+            (!found || key_above(rec->seq, rec->sub, *seq, *sub))) {
+            *seq = rec->seq;
+            *sub = rec->sub;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+/* The user's last key. The store is read as it is, without writing the batch
+ * first: a store that refuses writes must not hold up a session's first turn.
+ * Every record of the user that is not in the store yet is in the batch, and
+ * raised the user's mark when it was added, so the answer is the store's key
+ * or the mark, whichever is higher. When the store cannot be read, the mark
+ * (or, if a collision evicted it, the highest record held) is still exact:
+ * whatever this process appended for the user was numbered after a key read
+ * from the store, and only this process writes the user's records. With
+ * neither, the answer is AW_EUNAVAILABLE (see history.h). */
 static void do_tail(aw_history_t *h, req_t *r)
 {
     collect_t c = {0};
-    int more, err = flush_if_possible(h);
+    int more, err = read_page(h, r, INT64_MAX, INT64_MAX, 1, &c, &more);
+    int64_t seq = 0, sub = 0, mseq = 0, msub = 0;
+    if (err == 0 && c.n != 0) {
+        seq = c.recs[0].seq;
+        sub = c.recs[0].sub;
+    }
+    int known =
+        mark_get(h, r->user, r->user_len, &mseq, &msub) || held_key(h, r->user, r->user_len, &mseq, &msub);
+    if (known && key_above(mseq, msub, seq, sub)) {
+        seq = mseq;
+        sub = msub;
+    }
+    if (err != 0 && known)
+        err = 0; /* answered from memory, exactly */
+    else if (err != 0)
+        err = AW_EUNAVAILABLE;
     if (err == 0)
-        err = read_page(h, r, INT64_MAX, INT64_MAX, 1, &c, &more);
-    int64_t seq = c.n != 0 ? c.recs[0].seq : 0, sub = c.n != 0 ? c.recs[0].sub : 0;
+        mark_raise(h, r->user, r->user_len, seq, sub);
     ((aw_history_tail_cb)r->cb)(err, seq, sub, r->data);
     collect_free(&c);
 }
 
+/* Merges the stored bot messages (`stored`, newest first) with the ones the
+ * batch holds for the user above `after` (oldest first, as appended) into
+ * frames oldest first, each seq once (a write that failed half way may have
+ * stored some), the newest `max` of them. */
+static aw_buf_t **merge_missed(aw_history_t *h, req_t *r, const collect_t *stored, size_t *n)
+{
+    collect_t held = {0};
+    for (size_t i = h->head; i < h->n; i++) {
+        const aw_record_t *rec = &h->recs[i];
+        if (rec->direction == AW_RECORD_OUT && rec->seq > r->seq && rec->user_len == r->user_len &&
+            memcmp(rec->user, r->user, r->user_len) == 0)
+            on_record(rec, &held);
+    }
+    aw_buf_t **frames = aw_alloc((stored->n + held.n + 1) * sizeof(*frames));
+    size_t k = 0, a = stored->n, b = 0;
+    int64_t last = r->seq;
+    while (a > 0 || b < held.n) {
+        int from_store = b == held.n || (a > 0 && stored->recs[a - 1].seq <= held.recs[b].seq);
+        const aw_record_t *rec = from_store ? &stored->recs[a - 1] : &held.recs[b];
+        aw_buf_t *json = from_store ? stored->json[a - 1] : held.json[b];
+        from_store ? a-- : b++;
+        if (rec->seq > last) {
+            frames[k++] = aw_buf_retain(json);
+            last = rec->seq;
+        }
+    }
+    collect_free(&held);
+    size_t skip = k > r->limit ? k - r->limit : 0;
+    for (size_t i = 0; i < skip; i++)
+        aw_buf_release(frames[i]);
+    memmove(frames, frames + skip, (k - skip) * sizeof(*frames));
+    *n = k - skip;
+    return frames;
+}
+
+/* The bot messages a session missed. Like the last key, read without writing
+ * the batch first, and completed from it. */
 static void do_missed(aw_history_t *h, req_t *r)
 {
     collect_t all = {0}; /* newest first across pages */
-    int more = 1, err = flush_if_possible(h), done = 0;
+    int more = 1, err = 0, done = 0;
     int64_t bseq = INT64_MAX, bsub = INT64_MAX;
     while (err == 0 && more && !done) {
         collect_t c = {0};
@@ -353,11 +490,12 @@ static void do_missed(aw_history_t *h, req_t *r)
     }
     aw_buf_t **frames = NULL;
     size_t n = 0;
-    if (err == 0 && all.n != 0) {
-        frames = aw_alloc(all.n * sizeof(*frames));
-        for (size_t i = 0; i < all.n; i++)
-            frames[i] = aw_buf_retain(all.json[all.n - 1 - i]);
-        n = all.n;
+    if (err == 0) {
+        frames = merge_missed(h, r, &all, &n);
+        if (n == 0) {
+            free(frames);
+            frames = NULL;
+        }
     }
     ((aw_history_frames_cb)r->cb)(err, frames, n, r->data);
     collect_free(&all);
@@ -570,6 +708,7 @@ aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *cfg
     if (h->cfg.max_queue == 0)
         h->cfg.max_queue = 1000000;
     h->store = store;
+    h->marks = aw_calloc(MARKS, sizeof(*h->marks));
     ck_stack_init(&h->mailbox);
     uv_mutex_init(&h->lock);
     uv_cond_init(&h->wake);
@@ -602,6 +741,9 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     }
     free(h->recs);
     free(h->bufs);
+    for (size_t i = 0; i < MARKS; i++)
+        free(h->marks[i].user);
+    free(h->marks);
     aw_store_close(h->store);
     uv_cond_destroy(&h->wake);
     uv_mutex_destroy(&h->lock);

@@ -6,7 +6,10 @@
  * `flush_ms` after the first one waits), retries with backoff while the store
  * is down, keeps what it holds, and refuses new records only when its bounded
  * queue is full. Reads go through the same mailbox and see every record
- * appended before them.
+ * appended before them: a page after writing it, the reads a session waits on
+ * (its last key, its missed messages) from the store and the records held,
+ * without waiting for a write, so that a store that refuses writes holds up
+ * no one's chat.
  *
  * Callbacks run on the history thread: they must only hand their result on
  * (send to an actor, post to a loop), never block.
@@ -48,7 +51,20 @@ int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_
                       int64_t ts_ms, int direction, aw_buf_t *json);
 
 /* The latest key of a user (0, 0 when none), so that numbering continues
- * after a restart. */
+ * after a restart and never repeats. It never waits for held records to be
+ * written: the store is read as it is and the records held are added.
+ * `err` is
+ * - 0: (seq, sub) is exact. Either the store was read, or it could not be and
+ *   the answer comes from what this process appended or read for the user
+ *   (records are numbered after a key read from the store, and only this
+ *   process writes them, so that is the latest key too). Number from it.
+ * - AW_EUNAVAILABLE: the store cannot be read and this process holds nothing
+ *   of the user (first contact, or the first since a restart); (seq, sub) is
+ *   (0, 0) and says nothing. Numbering now could repeat a stored seq: ask
+ *   again later.
+ * - AW_ESTOPPED: the history is stopping.
+ * Pending reads are counted in the stats (`reads`) until their callback has
+ * returned. Any thread; the callback runs on the history thread. */
 typedef void (*aw_history_tail_cb)(int err, int64_t seq, int64_t sub, void *data);
 int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_history_tail_cb cb, void *data);
 
