@@ -44,6 +44,7 @@ typedef struct options {
     unsigned int history_batch;
     unsigned int history_flush_ms;
     unsigned int history_queue;
+    size_t history_queue_bytes;
     unsigned int recent;
     const char *script;
     const char *bot_url;
@@ -97,6 +98,7 @@ static void usage(FILE *out)
         "  --history-batch N           records per store write (default 512)\n"
         "  --history-flush-ms MS       longest wait before a partial batch is written (default 5)\n"
         "  --history-queue N           records held at most while the store is slow or down (1000000)\n"
+        "  --history-queue-bytes N     and bytes held at most (default 268435456: 256 MiB)\n"
         "  --recent N                  bot messages per user kept in memory for reconnects (default 64)\n"
         "  --session-idle MS           free a session this long after its last socket (default 60000)\n"
         "\n"
@@ -249,6 +251,11 @@ static int parse_option(options_t *o, int c, const char *arg)
           : c == 'F' ? &o->history_flush_ms
                      : &o->history_queue) = (unsigned int)v;
         return 0;
+    case 'Q' + 256:
+        if (parse_uint(arg, 1ul << 40, &v) != 0 || v < (1ul << 20))
+            return -1;
+        o->history_queue_bytes = v;
+        return 0;
     case 'd':
         o->data_dir = arg;
         return 0;
@@ -279,6 +286,7 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"history-batch", required_argument, NULL, 'B'},
                                              {"history-flush-ms", required_argument, NULL, 'F'},
                                              {"history-queue", required_argument, NULL, 'Q'},
+                                             {"history-queue-bytes", required_argument, NULL, 'Q' + 256},
                                              {"recent", required_argument, NULL, 'R'},
                                              {"script", required_argument, NULL, 'X'},
                                              {"bot-url", required_argument, NULL, 'U'},
@@ -376,8 +384,10 @@ static aw_history_t *open_history(const options_t *o)
     }
     aw_log(AW_LOG_INFO, "store", "history in %s%s", aw_store_backend(store),
            strncmp(uri, "sqlite:", 7) == 0 ? uri + 6 : "");
-    aw_history_config_t hc = {
-        .batch = o->history_batch, .flush_ms = o->history_flush_ms, .max_queue = o->history_queue};
+    aw_history_config_t hc = {.batch = o->history_batch,
+                              .flush_ms = o->history_flush_ms,
+                              .max_queue = o->history_queue,
+                              .max_bytes = o->history_queue_bytes};
     return aw_history_start(store, &hc);
 }
 

@@ -64,6 +64,7 @@ struct aw_history {
     size_t held;    /* atomic: records in the batch when the thread went to sleep */
     size_t others;  /* atomic: reads and stops pushed since the thread last took the mailbox */
     int stopped;    /* atomic: appends are refused */
+    int full;       /* atomic: refusing since the last "history_full" log, until there is room */
     unsigned int stop_deadline_ms;
     size_t unwritten; /* at stop */
     /* history thread only */
@@ -74,7 +75,7 @@ struct aw_history {
     uint64_t first_at, retry_at, backoff;
     struct mark *marks; /* MARKS slots, direct-mapped by the user's hash */
     /* statistics, atomic */
-    uint64_t appended, written, refused, batches, failures, queued;
+    uint64_t appended, written, refused, batches, failures, queued, held_bytes;
     int store_down;
 };
 
@@ -169,21 +170,54 @@ static void free_req(req_t *r)
     free(r);
 }
 
+/* What a record costs the queue's byte bound. */
+static size_t record_bytes(size_t user_len, size_t json_len)
+{
+    return user_len + json_len;
+}
+
+/* Takes room for one record of `bytes` under both bounds, or refuses it. */
+static int reserve(aw_history_t *h, size_t bytes)
+{
+    int over = __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL) > h->cfg.max_queue;
+    over |= __atomic_add_fetch(&h->held_bytes, bytes, __ATOMIC_ACQ_REL) > h->cfg.max_bytes;
+    if (!over)
+        return 0;
+    __atomic_sub_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
+    __atomic_sub_fetch(&h->held_bytes, bytes, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&h->refused, 1, __ATOMIC_RELAXED);
+    /* said once per episode: the flag goes down when there is room again */
+    if (!__atomic_exchange_n(&h->full, 1, __ATOMIC_ACQ_REL))
+        aw_log(AW_LOG_WARN, "history_full",
+               "the history queue is full (%zu records or %zu bytes at most): new history is refused until "
+               "the store catches up",
+               h->cfg.max_queue, h->cfg.max_bytes);
+    return AW_EFULL;
+}
+
+/* Ends a refusal episode once both bounds have room again. History thread. */
+static void maybe_room(aw_history_t *h)
+{
+    if (!__atomic_load_n(&h->full, __ATOMIC_ACQUIRE))
+        return;
+    /* a little room, not one record's worth, so that a queue at its bound
+     * does not log at every write */
+    if (__atomic_load_n(&h->queued, __ATOMIC_ACQUIRE) > h->cfg.max_queue - h->cfg.max_queue / 10 ||
+        __atomic_load_n(&h->held_bytes, __ATOMIC_ACQUIRE) > h->cfg.max_bytes - h->cfg.max_bytes / 10)
+        return;
+    if (__atomic_exchange_n(&h->full, 0, __ATOMIC_ACQ_REL))
+        aw_log(AW_LOG_INFO, "history_room",
+               "the history queue has room again (%llu record(s) refused so far)",
+               (unsigned long long)__atomic_load_n(&h->refused, __ATOMIC_RELAXED));
+}
+
 int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
                       int64_t ts_ms, int direction, aw_buf_t *json)
 {
     if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
         return AW_ESTOPPED;
-    if (__atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL) > h->cfg.max_queue) {
-        __atomic_sub_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
-        /* said once per 10,000 refusals: often enough to notice, not a flood */
-        if (__atomic_fetch_add(&h->refused, 1, __ATOMIC_RELAXED) % 10000 == 0)
-            aw_log(
-                AW_LOG_WARN, "history_full",
-                "the history queue is full (%zu records): new history is refused until the store catches up",
-                h->cfg.max_queue);
+    if (reserve(h, record_bytes(user_len, json->len)) != 0)
         return AW_EFULL;
-    }
     req_t *r = new_req(REQ_APPEND, user, user_len);
     r->seq = seq;
     r->sub = sub;
@@ -242,6 +276,7 @@ void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *s)
     s->batches = __atomic_load_n(&h->batches, __ATOMIC_RELAXED);
     s->failures = __atomic_load_n(&h->failures, __ATOMIC_RELAXED);
     s->queued = __atomic_load_n(&h->queued, __ATOMIC_RELAXED);
+    s->held_bytes = __atomic_load_n(&h->held_bytes, __ATOMIC_RELAXED);
     s->store_down = __atomic_load_n(&h->store_down, __ATOMIC_RELAXED);
 }
 
@@ -282,15 +317,19 @@ static void batch_add(aw_history_t *h, req_t *r)
 
 static void batch_drop_written(aw_history_t *h, size_t k)
 {
+    size_t bytes = 0;
     for (size_t i = h->head; i < h->head + k; i++) {
+        bytes += record_bytes(h->recs[i].user_len, h->recs[i].json_len);
         free((char *)h->recs[i].user);
         aw_buf_release(h->bufs[i]);
     }
+    __atomic_sub_fetch(&h->held_bytes, bytes, __ATOMIC_ACQ_REL);
     h->head += k;
     if (h->head == h->n)
         h->head = h->n = 0;
     __atomic_sub_fetch(&h->queued, k, __ATOMIC_ACQ_REL);
     __atomic_add_fetch(&h->written, k, __ATOMIC_RELAXED);
+    maybe_room(h);
 }
 
 /* Writes everything held. A backlog (the store was slower than the chat) goes
@@ -707,6 +746,8 @@ aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *cfg
         h->cfg.flush_ms = 5;
     if (h->cfg.max_queue == 0)
         h->cfg.max_queue = 1000000;
+    if (h->cfg.max_bytes == 0)
+        h->cfg.max_bytes = (size_t)256 << 20;
     h->store = store;
     h->marks = aw_calloc(MARKS, sizeof(*h->marks));
     ck_stack_init(&h->mailbox);

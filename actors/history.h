@@ -28,16 +28,18 @@ typedef struct aw_history_config {
     size_t batch;      /* records per write; 0 means 512 */
     unsigned flush_ms; /* longest wait before a partial batch is written; 0 means 5 */
     size_t max_queue;  /* records held at most (written or not); 0 means 1,000,000 */
+    size_t max_bytes;  /* bytes of records (JSON and user id) held at most; 0 means 256 MiB */
 } aw_history_config_t;
 
 typedef struct aw_history_stats {
-    uint64_t appended; /* records accepted */
-    uint64_t written;  /* records the store acknowledged */
-    uint64_t refused;  /* records refused because the queue was full */
-    uint64_t batches;  /* successful writes */
-    uint64_t failures; /* failed writes (each retried) */
-    uint64_t queued;   /* records held now */
-    int store_down;    /* the last write or read failed */
+    uint64_t appended;   /* records accepted */
+    uint64_t written;    /* records the store acknowledged */
+    uint64_t refused;    /* records refused because the queue was at a bound */
+    uint64_t batches;    /* successful writes */
+    uint64_t failures;   /* failed writes (each retried) */
+    uint64_t queued;     /* records held now */
+    uint64_t held_bytes; /* their bytes (JSON and user id), bounded by max_bytes */
+    int store_down;      /* the last write or read failed */
 } aw_history_stats_t;
 
 /* Starts the history thread on `store` (owned by the history from then on,
@@ -45,8 +47,9 @@ typedef struct aw_history_stats {
 aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *config);
 
 /* Queues one record; the user id and JSON are copied (`json` is retained).
- * Returns 0, AW_EFULL when the queue is at its bound, AW_ESTOPPED after stop.
- * Any thread. */
+ * Returns 0, AW_EFULL when the queue is at either bound (records or bytes),
+ * AW_ESTOPPED after stop. Refusals are counted, and logged once per episode
+ * (from the first refusal until the queue has room again). Any thread. */
 int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
                       int64_t ts_ms, int direction, aw_buf_t *json);
 

@@ -432,10 +432,14 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
         aw_history_get_stats(chat->history, &hs);
         aw_metrics_line(&buf, &len, &cap, "anywhere_history_queue", "gauge",
                         "History records held, not yet written.", hs.queued);
+        aw_metrics_line(&buf, &len, &cap, "anywhere_history_queue_bytes", "gauge",
+                        "Bytes of the history records held (bounded by --history-queue-bytes).",
+                        hs.held_bytes);
         aw_metrics_line(&buf, &len, &cap, "anywhere_history_written_total", "counter",
                         "History records written.", hs.written);
         aw_metrics_line(&buf, &len, &cap, "anywhere_history_refused_total", "counter",
-                        "History records refused because the queue was full.", hs.refused);
+                        "History records refused because the queue was at a bound (records or bytes).",
+                        hs.refused);
         aw_metrics_line(&buf, &len, &cap, "anywhere_history_batches_total", "counter",
                         "History batch writes.", hs.batches);
         aw_metrics_line(&buf, &len, &cap, "anywhere_store_errors_total", "counter",

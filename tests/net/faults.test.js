@@ -173,3 +173,40 @@ test('a full history queue refuses new history, says so once, and the chat goes 
   await c.close();
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
+
+test('the history queue is bounded in bytes too: big messages are refused past it, the chat goes on', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-fault-'));
+  const bound = 1 << 20;
+  const srv = await startServer(['--bot', 'echo', '--rate', '0', '--store-timeout', '100',
+    '--history-queue-bytes', String(bound)], { dataDir });
+  t.after(() => { srv.proc.kill('SIGKILL'); fs.rmSync(dataDir, { recursive: true, force: true }); });
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'big' });
+  await c.waitFor((f) => f.type === 'session');
+  const lock = await lockDatabase(path.join(dataDir, 'anywhere.db'));
+  const big = 'x'.repeat(60000); // kept twice: the message and its echo
+  try {
+    for (let i = 0; i < 30; i++) {
+      c.send({ type: 'message', user: 'big', text: `${i} ${big}` });
+      await c.waitFor((f) => f.text === `${i} ${big}`);
+    }
+    const held = await metric(srv.port, 'anywhere_history_queue_bytes');
+    assert.ok(held <= bound && held > bound * 0.8, `${held} bytes held`);
+    assert.ok(await metric(srv.port, 'anywhere_history_queue') < 40, 'the byte bound refused, not the count');
+    assert.ok(await metric(srv.port, 'anywhere_history_refused_total') >= 40);
+    assert.equal(srv.log().match(/history_full/g).length, 1, 'said once');
+  } finally {
+    await lock.release();
+  }
+  for (let i = 0; i < 100 && (await metric(srv.port, 'anywhere_history_queue_bytes')) !== 0; i++) await sleep(50);
+  assert.equal(await metric(srv.port, 'anywhere_history_queue_bytes'), 0);
+  assert.match(srv.log(), /history_room/);
+  // with room again, history is kept again
+  c.send({ type: 'message', user: 'big', text: 'small' });
+  await c.waitFor((f) => f.text === 'small');
+  for (let i = 0; i < 100 && (await metric(srv.port, 'anywhere_history_queue')) !== 0; i++) await sleep(50);
+  const r = await post(srv.port, '/botkit/history', { user: 'big', token: c.frames[0].token, limit: 2 });
+  assert.deepEqual(r.json.history.map((e) => e.text), ['small', 'small']);
+  await c.close();
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
