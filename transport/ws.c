@@ -25,6 +25,15 @@
 
 #define BAD_JSON_LIMIT 5    /* bad_json frames before a socket is closed with 1007 */
 #define CLOSE_GRACE_MS 2000 /* how long a client has to answer our close */
+#define SPARE_PARSERS 256   /* parsers kept per I/O thread for the next socket that speaks */
+
+/* A wslay context and the socket it parses for now. wslay fixes a context's
+ * callback data at creation; this indirection lets a context serve one
+ * socket after another. */
+typedef struct parser {
+    wslay_event_context_ptr ctx;
+    aw_ws_t *owner;
+} parser_t;
 
 typedef struct out_frame {
     struct out_frame *next;
@@ -36,9 +45,13 @@ typedef struct out_frame {
 struct aw_ws {
     aw_conn_t super;
     aw_loop_t *loop;
-    h2o_linklist_t link; /* in loop->websockets */
-    h2o_socket_t *sock;  /* NULL once closed */
-    wslay_event_context_ptr ws;
+    h2o_linklist_t link;        /* in loop->websockets */
+    h2o_socket_t *sock;         /* NULL once closed */
+    wslay_event_context_ptr ws; /* parser->ctx; NULL between frames (release_parser) */
+    parser_t *parser;
+    uint64_t rx_fed;              /* bytes handed to wslay */
+    uint64_t rx_framed;           /* bytes of the frames it has finished */
+    int rx_fragmented;            /* a fragmented message is open */
     out_frame_t *q_head, *q_tail; /* to write */
     out_frame_t *w_head;          /* being written */
     h2o_buffer_t *ctl;            /* wslay's output, to write */
@@ -117,6 +130,7 @@ static void mark_dirty(aw_ws_t *ws)
 }
 
 static void queue_close(aw_ws_t *ws, int code);
+static void ensure_parser(aw_ws_t *ws);
 
 /* Queues a text frame carrying `payload` (a reference is taken). A client
  * that does not read falls behind: while a write is still under way, what
@@ -171,6 +185,7 @@ static void queue_close(aw_ws_t *ws, int code)
         return;
     ws->close_queued = 1;
     ws->close_deadline = aw_now_ms() + CLOSE_GRACE_MS;
+    ensure_parser(ws);
     wslay_event_queue_close(ws->ws, (uint16_t)code, NULL, 0);
     mark_dirty(ws);
 }
@@ -191,8 +206,12 @@ static void on_closed(aw_ws_t *ws)
         return;
     h2o_socket_close(ws->sock);
     ws->sock = NULL;
-    wslay_event_context_free(ws->ws);
+    if (ws->ws != NULL) {
+        wslay_event_context_free(ws->ws);
+        free(ws->parser);
+    }
     ws->ws = NULL;
+    ws->parser = NULL;
     h2o_linklist_unlink(&ws->link);
     if (ws->dirty) {
         /* the loop's reference goes below: leave no pointer behind */
@@ -213,6 +232,7 @@ static void on_closed(aw_ws_t *ws)
 }
 
 static void flush(aw_ws_t *ws);
+static void release_parser(aw_ws_t *ws);
 
 static void on_write_done(h2o_socket_t *sock, const char *err)
 {
@@ -241,7 +261,7 @@ static void flush(aw_ws_t *ws)
 {
     if (ws->sock == NULL || h2o_socket_is_writing(ws->sock))
         return;
-    if (wslay_event_want_write(ws->ws) && wslay_event_send(ws->ws) != 0) {
+    if (ws->ws != NULL && wslay_event_want_write(ws->ws) && wslay_event_send(ws->ws) != 0) {
         on_closed(ws);
         return;
     }
@@ -261,21 +281,24 @@ static void flush(aw_ws_t *ws)
         ws->iov[n++] = h2o_iovec_init(ws->ctl_w->bytes, ws->ctl_w->size);
     }
     if (n == 0) {
-        if (!wslay_event_want_read(ws->ws) && !wslay_event_want_write(ws->ws))
+        if (ws->ws != NULL && !wslay_event_want_read(ws->ws) && !wslay_event_want_write(ws->ws))
             on_closed(ws); /* both close frames have been exchanged */
+        else
+            release_parser(ws);
         return;
     }
     ws->w_head = ws->q_head;
     ws->q_head = ws->q_tail = NULL;
-    ws->queued_bytes = 0; /* only what waits behind a write counts */
-    h2o_socket_write(ws->sock, ws->iov, n, on_write_done);
+    ws->queued_bytes = 0;                                  /* only what waits behind a write counts */
+    h2o_socket_write(ws->sock, ws->iov, n, on_write_done); /* calls back later, never inside */
+    release_parser(ws);
 }
 
 /* --- wslay callbacks --- */
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
 {
-    aw_ws_t *ws = data;
+    aw_ws_t *ws = ((parser_t *)data)->owner;
     if (ws->sock->input->size == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
@@ -284,16 +307,32 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         len = ws->sock->input->size;
     memcpy(buf, ws->sock->input->bytes, len);
     h2o_buffer_consume(&ws->sock->input, len);
+    ws->rx_fed += len;
     return (ssize_t)len;
 }
 
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
 {
-    aw_ws_t *ws = user;
+    aw_ws_t *ws = ((parser_t *)user)->owner;
     h2o_iovec_t dst = h2o_buffer_reserve(&ws->ctl, len);
     memcpy(dst.base, data, len);
     ws->ctl->size += len;
     return (ssize_t)len;
+}
+
+/* Counts the bytes of each frame, header included (client frames are
+ * masked), so that release_parser knows wslay holds nothing half read. A
+ * header longer than the shortest encoding only makes the count fall short,
+ * which keeps the parser: the safe side. */
+static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
+                           void *data)
+{
+    aw_ws_t *ws = ((parser_t *)data)->owner;
+    uint64_t len = arg->payload_length;
+    ws->rx_framed += 2 + 4 + len + (len < 126 ? 0 : len < 65536 ? 2 : 8);
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME ||
+        arg->opcode == WSLAY_CONTINUATION_FRAME)
+        ws->rx_fragmented = !arg->fin;
 }
 
 static void on_text(aw_ws_t *ws, const char *data, size_t len)
@@ -325,7 +364,7 @@ static void on_text(aw_ws_t *ws, const char *data, size_t len)
 
 static void on_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *data)
 {
-    aw_ws_t *ws = data;
+    aw_ws_t *ws = ((parser_t *)data)->owner;
     if (arg->opcode == WSLAY_TEXT_FRAME)
         on_text(ws, (const char *)arg->msg, arg->msg_length);
     else if (arg->opcode == WSLAY_BINARY_FRAME)
@@ -346,6 +385,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
     }
     ws->last_seen = aw_now_ms();
     ws->ping_sent = 0; /* anything from the client shows it is alive */
+    ensure_parser(ws);
     if (wslay_event_recv(ws->ws) != 0) {
         on_closed(ws);
         return;
@@ -363,13 +403,10 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
         aw_conn_release(&ws->super);
         return;
     }
-    static const struct wslay_event_callbacks callbacks = {
-        .recv_callback = recv_cb, .send_callback = send_cb, .on_msg_recv_callback = on_msg_cb};
     ws->sock = sock;
     sock->data = ws;
     h2o_buffer_consume(&sock->input, reqsize);
-    wslay_event_context_server_init(&ws->ws, &callbacks, ws);
-    wslay_event_config_set_max_recv_msg_length(ws->ws, ws->loop->srv->cfg.max_message);
+    ensure_parser(ws);
     h2o_linklist_insert(&ws->loop->websockets, &ws->link);
     __atomic_add_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
     aw_log(AW_LOG_DEBUG, "ws_open", "websocket %llu opened", (unsigned long long)ws->super.id);
@@ -379,6 +416,61 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
     h2o_socket_read_start(sock, on_read);
     if (sock->input->size != 0)
         on_read(sock, NULL);
+}
+
+/* A wslay context is about 8.5 KiB, most of it buffers: more than all the
+ * rest of an idle session. A socket holds one only while a frame is half
+ * read or a control frame waits to be written; between frames it goes back
+ * to its I/O thread's spares, for the next socket that speaks. A context
+ * between frames is as good as new: nothing buffered (every byte handed to
+ * wslay belongs to a finished frame), no message open, no close under way,
+ * nothing queued. The spares are per thread: a context is only ever touched
+ * by the thread of the socket it serves. */
+static __thread parser_t *spares[SPARE_PARSERS];
+static __thread unsigned int n_spares;
+
+static void ensure_parser(aw_ws_t *ws)
+{
+    static const struct wslay_event_callbacks callbacks = {.recv_callback = recv_cb,
+                                                           .send_callback = send_cb,
+                                                           .on_frame_recv_start_callback = frame_start_cb,
+                                                           .on_msg_recv_callback = on_msg_cb};
+    if (ws->ws != NULL)
+        return;
+    parser_t *p;
+    if (n_spares != 0) {
+        p = spares[--n_spares];
+    } else {
+        p = aw_alloc(sizeof(*p));
+        if (wslay_event_context_server_init(&p->ctx, &callbacks, p) != 0) {
+            fprintf(stderr, "anywhere: out of memory (websocket parser)\n");
+            abort();
+        }
+        wslay_event_config_set_max_recv_msg_length(p->ctx, ws->loop->srv->cfg.max_message);
+    }
+    p->owner = ws;
+    ws->parser = p;
+    ws->ws = p->ctx;
+    ws->rx_fed = ws->rx_framed = 0;
+    ws->rx_fragmented = 0;
+}
+
+static void release_parser(aw_ws_t *ws)
+{
+    wslay_event_context_ptr ctx = ws->ws;
+    if (ctx == NULL || ws->sock == NULL || ws->close_queued || ws->rx_fed != ws->rx_framed ||
+        ws->rx_fragmented || !wslay_event_get_read_enabled(ctx) || !wslay_event_get_write_enabled(ctx) ||
+        wslay_event_want_write(ctx) || wslay_event_get_close_sent(ctx) || wslay_event_get_close_received(ctx))
+        return;
+    if (n_spares < SPARE_PARSERS) {
+        ws->parser->owner = NULL;
+        spares[n_spares++] = ws->parser;
+    } else {
+        wslay_event_context_free(ctx);
+        free(ws->parser);
+    }
+    ws->ws = NULL;
+    ws->parser = NULL;
 }
 
 /* Sec-WebSocket-Accept: base64(SHA-1(key + the RFC 6455 GUID)). h2o 2.2
@@ -463,6 +555,7 @@ static void keepalive(aw_ws_t *ws, uint64_t now, uint64_t interval)
         on_closed(ws);
     } else if (ws->ping_sent == 0 && now - ws->last_seen >= interval) {
         struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = (const uint8_t *)"", .msg_length = 0};
+        ensure_parser(ws);
         wslay_event_queue_msg(ws->ws, &ping);
         ws->ping_sent = now;
         mark_dirty(ws);
@@ -480,6 +573,8 @@ void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
             on_closed(ws);
         else if (!ws->close_queued && interval != 0 && now != UINT64_MAX)
             keepalive(ws, now, interval);
+        if (now != UINT64_MAX)
+            release_parser(ws);
     }
     aw_ws__flush_dirty(loop);
 }
