@@ -203,7 +203,7 @@ static void on_text(conn_t *c, const char *p, size_t len)
         w->r->received++;
         aw_hist_record(&w->r->lat, now > due ? now - due : 0);
     }
-    if (w->o->rate == 0 && !w->stopping)
+    if (w->o->mode == MODE_ECHO && w->o->rate == 0 && !w->stopping)
         send_message(c, now);
 }
 
@@ -454,7 +454,7 @@ static void on_stop(uv_timer_t *t)
 /* Closed loop: every session sends its first message at once. */
 static void kick(worker_t *w)
 {
-    for (unsigned int i = 0; i < w->n && w->o->rate == 0; i++)
+    for (unsigned int i = 0; i < w->n && w->o->mode == MODE_ECHO && w->o->rate == 0; i++)
         if (w->conns[i].state == ST_READY)
             send_message(&w->conns[i], now_us());
 }
@@ -671,7 +671,10 @@ static int run(const options_t *o)
     }
     if (o->mode == MODE_IDLE) {
         wait_connected(notify, o->procs, o->warmup + CONNECT_WAIT + 5);
-        usleep(500000); /* let the server finish what the last hellos started */
+        /* measured near the end of the hold, when the sessions are idle, not
+         * just opened */
+        double settle = o->duration > 1 ? o->duration - 0.5 : 0.5;
+        usleep((useconds_t)(settle * 1e6));
         rss1 = o->server_pid > 0 ? server_rss_kib(o->server_pid) : -1;
     }
     result_t *all = calloc(1, sizeof(*all)), *r = malloc(sizeof(*r));

@@ -54,20 +54,29 @@ jget() {
     echo "${v:--}"
 }
 
+# Each load starts on a server that has finished with the one before (its
+# sockets closed, its history written).
+settle() {
+    sleep 2
+}
+
 run_loads() { # NAME WS_URL HTTP_URL
     local name=$1 ws=$2 http=$3
     if [ -n "$ws" ]; then
         echo "bench: $name: websocket echo, 1000 connections, closed loop, ${secs}s"
         "$load" echo -u "$ws" -c 1000 -d "$secs" -j "$out/$name.closed.json" || true
+        settle
         echo "bench: $name: websocket echo, 1000 connections, open loop at $open_rate msg/s, ${secs}s"
         "$load" echo -u "$ws" -c 1000 -d "$secs" -r "$open_rate" -j "$out/$name.open.json" || true
+        settle
     fi
     echo "bench: $name: webhook, wrk -t2 -c100, ${secs}s"
     wrk -t2 -c100 -d"${secs}s" -s "$here/bench/webhook.lua" "$http" | tail -1 >"$out/$name.webhook.json" || true
     cat "$out/$name.webhook.json"
     if [ -n "$ws" ]; then
+        settle
         echo "bench: $name: $idle_n idle sessions"
-        "$load" idle -u "$ws" -c "$idle_n" -p 2 -d 3 -P "$server_pid" -j "$out/$name.idle.json" || true
+        "$load" idle -u "$ws" -c "$idle_n" -p 2 -d 4 -P "$server_pid" -j "$out/$name.idle.json" || true
     fi
 }
 
