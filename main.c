@@ -365,6 +365,33 @@ static void stop_bridge(aw_bridge_t *bridge)
     aw_bridge_stop(bridge);
 }
 
+/* Waits, at most `deadline_ms`, until no turn is left in flight. A turn that
+ * waits for the history (a user's last seq, a replay of missed messages) or
+ * for the bot is in no mailbox and on no worker meanwhile, so draining the
+ * runtime alone would stop it half way: a message accepted but never
+ * answered nor stored, a webhook left without its answer. So: nothing queued
+ * or running, no history read and no bot request outstanding, and no message
+ * handled between two looks. */
+static void finish_turns(aw_runtime_t *rt, aw_history_t *history, aw_bridge_t *bridge,
+                         unsigned int deadline_ms)
+{
+    uint64_t until = aw_now_ms() + deadline_ms, handled = UINT64_MAX;
+    for (int quiet = 0; quiet < 2 && aw_now_ms() < until;) {
+        aw_runtime_stats_t rs;
+        aw_history_stats_t hs;
+        aw_bridge_stats_t bs = {0};
+        aw_runtime_get_stats(rt, &rs);
+        int busy = !aw_runtime_idle(rt);
+        aw_history_get_stats(history, &hs);
+        if (bridge != NULL)
+            aw_bridge_get_stats(bridge, &bs);
+        busy |= hs.reads != 0 || bs.in_flight + bs.waiting != 0 || rs.handled != handled;
+        handled = rs.handled;
+        quiet = busy ? 0 : quiet + 1;
+        usleep(5000);
+    }
+}
+
 static aw_history_t *open_history(const options_t *o)
 {
     char uri[PATH_MAX + 16];
@@ -526,6 +553,7 @@ int main(int argc, char **argv)
     aw_log(AW_LOG_INFO, "stopping", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     aw_server_stop_accepting(srv);
     aw_registry_shutdown(reg); /* turns in flight finish without their pauses */
+    finish_turns(rt, history, bridge, 5000);
     if (bridge != NULL)
         stop_bridge(bridge);
     aw_runtime_stop(rt, 1);

@@ -65,6 +65,7 @@ struct aw_history {
     size_t others;  /* atomic: reads and stops pushed since the thread last took the mailbox */
     int stopped;    /* atomic: appends are refused */
     int full;       /* atomic: refusing since the last "history_full" log, until there is room */
+    uint64_t reads; /* atomic: reads pushed whose callback has not returned */
     unsigned int stop_deadline_ms;
     size_t unwritten; /* at stop */
     /* history thread only */
@@ -228,13 +229,24 @@ int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_
     return push(h, r);
 }
 
+/* Reads are counted from here until their callback has returned, so that a
+ * stop can wait for the turns that wait on them (main.c): such a turn is in
+ * no actor's mailbox until the answer is sent to it, which the callback does. */
 static int push_read(aw_history_t *h, req_t *r)
 {
+    __atomic_add_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE)) {
+        __atomic_sub_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
         free_req(r);
         return AW_ESTOPPED;
     }
     return push(h, r);
+}
+
+static void read_done(aw_history_t *h, req_t *r)
+{
+    if (r->kind != REQ_APPEND && r->kind != REQ_STOP)
+        __atomic_sub_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
 }
 
 int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_history_tail_cb cb, void *data)
@@ -277,6 +289,7 @@ void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *s)
     s->failures = __atomic_load_n(&h->failures, __ATOMIC_RELAXED);
     s->queued = __atomic_load_n(&h->queued, __ATOMIC_RELAXED);
     s->held_bytes = __atomic_load_n(&h->held_bytes, __ATOMIC_RELAXED);
+    s->reads = __atomic_load_n(&h->reads, __ATOMIC_SEQ_CST);
     s->store_down = __atomic_load_n(&h->store_down, __ATOMIC_RELAXED);
 }
 
@@ -676,6 +689,7 @@ static int handle_fifo(aw_history_t *h)
             stop = 1;
             break;
         }
+        read_done(h, r);
         free_req(r);
     }
     return stop;
@@ -774,6 +788,7 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
             unwritten++;
         else
             answer_stopped(r);
+        read_done(h, r);
         free_req(r);
     }
     for (size_t i = h->head; i < h->n; i++) {

@@ -39,6 +39,7 @@ typedef struct aw_history_stats {
     uint64_t failures;   /* failed writes (each retried) */
     uint64_t queued;     /* records held now */
     uint64_t held_bytes; /* their bytes (JSON and user id), bounded by max_bytes */
+    uint64_t reads;      /* reads asked for whose callback has not returned yet */
     int store_down;      /* the last write or read failed */
 } aw_history_stats_t;
 

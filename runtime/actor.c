@@ -277,6 +277,14 @@ unsigned int aw_runtime_workers(aw_runtime_t *rt)
     return rt->n_workers;
 }
 
+int aw_runtime_idle(aw_runtime_t *rt)
+{
+    uv_mutex_lock(&rt->lock);
+    int idle = rt->head == NULL && rt->busy == 0;
+    uv_mutex_unlock(&rt->lock);
+    return idle;
+}
+
 void aw_runtime_get_stats(aw_runtime_t *rt, aw_runtime_stats_t *s)
 {
     s->handled = __atomic_load_n(&rt->handled, __ATOMIC_RELAXED);

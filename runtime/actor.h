@@ -96,6 +96,11 @@ unsigned int aw_runtime_workers(aw_runtime_t *rt);
 /* Fills `stats`. Any thread. */
 void aw_runtime_get_stats(aw_runtime_t *rt, aw_runtime_stats_t *stats);
 
+/* Whether no actor is queued or running right now (a snapshot: a message sent
+ * the next moment makes it busy again). Pending timers do not count. Any
+ * thread but a worker's, where it is never true. */
+int aw_runtime_idle(aw_runtime_t *rt);
+
 /* Initialises the base of an actor with one reference, owned by the caller. */
 void aw_actor_init(aw_actor_t *actor, aw_runtime_t *rt, aw_actor_handle_cb handle,
                    aw_actor_dispose_cb dispose);

@@ -7,6 +7,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { spawn } = require('node:child_process');
 const { startServer, Client, post, sleep } = require('./lib');
 
 async function history(port, body) { return post(port, '/botkit/history', body); }
@@ -212,5 +213,57 @@ test('SIGTERM under load: every message sent before the signal is in the store',
     for (const t of replies) assert.ok(received.includes(t), `${u}: message ${t} not stored`);
     assert.equal(new Set(replies).size, replies.length, 'nothing stored twice');
   }
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+// Holds the database's write lock (another process) until released.
+function lockDatabase(file) {
+  const py = spawn('/usr/bin/python3', ['-c', `
+import sqlite3, sys
+db = sqlite3.connect(${JSON.stringify(file)}, isolation_level=None, timeout=10)
+db.execute('BEGIN EXCLUSIVE')
+print('locked', flush=True)
+sys.stdin.read()
+db.execute('ROLLBACK')
+`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve) => py.stdout.once('data', () => resolve({
+    release: () => new Promise((r) => { py.on('exit', r); py.stdin.end(); }),
+  })));
+}
+
+test('SIGTERM while turns wait for the history: they are answered and stored, not dropped', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-term-'));
+  // Each write attempt against the locked file blocks the history thread for
+  // --store-timeout, so the last-seq reads of new users wait behind it.
+  let srv = await startServer(['--bot', 'echo', '--rate', '0', '--store-timeout', '1500'], { dataDir });
+  let lock = null;
+  t.after(() => { lock?.release(); srv.proc.kill('SIGKILL'); fs.rmSync(dataDir, { recursive: true, force: true }); });
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'tw-0' });
+  await c.waitFor((f) => f.type === 'session');
+  lock = await lockDatabase(path.join(dataDir, 'anywhere.db'));
+  c.send({ type: 'message', user: 'tw-0', text: 'blocks a write' });
+  await c.waitFor((f) => f.text === 'blocks a write');
+  await sleep(100); // the write has started and waits for the lock
+  const hooks = Array.from({ length: 5 }, (_, i) =>
+    post(srv.port, '/api/messages', { type: 'message', user: `tw-${i + 1}`, text: `hook ${i}`, channel: 'webhook' })
+      .catch((e) => ({ status: 0, text: String(e.cause || e) })));
+  await sleep(100);
+  srv.proc.kill('SIGTERM');
+  await sleep(800);
+  await lock.release();
+  lock = null;
+  const answers = await Promise.all(hooks);
+  assert.equal((await srv.exited).code, 0, srv.log());
+  for (let i = 0; i < 5; i++) {
+    assert.equal(answers[i].status, 200, answers[i].text);
+    assert.deepEqual(answers[i].json.map((m) => m.text), [`hook ${i}`]);
+  }
+  srv = await startServer(['--bot', 'echo', '--history-auth', 'off'], { dataDir });
+  for (let i = 0; i < 5; i++) {
+    const r = await post(srv.port, '/botkit/history', { user: `tw-${i + 1}` });
+    assert.deepEqual(r.json.history.map((e) => `${e.type}:${e.text}`), [`message_received:hook ${i}`, `message:hook ${i}`]);
+  }
+  await c.close();
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
