@@ -1,7 +1,9 @@
 /*
  * The check the fuzz targets of bot messages share: a frame written by
- * aw_reply_write must be one JSON object, with no key twice, that parses
- * again as a client message of type "message" for the same user.
+ * aw_reply_write must be one JSON object that parses again as a client
+ * message of type "message" for the same user, and carries each field the
+ * writer sets at most once. (Other fields go on as the bot sent them, a key
+ * it gave twice included.)
  */
 #ifndef AW_TESTS_FUZZ_FRAME_CHECK_H
 #define AW_TESTS_FUZZ_FRAME_CHECK_H
@@ -18,11 +20,17 @@ static void frame_check(const aw_reply_t *reply, const char *user, size_t user_l
         abort();
     if (strcmp(m.type, "message") != 0 || m.user_len != user_len || memcmp(m.user, user, user_len) != 0)
         abort();
+    static const char *const own[] = {"type",  "text",          "user",       "channel",   "seq",
+                                      "ts",    "open_link",     "link_title", "goto_link", "quick_replies",
+                                      "files", "disable_input", NULL};
     yajl_val root = m.root;
-    for (size_t i = 0; i < root->u.object.len; i++)
-        for (size_t j = i + 1; j < root->u.object.len; j++)
-            if (strcmp(root->u.object.keys[i], root->u.object.keys[j]) == 0)
-                abort();
+    for (const char *const *k = own; *k != NULL; k++) {
+        int seen = 0;
+        for (size_t i = 0; i < root->u.object.len; i++)
+            seen += strcmp(root->u.object.keys[i], *k) == 0;
+        if (seen > 1)
+            abort();
+    }
     aw_message_dispose(&m);
     aw_buf_release(b);
 }
