@@ -545,14 +545,16 @@ void aw_ws__close_all(aw_loop_t *loop, int code)
 }
 
 /* Pings a socket that has been quiet for an interval; closes one that let a
- * whole interval pass without answering. */
-static void keepalive(aw_ws_t *ws, uint64_t now, uint64_t interval)
+ * whole interval pass without answering. Returns 1 when it closed the socket:
+ * `ws` may then be freed already. */
+static int keepalive(aw_ws_t *ws, uint64_t now, uint64_t interval)
 {
     if (ws->ping_sent != 0 && now - ws->ping_sent >= interval) {
         AW_METRIC_INC(sockets_closed_idle);
         aw_log(AW_LOG_DEBUG, "ws_idle", "websocket %llu did not answer a ping: closed",
                (unsigned long long)ws->super.id);
         on_closed(ws);
+        return 1;
     } else if (ws->ping_sent == 0 && now - ws->last_seen >= interval) {
         struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = (const uint8_t *)"", .msg_length = 0};
         ensure_parser(ws);
@@ -560,6 +562,7 @@ static void keepalive(aw_ws_t *ws, uint64_t now, uint64_t interval)
         ws->ping_sent = now;
         mark_dirty(ws);
     }
+    return 0;
 }
 
 void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
@@ -569,10 +572,15 @@ void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
     while (l != &loop->websockets) {
         aw_ws_t *ws = H2O_STRUCT_FROM_MEMBER(aw_ws_t, link, l);
         l = l->next; /* on_closed unlinks */
-        if (ws->close_queued && now >= ws->close_deadline)
+        /* on_closed may drop the last reference: a closed `ws` is not
+         * touched again (release_parser on it read freed memory, and could
+         * hand a freed parser to the spares). */
+        if (ws->close_queued && now >= ws->close_deadline) {
             on_closed(ws);
-        else if (!ws->close_queued && interval != 0 && now != UINT64_MAX)
-            keepalive(ws, now, interval);
+            continue;
+        }
+        if (!ws->close_queued && interval != 0 && now != UINT64_MAX && keepalive(ws, now, interval))
+            continue;
         if (now != UINT64_MAX)
             release_parser(ws);
     }
