@@ -39,7 +39,7 @@ test-tsan: setup
 test-asan: setup
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAW_ASAN=ON -DAW_UBSAN=ON >/dev/null
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
-	cd $(BUILD_ASAN) && LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp" \
+	cd $(BUILD_ASAN) && LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp print_suppressions=0" \
 	    ctest --output-on-failure -j 2 --timeout 900
 
 # Each fuzz target for a bounded time (libFuzzer, clang), from its corpus.

@@ -87,6 +87,11 @@ void aw_ws__flush_dirty(aw_loop_t *loop);
 void aw_ws__close_all(aw_loop_t *loop, int code);
 void aw_ws__sweep(aw_loop_t *loop, uint64_t now);
 
+/* Frees the calling thread's spare websocket parsers: they are thread-local,
+ * so they would be lost (leaked) when the thread ends. Loop thread, once its
+ * loop is done (ws.c). */
+void aw_ws__free_spares(void);
+
 /* Answers a webhook request from a session's replies (http.c). Loop thread. */
 void aw_http__answer(aw_loop_t *loop, aw_post_t *post);
 

@@ -473,6 +473,15 @@ static void release_parser(aw_ws_t *ws)
     ws->parser = NULL;
 }
 
+void aw_ws__free_spares(void)
+{
+    while (n_spares != 0) {
+        parser_t *p = spares[--n_spares];
+        wslay_event_context_free(p->ctx);
+        free(p);
+    }
+}
+
 /* Sec-WebSocket-Accept: base64(SHA-1(key + the RFC 6455 GUID)). h2o 2.2
  * declares a helper for it but does not export it. */
 static void accept_key(char dst[29], const char *client_key)
