@@ -8,6 +8,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
+const net = require('node:net');
 const { startServer, Client, post, sleep, WebSocket, rawWebsocket, frame } = require('./lib');
 
 async function metric(port, name) {
@@ -55,6 +56,94 @@ test('connections over the per-address cap are refused; the others go on', async
   await Promise.all(ok.map((c) => c.close())); /* /metrics itself needs a connection below the cap */
   await sleep(100);
   assert.ok(await metric(srv.port, 'anywhere_connections_refused_total') >= 1);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+// Opens a connection that the server may refuse: 'open' or 'refused'.
+function tryWebsocket(port) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+  return new Promise((resolve) => {
+    ws.on('open', () => resolve({ outcome: 'open', ws }));
+    ws.on('error', () => resolve({ outcome: 'refused', ws }));
+    ws.on('close', () => resolve({ outcome: 'refused', ws }));
+  });
+}
+
+test('connections over the total cap are refused cleanly; the open ones go on', async () => {
+  const srv = await startServer(['--bot', 'echo', '--max-connections', '3']);
+  const ok = await Promise.all([0, 1, 2].map(() => Client.open(srv.port)));
+  ok.forEach((c, i) => c.send({ type: 'hello', user: `total-${i}` }));
+  await Promise.all(ok.map((c) => c.waitFor((f) => f.type === 'session')));
+  const t0 = Date.now();
+  const extra = await tryWebsocket(srv.port);
+  assert.equal(extra.outcome, 'refused');
+  assert.ok(Date.now() - t0 < 1000, 'refused at once, not left hanging');
+  // plain HTTP over the cap is refused the same way: closed, no answer
+  const http = await rawConnection(srv.port);
+  http.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\n\r\n`);
+  assert.ok(await Promise.race([http.closedAt, sleep(2000).then(() => 0)]) !== 0, 'closed at once');
+  assert.equal(http.received, '');
+  for (const [i, c] of ok.entries()) {
+    c.send({ type: 'message', user: `total-${i}`, text: `still fine ${i}` });
+    await c.waitFor((f) => f.text === `still fine ${i}`);
+  }
+  // the cap counts open connections: one closed, one more gets in
+  await ok[0].close();
+  await sleep(100);
+  const again = await Client.open(srv.port);
+  again.send({ type: 'hello', user: 'total-again' });
+  await again.waitFor((f) => f.type === 'session');
+  await Promise.all([again, ok[1], ok[2]].map((c) => c.close()));
+  await sleep(100);
+  assert.ok(await metric(srv.port, 'anywhere_connections_refused_total') >= 2);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+// A raw TCP connection that records when the server closed it.
+function rawConnection(port) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => resolve(sock));
+    sock.received = '';
+    sock.on('data', (d) => { sock.received += d; });
+    sock.closedAt = new Promise((r) => sock.on('close', () => r(Date.now())));
+    sock.on('error', () => {});
+    sock.once('error', reject);
+  });
+}
+
+test('--http-timeout closes an idle keep-alive connection and a slow header sender', async () => {
+  const timeout = 500;
+  const srv = await startServer(['--bot', 'echo', '--http-timeout', String(timeout)]);
+  // idle after one request on a keep-alive connection
+  const idle = await rawConnection(srv.port);
+  idle.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\nConnection: keep-alive\r\n\r\n`);
+  for (let i = 0; i < 50 && !/\r\n\r\n/.test(idle.received); i++) await sleep(20);
+  assert.match(idle.received, /^HTTP\/1.1 200/);
+  const idleFrom = Date.now();
+  // a request whose headers come one byte at a time and never end
+  const slow = await rawConnection(srv.port);
+  const slowFrom = Date.now();
+  slow.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
+  const drip = setInterval(() => { if (!slow.destroyed) slow.write('a'); }, 50);
+  // a live connection is not affected meanwhile
+  const c = await Client.open(srv.port);
+  c.send({ type: 'hello', user: 'ht' });
+  await c.waitFor((f) => f.type === 'session');
+  const [idleAt, slowAt] = await Promise.race([
+    Promise.all([idle.closedAt, slow.closedAt]),
+    sleep(timeout * 8).then(() => [NaN, NaN]),
+  ]);
+  clearInterval(drip);
+  assert.ok(idleAt - idleFrom >= timeout * 0.8 && idleAt - idleFrom < timeout * 4,
+    `the idle connection was closed after ${idleAt - idleFrom} ms`);
+  assert.ok(slowAt - slowFrom >= timeout * 0.8 && slowAt - slowFrom < timeout * 4,
+    `the slow header sender was closed after ${slowAt - slowFrom} ms`);
+  assert.doesNotMatch(slow.received, /^HTTP\/1.1 200/, 'the slow request was never served');
+  c.send({ type: 'message', user: 'ht', text: 'still here' });
+  await c.waitFor((f) => f.text === 'still here');
+  idle.destroy();
+  slow.destroy();
+  await c.close();
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
 
