@@ -8,7 +8,8 @@
 #
 # Environment: BENCH_IO_THREADS, BENCH_WORKERS (anywhere's flags, printed),
 # BENCH_SECONDS (per load, default 10), BENCH_IDLE (idle sessions, default
-# 19000), BENCH_PORT (default 3990).
+# 19000), BENCH_PORT (default 3990), BENCH_COMMIT (the commit to print, for a
+# tree that is not a git checkout).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -132,7 +133,12 @@ table() {
     ac=$a.closed.json ao=$a.open.json aw=$a.webhook.json ai=$a.idle.json
     bc=$b.closed.json bo=$b.open.json bw=$b.webhook.json bi=$b.idle.json nw=$n.webhook.json
     echo
-    echo "anywhere bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet HEAD -- . 2>/dev/null || echo '+changes')"
+    local commit=${BENCH_COMMIT:-}
+    if [ -z "$commit" ]; then
+        commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
+        git -C "$here" diff --quiet HEAD -- . 2>/dev/null || commit="$commit+changes"
+    fi
+    echo "anywhere bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
     echo "machine: $(nproc) cores, $(uname -r); load tool on the same machine"
     echo "anywhere: --io-threads $io_threads --workers $workers --bot echo --rate 0; Botkit 4.15 + botbuilder-adapter-web 1.0.10 on node $(node --version); $(nginx -v 2>&1 | sed 's/.*: //')"
     echo
@@ -157,6 +163,12 @@ table() {
     row "idle: server RSS bytes per session" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2" 1)" "" "<= 4096"
     v1=$(jget "$ai" sessions_per_s) v2=$(jget "$bi" sessions_per_s)
     row "new sessions per second" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2")" "" ">= 10000"
+    if [ -f "$out/history.txt" ]; then
+        v1=$(sed -n 's/.*batched through the history actor: \([0-9]*\).*/\1/p' "$out/history.txt")
+        v2=$(sed -n 's/.*ratio batched \/ per-message: \([0-9.]*x\).*/\1/p' "$out/history.txt")
+        row "history store: records/s (batched)" "${v1:--}" "" "" "" "" ">= 200000"
+        row "history store: batched / one per record" "${v2:--}" "" "" "" "" ">= 50x"
+    fi
     echo
     echo "(vs Botkit and vs nginx: how many times better anywhere is; latency and memory ratios are Botkit's over ours)"
 }
