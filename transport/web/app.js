@@ -279,6 +279,12 @@
     case 'session':
       awaitingGreeting = false;
       if (typeof msg.token === 'string' && msg.token) setToken(msg.token);
+      if (typeof msg.seq === 'number' && msg.seq < highest) {
+        // The server's numbering is behind what this page showed (history it
+        // could not keep): numbers above its own will be new messages.
+        Object.keys(shown).forEach(function (k) { if (Number(k) > msg.seq) delete shown[k]; });
+        highest = msg.seq;
+      }
       return;
     case 'typing':
       showTyping();
