@@ -13,17 +13,20 @@ const crypto = require('node:crypto');
 const BIN = process.env.ANYWHERE_BIN;
 if (!BIN) throw new Error('ANYWHERE_BIN is not set (run the tests through ctest)');
 
-// Servers still running. A test that fails before it stops its server would
-// otherwise leave a child that keeps this file's process alive until ctest's
-// timeout (ten minutes of nothing, then a report that hides the real
-// failure). Once every test of the file is done, whatever is still running
-// 30 s later is killed. This hook may run before the file's own `after`
-// hooks, which stop their servers cleanly and check how they exited, hence
-// the delay; the timer is unref'd, so it never holds a finished file up.
+// Servers still running. A test that fails before it stops its server (or
+// its fake bot, or its lock holder) would otherwise leave a handle that keeps
+// this file's process alive until ctest's timeout (minutes of nothing, then a
+// report that hides the real failure). Once every test of the file is done,
+// servers still running 30 s later are killed, and if anything else still
+// holds the file up a second later, it exits. This hook may run before the
+// file's own `after` hooks, which stop their servers cleanly and check how
+// they exited, hence the delay; the timers are unref'd, so they never hold a
+// finished file up.
 const running = new Set();
 require('node:test').after(() => {
   setTimeout(() => {
     for (const proc of running) proc.kill('SIGKILL');
+    setTimeout(() => process.exit(), 1000).unref();
   }, 30000).unref();
 });
 
