@@ -830,7 +830,8 @@ int main(int argc, char **argv)
 {
     options_t o;
     if (parse_options(&o, argc, argv) != 0) {
-        fprintf(stderr, "anywhere-load: bad arguments (targets and sources must be 127.0.0.0/8)\n");
+        fprintf(stderr, "anywhere-load: bad arguments (targets and sources must be in 127.0.0.0/8; --size at "
+                        "most 60000)\n");
         usage(stderr);
         return 2;
     }
