@@ -116,131 +116,266 @@ void aw_message_dispose(aw_message_t *msg)
     memset(msg, 0, sizeof(*msg));
 }
 
-yajl_gen aw_json_gen(void)
+/*
+ * The writer. Frames, history records and bot bodies are written straight
+ * into the bytes of the aw_buf_t that carries them: no generator to allocate,
+ * no copy at the end, one allocation per frame in the common case. The
+ * output is byte for byte what yajl_gen (no beautify, no solidus escaping)
+ * wrote before: `"`, `\` and the control characters escaped, \b \f \n \r \t
+ * by name and the others as \u00XX (upper-case hex), every other byte as it is. Strings reach
+ * the writer as valid UTF-8 (yajl's parser checks what clients send, and the
+ * server's own strings are ASCII), so it has none to check.
+ */
+typedef struct jw {
+    aw_buf_t *b;
+    size_t cap; /* bytes of b->data, the final NUL included */
+} jw_t;
+
+static void jw_init(jw_t *w, size_t cap)
 {
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (g == NULL) {
-        fprintf(stderr, "anywhere: out of memory (yajl_gen)\n");
-        abort();
+    w->b = aw_alloc(sizeof(*w->b) + cap);
+    w->b->refcnt = 1;
+    w->b->len = 0;
+    w->cap = cap;
+}
+
+/* Makes room for `n` more bytes and the final NUL. */
+static inline char *jw_room(jw_t *w, size_t n)
+{
+    if (w->b->len + n + 1 > w->cap) {
+        while (w->b->len + n + 1 > w->cap)
+            w->cap *= 2;
+        w->b = aw_realloc(w->b, sizeof(*w->b) + w->cap);
     }
-    return g;
+    return w->b->data + w->b->len;
 }
 
-aw_buf_t *aw_json_finish(yajl_gen g)
+static inline void jw_raw(jw_t *w, const char *s, size_t n)
 {
-    const unsigned char *out;
-    size_t len;
-    yajl_gen_get_buf(g, &out, &len);
-    aw_buf_t *b = aw_buf_new(out, len);
-    yajl_gen_free(g);
-    return b;
+    memcpy(jw_room(w, n), s, n);
+    w->b->len += n;
 }
 
-void aw_json_write_str(yajl_gen g, const char *s)
+static inline void jw_char(jw_t *w, char c)
+{
+    *jw_room(w, 1) = c;
+    w->b->len++;
+}
+
+static aw_buf_t *jw_finish(jw_t *w)
+{
+    w->b->data[w->b->len] = '\0';
+    return w->b;
+}
+
+/* Bytes that need an escape: the control characters, '"' and '\'. */
+static inline int jw_plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\';
+}
+
+static void jw_str(jw_t *w, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    /* Worst case: every byte becomes \u00xx. */
+    char *o = jw_room(w, n * 6 + 2), *start = o;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (jw_plain(c)) {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            *o++ = (char)c;
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+            break;
+        }
+    }
+    *o++ = '"';
+    w->b->len += (size_t)(o - start);
+}
+
+static void jw_cstr(jw_t *w, const char *s)
 {
     if (s == NULL)
-        yajl_gen_null(g);
+        jw_raw(w, "null", 4);
     else
-        yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+        jw_str(w, s, strlen(s));
 }
 
-static void write_key(yajl_gen g, const char *k)
+/* Starts a member of an object: the comma unless it is the first. */
+static void jw_key(jw_t *w, const char *k)
 {
-    yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+    if (w->b->data[w->b->len - 1] != '{')
+        jw_char(w, ',');
+    jw_str(w, k, strlen(k));
+    jw_char(w, ':');
 }
 
-void aw_json_write_value(yajl_gen g, yajl_val v)
+static void jw_int(jw_t *w, int64_t v)
+{
+    char tmp[24];
+    char *e = tmp + sizeof(tmp), *p = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    jw_raw(w, p, (size_t)(e - p));
+}
+
+static void jw_bool(jw_t *w, int v)
+{
+    if (v)
+        jw_raw(w, "true", 4);
+    else
+        jw_raw(w, "false", 5);
+}
+
+/* Writes any tree value. Depth is bounded by the parser's limit. */
+static void jw_value(jw_t *w, yajl_val v)
 {
     switch (v->type) {
     case yajl_t_string:
-        aw_json_write_str(g, v->u.string);
+        jw_cstr(w, v->u.string);
         break;
     case yajl_t_number:
         /* The number's own text: big or precise numbers pass through exactly. */
-        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+        jw_raw(w, v->u.number.r, strlen(v->u.number.r));
         break;
     case yajl_t_object:
-        yajl_gen_map_open(g);
+        jw_char(w, '{');
         for (size_t i = 0; i < v->u.object.len; i++) {
-            write_key(g, v->u.object.keys[i]);
-            aw_json_write_value(g, v->u.object.values[i]);
+            jw_key(w, v->u.object.keys[i]);
+            jw_value(w, v->u.object.values[i]);
         }
-        yajl_gen_map_close(g);
+        jw_char(w, '}');
         break;
     case yajl_t_array:
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; i++)
-            aw_json_write_value(g, v->u.array.values[i]);
-        yajl_gen_array_close(g);
+        jw_char(w, '[');
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            if (i != 0)
+                jw_char(w, ',');
+            jw_value(w, v->u.array.values[i]);
+        }
+        jw_char(w, ']');
         break;
     case yajl_t_true:
-        yajl_gen_bool(g, 1);
+        jw_bool(w, 1);
         break;
     case yajl_t_false:
-        yajl_gen_bool(g, 0);
+        jw_bool(w, 0);
         break;
     default:
-        yajl_gen_null(g);
+        jw_raw(w, "null", 4);
         break;
     }
 }
 
+aw_buf_t *aw_json_write(yajl_val v)
+{
+    jw_t w;
+    jw_init(&w, 256);
+    jw_value(&w, v);
+    return jw_finish(&w);
+}
+
+aw_buf_t *aw_json_string(const char *s, size_t len)
+{
+    jw_t w;
+    jw_init(&w, len + 16);
+    jw_str(&w, s, len);
+    return jw_finish(&w);
+}
+
+static int skipped(const char *k, const char *const *skip)
+{
+    for (const char *const *s = skip; *s != NULL; s++)
+        if (strcmp(*s, k) == 0)
+            return 1;
+    return 0;
+}
+
 /* Writes the fields of `obj` except the listed keys. */
-static void write_fields_except(yajl_gen g, yajl_val obj, const char *const *skip)
+static void write_fields_except(jw_t *w, yajl_val obj, const char *const *skip)
 {
     for (size_t i = 0; i < obj->u.object.len; i++) {
         const char *k = obj->u.object.keys[i];
-        int skipped = 0;
-        for (const char *const *s = skip; *s != NULL; s++)
-            if (strcmp(*s, k) == 0)
-                skipped = 1;
-        if (skipped)
+        if (skipped(k, skip))
             continue;
-        write_key(g, k);
-        aw_json_write_value(g, obj->u.object.values[i]);
+        jw_key(w, k);
+        jw_value(w, obj->u.object.values[i]);
     }
 }
 
 /* Opens a message object: its type and the client's fields but `skip`. */
-static yajl_gen open_message(const aw_message_t *msg, const char *type, const char *const *skip)
+static void open_message(jw_t *w, const aw_message_t *msg, const char *type, const char *const *skip)
 {
-    yajl_gen g = aw_json_gen();
-    yajl_gen_map_open(g);
-    write_key(g, "type");
-    aw_json_write_str(g, type != NULL ? type : msg->type);
-    write_fields_except(g, msg->root, skip);
-    return g;
+    jw_init(w, 256);
+    jw_char(w, '{');
+    jw_key(w, "type");
+    jw_cstr(w, type != NULL ? type : msg->type);
+    write_fields_except(w, msg->root, skip);
 }
 
 aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts_ms, int64_t seq)
 {
     static const char *const skip[] = {"type", "token", "ts", "seq", NULL};
-    yajl_gen g = open_message(msg, type, skip);
+    jw_t w;
+    open_message(&w, msg, type, skip);
     if (ts_ms >= 0) {
-        write_key(g, "ts");
-        yajl_gen_integer(g, ts_ms);
+        jw_key(&w, "ts");
+        jw_int(&w, ts_ms);
     }
     if (seq >= 0) {
-        write_key(g, "seq");
-        yajl_gen_integer(g, seq);
+        jw_key(&w, "seq");
+        jw_int(&w, seq);
     }
-    yajl_gen_map_close(g);
-    return aw_json_finish(g);
+    jw_char(&w, '}');
+    return jw_finish(&w);
 }
 
 aw_buf_t *aw_message_write_for_bot(const aw_message_t *msg, int64_t ts_ms, int guest)
 {
     /* `guest` is the server's word, never the client's. */
     static const char *const skip[] = {"type", "token", "ts", "seq", "guest", NULL};
-    yajl_gen g = open_message(msg, NULL, skip);
-    write_key(g, "ts");
-    yajl_gen_integer(g, ts_ms);
+    jw_t w;
+    open_message(&w, msg, NULL, skip);
+    jw_key(&w, "ts");
+    jw_int(&w, ts_ms);
     if (guest) {
-        write_key(g, "guest");
-        yajl_gen_bool(g, 1);
+        jw_key(&w, "guest");
+        jw_bool(&w, 1);
     }
-    yajl_gen_map_close(g);
-    return aw_json_finish(g);
+    jw_char(&w, '}');
+    return jw_finish(&w);
 }
 
 static char *dup_or_null(const char *s)
@@ -301,38 +436,38 @@ void aw_reply_set_link(aw_reply_t *r, const char *url, const char *title)
     r->link_title = dup_or_null(title);
 }
 
-static void write_opt_str(yajl_gen g, const char *key, const char *value)
+static void write_opt_str(jw_t *w, const char *key, const char *value)
 {
     if (value == NULL)
         return;
-    write_key(g, key);
-    aw_json_write_str(g, value);
+    jw_key(w, key);
+    jw_cstr(w, value);
 }
 
-static void write_reply_lists(yajl_gen g, const aw_reply_t *r)
+static void write_reply_lists(jw_t *w, const aw_reply_t *r)
 {
     if (r->n_quick_replies != 0) {
-        write_key(g, "quick_replies");
-        yajl_gen_array_open(g);
+        jw_key(w, "quick_replies");
+        jw_char(w, '[');
         for (size_t i = 0; i < r->n_quick_replies; i++) {
-            yajl_gen_map_open(g);
-            write_opt_str(g, "title", r->quick_replies[i].title);
-            write_opt_str(g, "payload", r->quick_replies[i].payload);
-            yajl_gen_map_close(g);
+            jw_raw(w, i != 0 ? ",{" : "{", i != 0 ? 2 : 1);
+            write_opt_str(w, "title", r->quick_replies[i].title);
+            write_opt_str(w, "payload", r->quick_replies[i].payload);
+            jw_char(w, '}');
         }
-        yajl_gen_array_close(g);
+        jw_char(w, ']');
     }
     if (r->n_files != 0) {
-        write_key(g, "files");
-        yajl_gen_array_open(g);
+        jw_key(w, "files");
+        jw_char(w, '[');
         for (size_t i = 0; i < r->n_files; i++) {
-            yajl_gen_map_open(g);
-            write_opt_str(g, "url", r->files[i].url);
-            write_key(g, "image");
-            yajl_gen_bool(g, r->files[i].image);
-            yajl_gen_map_close(g);
+            jw_raw(w, i != 0 ? ",{" : "{", i != 0 ? 2 : 1);
+            write_opt_str(w, "url", r->files[i].url);
+            jw_key(w, "image");
+            jw_bool(w, r->files[i].image);
+            jw_char(w, '}');
         }
-        yajl_gen_array_close(g);
+        jw_char(w, ']');
     }
 }
 
@@ -344,69 +479,73 @@ aw_buf_t *aw_reply_write(const aw_reply_t *r, const char *user, size_t user_len,
     static const char *const skip[] = {"type",  "text",          "user",       "channel",   "seq",
                                        "ts",    "open_link",     "link_title", "goto_link", "quick_replies",
                                        "files", "disable_input", NULL};
-    yajl_gen g = aw_json_gen();
-    yajl_gen_map_open(g);
-    write_opt_str(g, "type", r->type != NULL ? r->type : "message");
-    write_opt_str(g, "text", r->text);
-    write_reply_lists(g, r);
-    write_opt_str(g, "open_link", r->open_link);
-    write_opt_str(g, "link_title", r->link_title);
-    write_opt_str(g, "goto_link", r->goto_link);
+    jw_t w;
+    jw_init(&w, 256);
+    jw_char(&w, '{');
+    write_opt_str(&w, "type", r->type != NULL ? r->type : "message");
+    write_opt_str(&w, "text", r->text);
+    write_reply_lists(&w, r);
+    write_opt_str(&w, "open_link", r->open_link);
+    write_opt_str(&w, "link_title", r->link_title);
+    write_opt_str(&w, "goto_link", r->goto_link);
     if (r->disable_input) {
-        write_key(g, "disable_input");
-        yajl_gen_bool(g, 1);
+        jw_key(&w, "disable_input");
+        jw_bool(&w, 1);
     }
     if (r->extra != NULL && YAJL_IS_OBJECT(r->extra))
-        write_fields_except(g, r->extra, skip);
-    write_key(g, "user");
-    yajl_gen_string(g, (const unsigned char *)user, user_len);
-    write_opt_str(g, "channel", channel);
+        write_fields_except(&w, r->extra, skip);
+    jw_key(&w, "user");
+    jw_str(&w, user, user_len);
+    write_opt_str(&w, "channel", channel);
     if (seq >= 0) {
-        write_key(g, "seq");
-        yajl_gen_integer(g, seq);
+        jw_key(&w, "seq");
+        jw_int(&w, seq);
     }
     if (ts_ms >= 0) {
-        write_key(g, "ts");
-        yajl_gen_integer(g, ts_ms);
+        jw_key(&w, "ts");
+        jw_int(&w, ts_ms);
     }
-    yajl_gen_map_close(g);
-    return aw_json_finish(g);
+    jw_char(&w, '}');
+    return jw_finish(&w);
 }
 
 aw_buf_t *aw_frame_typing(const char *user, size_t user_len)
 {
-    yajl_gen g = aw_json_gen();
-    yajl_gen_map_open(g);
-    write_opt_str(g, "type", "typing");
-    write_key(g, "user");
-    yajl_gen_string(g, (const unsigned char *)user, user_len);
-    yajl_gen_map_close(g);
-    return aw_json_finish(g);
+    jw_t w;
+    jw_init(&w, 64 + user_len);
+    jw_char(&w, '{');
+    write_opt_str(&w, "type", "typing");
+    jw_key(&w, "user");
+    jw_str(&w, user, user_len);
+    jw_char(&w, '}');
+    return jw_finish(&w);
 }
 
 aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token, int64_t seq)
 {
-    yajl_gen g = aw_json_gen();
-    yajl_gen_map_open(g);
-    write_opt_str(g, "type", "session");
-    write_key(g, "user");
-    yajl_gen_string(g, (const unsigned char *)user, user_len);
-    write_opt_str(g, "token", token);
-    write_key(g, "seq");
-    yajl_gen_integer(g, seq);
-    yajl_gen_map_close(g);
-    return aw_json_finish(g);
+    jw_t w;
+    jw_init(&w, 160 + user_len);
+    jw_char(&w, '{');
+    write_opt_str(&w, "type", "session");
+    jw_key(&w, "user");
+    jw_str(&w, user, user_len);
+    write_opt_str(&w, "token", token);
+    jw_key(&w, "seq");
+    jw_int(&w, seq);
+    jw_char(&w, '}');
+    return jw_finish(&w);
 }
 
 aw_buf_t *aw_frame_error(int err)
 {
-    yajl_gen g = aw_json_gen();
-    yajl_gen_map_open(g);
-    write_opt_str(g, "type", "error");
-    write_opt_str(g, "code", aw_err_code(err));
-    write_opt_str(g, "message", aw_strerror(err));
-    yajl_gen_map_close(g);
-    return aw_json_finish(g);
+    jw_t w;
+    jw_init(&w, 128);
+    jw_char(&w, '{');
+    write_opt_str(&w, "type", "error");
+    write_opt_str(&w, "code", aw_err_code(err));
+    write_opt_str(&w, "message", aw_strerror(err));
+    jw_char(&w, '}');
+    return jw_finish(&w);
 }
 
 static int set_user(aw_history_query_t *q, const char *user, size_t len)

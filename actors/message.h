@@ -11,7 +11,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 #include "runtime/buf.h"
 
@@ -136,13 +135,11 @@ int aw_history_query_from_url(aw_history_query_t *q, const char *query, size_t l
  * which recurses without a limit. */
 int aw_json_too_deep(const char *s, size_t len, int max);
 
-/* Writes any yajl value with `g`. Depth is bounded by the parser's limit. */
-void aw_json_write_value(yajl_gen g, yajl_val v);
-/* Writes a NUL-terminated string (NULL writes null). */
-void aw_json_write_str(yajl_gen g, const char *s);
-/* Copies the generator's output into a new buffer. */
-aw_buf_t *aw_json_finish(yajl_gen g);
-/* A generator that validates nothing and beautifies nothing; aborts on OOM. */
-yajl_gen aw_json_gen(void);
+/* Writes any yajl value as JSON into a new buffer (the caller releases it),
+ * exactly as yajl_gen would without beautifying. Depth is bounded by the
+ * parser's limit. Any thread. */
+aw_buf_t *aw_json_write(yajl_val v);
+/* Writes `len` bytes of valid UTF-8 as a JSON string, quotes included. */
+aw_buf_t *aw_json_string(const char *s, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
+#include <yajl/yajl_gen.h>
 #include "actors/message.h"
 #include "runtime/error.h"
 #include "tests/check.h"
@@ -150,6 +151,136 @@ static void test_reply_disable_input_written_once(void)
     aw_reply_free(r);
 }
 
+/* The reference the writer must match byte for byte: yajl_gen, as the server
+ * used it before it wrote JSON itself. */
+static void ref_value(yajl_gen g, yajl_val v)
+{
+    switch (v->type) {
+    case yajl_t_string:
+        yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
+        break;
+    case yajl_t_number:
+        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+        break;
+    case yajl_t_object:
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i], strlen(v->u.object.keys[i]));
+            ref_value(g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(g);
+        break;
+    case yajl_t_array:
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->u.array.len; i++)
+            ref_value(g, v->u.array.values[i]);
+        yajl_gen_array_close(g);
+        break;
+    case yajl_t_true:
+        yajl_gen_bool(g, 1);
+        break;
+    case yajl_t_false:
+        yajl_gen_bool(g, 0);
+        break;
+    default:
+        yajl_gen_null(g);
+        break;
+    }
+}
+
+static int same_as_yajl(yajl_val v)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    const unsigned char *want;
+    size_t want_len;
+    ref_value(g, v);
+    yajl_gen_get_buf(g, &want, &want_len);
+    aw_buf_t *b = aw_json_write(v);
+    int same = b->len == want_len && memcmp(b->data, want, want_len) == 0 && b->data[b->len] == '\0';
+    if (!same)
+        fprintf(stderr, "got  %s\nwant %.*s\n", b->data, (int)want_len, (const char *)want);
+    aw_buf_release(b);
+    yajl_gen_free(g);
+    return same;
+}
+
+/* Every control character, quote and backslash is escaped as yajl escapes
+ * it (by name or as \u00XX, upper-case hex), every other byte (DEL, UTF-8 of any
+ * length) goes out as it is, and '/' is not escaped. */
+static void test_writer_escapes_like_yajl(void)
+{
+    char s[256];
+    for (int i = 1; i < 256; i++)
+        s[i - 1] = (char)i;
+    s[255] = '\0';
+    yajl_gen g = yajl_gen_alloc(NULL);
+    const unsigned char *want;
+    size_t want_len;
+    yajl_gen_string(g, (const unsigned char *)s, 255);
+    yajl_gen_get_buf(g, &want, &want_len);
+    aw_buf_t *b = aw_json_string(s, 255);
+    CHECK(b->len == want_len && memcmp(b->data, want, want_len) == 0);
+    CHECK(strstr(b->data, "\\u001F") != NULL && strstr(b->data, "\\n") != NULL &&
+          strstr(b->data, "/") != NULL);
+    aw_buf_release(b);
+    yajl_gen_free(g);
+
+    b = aw_json_string("", 0);
+    CHECK(strcmp(b->data, "\"\"") == 0);
+    aw_buf_release(b);
+    /* A long string of escapes grows the buffer past its first guess. */
+    static char ctl[5000];
+    memset(ctl, 1, sizeof(ctl));
+    b = aw_json_string(ctl, sizeof(ctl));
+    CHECK(b->len == sizeof(ctl) * 6 + 2 && memcmp(b->data + 1, "\\u0001", 6) == 0);
+    aw_buf_release(b);
+}
+
+/* Whole trees: nesting to the limit, empty containers, big and precise
+ * numbers, UTF-8, keys that need escaping, integers at the edges. */
+static void test_writer_trees_like_yajl(void)
+{
+    const char *docs[] = {
+        "{}",
+        "[]",
+        "{\"a\":[],\"b\":{},\"c\":[{}],\"d\":[[],[1]]}",
+        "{\"n\":123456789012345678901234567890,\"f\":-1.50e+300,\"z\":-0,\"i\":-9223372036854775808,"
+        "\"j\":9223372036854775807}",
+        "{\"k\\\"\\n\":\"\\u00e9\\ud83d\\ude00\\u0001\\/\",\"t\":true,\"f\":false,\"x\":null}",
+        "[1,\"two\",[3,[4,{\"five\":[6]}]],null,true]",
+        "{\"dup\":1,\"dup\":2}",
+    };
+    char errbuf[64];
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        yajl_val v = yajl_tree_parse(docs[i], errbuf, sizeof(errbuf));
+        CHECK(v != NULL);
+        CHECK(same_as_yajl(v));
+        yajl_tree_free(v);
+    }
+    char deep[2 * AW_MAX_DEPTH + 1];
+    for (int i = 0; i < AW_MAX_DEPTH; i++) {
+        deep[i] = '[';
+        deep[2 * AW_MAX_DEPTH - 1 - i] = ']';
+    }
+    deep[2 * AW_MAX_DEPTH] = '\0';
+    yajl_val v = yajl_tree_parse(deep, errbuf, sizeof(errbuf));
+    CHECK(v != NULL && same_as_yajl(v));
+    yajl_tree_free(v);
+}
+
+/* seq and ts are written as yajl writes integers, at any size. */
+static void test_writer_integers(void)
+{
+    aw_reply_t *r = aw_reply_new(NULL);
+    aw_buf_t *b = aw_reply_write(r, "u", 1, NULL, 0, INT64_MAX);
+    CHECK(strcmp(b->data, "{\"type\":\"message\",\"user\":\"u\",\"seq\":0,\"ts\":9223372036854775807}") == 0);
+    aw_buf_release(b);
+    b = aw_reply_write(r, "u", 1, NULL, 1234567890123, 1);
+    CHECK(strcmp(b->data, "{\"type\":\"message\",\"user\":\"u\",\"seq\":1234567890123,\"ts\":1}") == 0);
+    aw_buf_release(b);
+    aw_reply_free(r);
+}
+
 int main(void)
 {
     test_accepts();
@@ -158,5 +289,8 @@ int main(void)
     test_write_keeps_fields();
     test_reply_write();
     test_reply_disable_input_written_once();
+    test_writer_escapes_like_yajl();
+    test_writer_trees_like_yajl();
+    test_writer_integers();
     return check_exit("test_message");
 }
