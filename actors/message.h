@@ -17,9 +17,11 @@
 #define AW_MAX_USER_LEN 256 /* bytes of a user id */
 #define AW_MAX_DEPTH 32     /* nesting of arrays and objects in a message */
 
-/* A parsed client message. Strings point into `root` and live as long as it. */
+/* A parsed client message. Strings point into `root` and live as long as it;
+ * the tree is yajl's yajl_val, read it with yajl_tree.h but never free it. */
 typedef struct aw_message {
-    yajl_val root;    /* the whole object; owned */
+    yajl_val root;    /* the whole object, in `arena`: never yajl_tree_free it */
+    void *arena;      /* where the tree lives; owned, freed by aw_message_dispose */
     const char *type; /* "hello", "message", ...; never NULL after a parse */
     const char *user; /* 1..AW_MAX_USER_LEN bytes */
     size_t user_len;

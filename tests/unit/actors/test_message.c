@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
 #include "actors/message.h"
@@ -281,6 +282,124 @@ static void test_writer_integers(void)
     aw_reply_free(r);
 }
 
+/* Number flags agree node by node, and the trees have the same shape. */
+static int same_numbers(yajl_val a, yajl_val b)
+{
+    if (a->type != b->type)
+        return 0;
+    if (YAJL_IS_NUMBER(a))
+        return a->u.number.flags == b->u.number.flags &&
+               (!YAJL_IS_INTEGER(a) || YAJL_GET_INTEGER(a) == YAJL_GET_INTEGER(b));
+    if (YAJL_IS_OBJECT(a)) {
+        if (a->u.object.len != b->u.object.len)
+            return 0;
+        for (size_t i = 0; i < a->u.object.len; i++)
+            if (!same_numbers(a->u.object.values[i], b->u.object.values[i]))
+                return 0;
+    }
+    if (YAJL_IS_ARRAY(a)) {
+        if (a->u.array.len != b->u.array.len)
+            return 0;
+        for (size_t i = 0; i < a->u.array.len; i++)
+            if (!same_numbers(a->u.array.values[i], b->u.array.values[i]))
+                return 0;
+    }
+    return 1;
+}
+
+/* The message parser builds its own tree; it must accept exactly what
+ * yajl_tree_parse accepts and build the same tree. */
+static void test_parser_matches_yajl_tree(void)
+{
+    const char *docs[] = {
+        "{\"type\":\"m\",\"user\":\"u\",\"x\":[1,2.5,-0,1e999,-9223372036854775808,9223372036854775807,"
+        "9223372036854775808,123456789012345678901234567890]}",
+        "{\"type\":\"m\",\"user\":\"u\",\"s\":\"\\u00e9\\ud83d\\ude00\\ud800x\\u0000after\\/\\b\"}",
+        "{\"type\":\"m\",\"user\":\"u\",\"k\":1,\"k\":2,\"user\":\"v\"}",
+        "{\"type\":\"m\",\"user\":\"u\",\"e\":{},\"a\":[],\"n\":[[[{\"d\":[{}]}]]]}",
+        "/* c */{\"type\":\"m\",\"user\":\"u\"}// end\n",
+        "  {\"type\":\"m\",\"user\":\"u\"}  \n",
+        "{\"type\":\"m\",\"user\":\"u\"} {}",
+        "{\"type\":\"m\",\"user\":\"u\"",
+        "{\"type\":\"m\",\"user\":\"\xff\"}",
+        "{\"type\":\"m\",\"user\":\"\xc3\"}",
+        "{\"type\":\"m\",\"user\":\"\xed\xa0\x80\"}",
+        "{\"type\":\"m\",\"user\":\"\xf4\x90\x80\x80\"}",
+        "{\"type\":\"m\",\"user\":\"a\x01\"}",
+        "{\"type\":\"m\",\"user\":\"u\",\"x\":01}",
+        "{\"type\":\"m\",\"user\":\"u\",\"x\":1.}",
+        "{\"type\":\"m\",\"user\":\"u\",\"x\":[1,]}",
+        "{\"type\":\"m\",\"user\":\"u\",\"x\":NaN}",
+        "{\"type\":\"m\",\"user\":\"u\",\"x\":\"\\x\"}",
+        "{'type':'m'}",
+        "[\"type\",\"user\"]",
+        "\"str\"",
+        "{\"type\":\"m\",\"user\":\"u\",\"last_seq\":-9223372036854775808}",
+        "{\"type\":\"m\",\"user\":\"u\",\"last_seq\":9223372036854775807}",
+    };
+    char errbuf[128];
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        aw_message_t m;
+        int ours = aw_message_parse(&m, docs[i], strlen(docs[i]));
+        yajl_val ref = yajl_tree_parse(docs[i], errbuf, sizeof(errbuf));
+        int ref_json_ok = ref != NULL && YAJL_IS_OBJECT(ref);
+        if ((ours != AW_EBADJSON) != ref_json_ok)
+            fprintf(stderr, "parser and yajl_tree differ on %s\n", docs[i]);
+        CHECK((ours != AW_EBADJSON) == ref_json_ok);
+        if (ours == 0) {
+            CHECK(same_numbers(m.root, ref));
+            CHECK(same_as_yajl(m.root));
+            aw_buf_t *a = aw_json_write(m.root), *b = aw_json_write(ref);
+            CHECK(a->len == b->len && memcmp(a->data, b->data, a->len) == 0);
+            aw_buf_release(a);
+            aw_buf_release(b);
+            aw_message_dispose(&m);
+        }
+        if (ref != NULL)
+            yajl_tree_free(ref);
+    }
+}
+
+/* A message bigger than the parser's first arena chunk and its inline member
+ * stack: many members, long strings. */
+static void test_parser_big_message(void)
+{
+    size_t cap = 1000000, n = 0;
+    char *j = malloc(cap);
+    n += (size_t)sprintf(j + n, "{\"type\":\"m\",\"user\":\"u\",\"a\":[");
+    for (int i = 0; i < 5000; i++)
+        n += (size_t)sprintf(j + n, "%s{\"k%d\":\"%0100d\"}", i ? "," : "", i, i);
+    n += (size_t)sprintf(j + n, "]}");
+    aw_message_t m;
+    CHECK(aw_message_parse(&m, j, n) == 0);
+    yajl_val a = m.root->u.object.values[2];
+    CHECK(YAJL_IS_ARRAY(a) && a->u.array.len == 5000);
+    aw_buf_t *b = aw_json_write(m.root);
+    CHECK(b->len == n && memcmp(b->data, j, n) == 0);
+    aw_buf_release(b);
+    aw_message_dispose(&m);
+    free(j);
+}
+
+/* The parser counts nesting itself: AW_MAX_DEPTH levels pass, one more is
+ * refused, comments and strings holding brackets count for nothing. */
+static void test_parser_depth_limit(void)
+{
+    char j[512];
+    for (int extra = AW_MAX_DEPTH - 1; extra <= AW_MAX_DEPTH; extra++) {
+        int n = sprintf(j, "{\"type\":\"m\",\"user\":\"u\",\"s\":\"[[[[\",\"x\":/* [[[ */");
+        for (int i = 0; i < extra; i++)
+            j[n++] = '[';
+        for (int i = 0; i < extra; i++)
+            j[n++] = ']';
+        j[n++] = '}';
+        j[n] = '\0';
+        int want = extra == AW_MAX_DEPTH - 1 ? 0 : AW_EBADJSON;
+        CHECK(parse(j) == want);
+        CHECK(aw_json_too_deep(j, (size_t)n, AW_MAX_DEPTH) == (want != 0));
+    }
+}
+
 int main(void)
 {
     test_accepts();
@@ -292,5 +411,8 @@ int main(void)
     test_writer_escapes_like_yajl();
     test_writer_trees_like_yajl();
     test_writer_integers();
+    test_parser_matches_yajl_tree();
+    test_parser_big_message();
+    test_parser_depth_limit();
     return check_exit("test_message");
 }
