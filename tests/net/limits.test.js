@@ -287,7 +287,9 @@ test('logs: one JSON object per line, notable events only, never the text of a m
   await sleep(100);
   assert.equal((await srv.stop()).code, 0, srv.log());
   const lines = srv.log().trim().split('\n');
-  const events = lines.map((l) => JSON.parse(l));
+  const events = lines.map((l) => {
+    try { return JSON.parse(l); } catch (e) { assert.fail(`a log line is not JSON (${e.message}): ${l}\n${srv.log()}`); }
+  });
   for (const e of events) {
     assert.match(e.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.ok(['error', 'warn', 'info', 'debug'].includes(e.level));
