@@ -513,8 +513,25 @@ static void jw_str(jw_t *w, const char *s, size_t n)
     /* Worst case: every byte becomes \u00xx. */
     char *o = jw_room(w, n * 6 + 2), *start = o;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    size_t i = 0;
+    for (;;) {
+        /* Eight plain bytes at a time: none below 0x20, none '"' or '\\'
+         * (the classic "has a byte less than" and "has a zero byte" tests). */
+        while (i + 8 <= n) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            uint64_t q = x ^ 0x2222222222222222ull, b = x ^ 0x5c5c5c5c5c5c5c5cull;
+            uint64_t special = ((x - 0x2020202020202020ull) & ~x) | ((q - 0x0101010101010101ull) & ~q) |
+                               ((b - 0x0101010101010101ull) & ~b);
+            if ((special & 0x8080808080808080ull) != 0)
+                break;
+            memcpy(o, &x, 8);
+            o += 8;
+            i += 8;
+        }
+        if (i == n)
+            break;
+        unsigned char c = (unsigned char)s[i++];
         if (jw_plain(c)) {
             *o++ = (char)c;
             continue;
@@ -569,6 +586,16 @@ static void jw_key(jw_t *w, const char *k)
     jw_str(w, k, strlen(k));
     jw_char(w, ':');
 }
+
+/* The same for a key of the server's own, known to need no escaping:
+ * JW_KEY(w, "ts") writes ,"ts": without looking at its bytes. */
+static inline void jw_key_lit(jw_t *w, const char *quoted, size_t n)
+{
+    if (w->b->data[w->b->len - 1] != '{')
+        jw_char(w, ',');
+    jw_raw(w, quoted, n);
+}
+#define JW_KEY(w, k) jw_key_lit((w), "\"" k "\":", sizeof(k) + 2)
 
 static void jw_int(jw_t *w, int64_t v)
 {
@@ -673,7 +700,7 @@ static void open_message(jw_t *w, const aw_message_t *msg, const char *type, con
 {
     jw_init(w, 256);
     jw_char(w, '{');
-    jw_key(w, "type");
+    JW_KEY(w, "type");
     jw_cstr(w, type != NULL ? type : msg->type);
     write_fields_except(w, msg->root, skip);
 }
@@ -684,11 +711,11 @@ aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts
     jw_t w;
     open_message(&w, msg, type, skip);
     if (ts_ms >= 0) {
-        jw_key(&w, "ts");
+        JW_KEY(&w, "ts");
         jw_int(&w, ts_ms);
     }
     if (seq >= 0) {
-        jw_key(&w, "seq");
+        JW_KEY(&w, "seq");
         jw_int(&w, seq);
     }
     jw_char(&w, '}');
@@ -701,10 +728,10 @@ aw_buf_t *aw_message_write_for_bot(const aw_message_t *msg, int64_t ts_ms, int g
     static const char *const skip[] = {"type", "token", "ts", "seq", "guest", NULL};
     jw_t w;
     open_message(&w, msg, NULL, skip);
-    jw_key(&w, "ts");
+    JW_KEY(&w, "ts");
     jw_int(&w, ts_ms);
     if (guest) {
-        jw_key(&w, "guest");
+        JW_KEY(&w, "guest");
         jw_bool(&w, 1);
     }
     jw_char(&w, '}');
@@ -769,18 +796,20 @@ void aw_reply_set_link(aw_reply_t *r, const char *url, const char *title)
     r->link_title = dup_or_null(title);
 }
 
-static void write_opt_str(jw_t *w, const char *key, const char *value)
+static void write_opt_str_lit(jw_t *w, const char *quoted, size_t n, const char *value)
 {
     if (value == NULL)
         return;
-    jw_key(w, key);
+    jw_key_lit(w, quoted, n);
     jw_cstr(w, value);
 }
+/* Writes "key":"value" when value is not NULL; `k` is a literal. */
+#define write_opt_str(w, k, value) write_opt_str_lit((w), "\"" k "\":", sizeof(k) + 2, (value))
 
 static void write_reply_lists(jw_t *w, const aw_reply_t *r)
 {
     if (r->n_quick_replies != 0) {
-        jw_key(w, "quick_replies");
+        JW_KEY(w, "quick_replies");
         jw_char(w, '[');
         for (size_t i = 0; i < r->n_quick_replies; i++) {
             jw_raw(w, i != 0 ? ",{" : "{", i != 0 ? 2 : 1);
@@ -791,12 +820,12 @@ static void write_reply_lists(jw_t *w, const aw_reply_t *r)
         jw_char(w, ']');
     }
     if (r->n_files != 0) {
-        jw_key(w, "files");
+        JW_KEY(w, "files");
         jw_char(w, '[');
         for (size_t i = 0; i < r->n_files; i++) {
             jw_raw(w, i != 0 ? ",{" : "{", i != 0 ? 2 : 1);
             write_opt_str(w, "url", r->files[i].url);
-            jw_key(w, "image");
+            JW_KEY(w, "image");
             jw_bool(w, r->files[i].image);
             jw_char(w, '}');
         }
@@ -822,20 +851,20 @@ aw_buf_t *aw_reply_write(const aw_reply_t *r, const char *user, size_t user_len,
     write_opt_str(&w, "link_title", r->link_title);
     write_opt_str(&w, "goto_link", r->goto_link);
     if (r->disable_input) {
-        jw_key(&w, "disable_input");
+        JW_KEY(&w, "disable_input");
         jw_bool(&w, 1);
     }
     if (r->extra != NULL && YAJL_IS_OBJECT(r->extra))
         write_fields_except(&w, r->extra, skip);
-    jw_key(&w, "user");
+    JW_KEY(&w, "user");
     jw_str(&w, user, user_len);
     write_opt_str(&w, "channel", channel);
     if (seq >= 0) {
-        jw_key(&w, "seq");
+        JW_KEY(&w, "seq");
         jw_int(&w, seq);
     }
     if (ts_ms >= 0) {
-        jw_key(&w, "ts");
+        JW_KEY(&w, "ts");
         jw_int(&w, ts_ms);
     }
     jw_char(&w, '}');
@@ -848,7 +877,7 @@ aw_buf_t *aw_frame_typing(const char *user, size_t user_len)
     jw_init(&w, 64 + user_len);
     jw_char(&w, '{');
     write_opt_str(&w, "type", "typing");
-    jw_key(&w, "user");
+    JW_KEY(&w, "user");
     jw_str(&w, user, user_len);
     jw_char(&w, '}');
     return jw_finish(&w);
@@ -860,10 +889,10 @@ aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token,
     jw_init(&w, 160 + user_len);
     jw_char(&w, '{');
     write_opt_str(&w, "type", "session");
-    jw_key(&w, "user");
+    JW_KEY(&w, "user");
     jw_str(&w, user, user_len);
     write_opt_str(&w, "token", token);
-    jw_key(&w, "seq");
+    JW_KEY(&w, "seq");
     jw_int(&w, seq);
     jw_char(&w, '}');
     return jw_finish(&w);

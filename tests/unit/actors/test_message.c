@@ -226,6 +226,25 @@ static void test_writer_escapes_like_yajl(void)
     aw_buf_release(b);
     yajl_gen_free(g);
 
+    /* One byte that needs escaping at every place of a word, among plain
+     * ASCII and UTF-8, for the writer's eight-bytes-at-a-time path. */
+    const unsigned char special[] = {0, 1, 0x1f, '"', '\\', '\n', 0x7f, 0x80, 0xff, ' ', '/'};
+    for (size_t k = 0; k < sizeof(special); k++) {
+        for (size_t at = 0; at < 24; at++) {
+            char t[24];
+            for (size_t i = 0; i < sizeof(t); i++)
+                t[i] = i % 3 == 0 ? (char)0xc3 : i % 3 == 1 ? (char)0xa9 : 'a';
+            t[at] = (char)special[k];
+            yajl_gen r = yajl_gen_alloc(NULL);
+            yajl_gen_string(r, (const unsigned char *)t, sizeof(t));
+            yajl_gen_get_buf(r, &want, &want_len);
+            b = aw_json_string(t, sizeof(t));
+            CHECK(b->len == want_len && memcmp(b->data, want, want_len) == 0);
+            aw_buf_release(b);
+            yajl_gen_free(r);
+        }
+    }
+
     b = aw_json_string("", 0);
     CHECK(strcmp(b->data, "\"\"") == 0);
     aw_buf_release(b);
