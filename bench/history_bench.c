@@ -9,10 +9,12 @@
  * for 1,000 users, interleaved as a busy server sees them, through
  * aw_history_append into a fresh database file in DIR (default: a new folder
  * under /tmp, removed after), timed from the first append until the store has
- * acknowledged the last record. Each single run writes records one
+ * acknowledged the last record: the producer outpaces the store, so this is
+ * the actor's capacity, with transactions of up to 64 batches of 512 (the
+ * backlog path of actors/history.c). Each single run writes records one
  * transaction each straight into the store, for at most RECORDS / 10 records
- * or SECONDS seconds (default 2), whichever comes first. The runs of the two
- * modes alternate (RUNS each, default 3), so that a change in the machine's
+ * or SECONDS seconds (default 1), whichever comes first. The runs of the two
+ * modes alternate (RUNS each, default 5), so that a change in the machine's
  * load touches both; the best and the median of each mode are printed, with
  * the process's CPU time per record, which other loads on the machine hardly
  * change. The ratio and the verdicts use the best run of each mode.
@@ -177,8 +179,8 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    size_t runs = 3;
-    double seconds = 2;
+    size_t runs = 5;
+    double seconds = 1;
     int batched = 1, single = 1, c;
     while ((c = getopt(argc, argv, "r:m:s:")) != -1) {
         if (c == 'r')
