@@ -141,7 +141,7 @@ test('a bot that is down: fallback, or nothing when the fallback is empty', asyn
   const s2 = await startServer(['--bot-url', down, '--secret', SECRET, '--bot-fallback', '']);
   r = await post(s2.port, '/api/messages', { type: 'message', user: 'd1', text: 'anyone?' });
   assert.deepEqual(r.json, []);
-  assert.match(s2.log(), /the bot at --bot-url failed/);
+  await s2.waitForLog(/the bot at --bot-url failed/);
   assert.equal((await s2.stop()).code, 0, s2.log());
 });
 

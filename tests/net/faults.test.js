@@ -111,7 +111,7 @@ async function chatThrough(srv, dataDir, outage, expectDown, started) {
     assert.equal((await h.json()).store, 'unreachable');
     assert.equal(await metric(srv.port, 'anywhere_store_up'), 0);
     assert.ok(await metric(srv.port, 'anywhere_history_queue') >= 20);
-    assert.match(srv.log(), /store_down/);
+    await srv.waitForLog(/store_down/);
   }
   await o.release();
   started(null);
@@ -134,7 +134,7 @@ async function chatThrough(srv, dataDir, outage, expectDown, started) {
     ['message_received:new 0', 'message:new 0', 'message_received:new 1', 'message:new 1',
       'message_received:new 2', 'message:new 2', 'message_received:after', 'message:after']);
   assert.deepEqual(nh.filter((e) => e.type === 'message').map((e) => e.seq), seen, 'stored as sent, once');
-  if (expectDown) assert.match(srv.log(), /store_up/);
+  if (expectDown) await srv.waitForLog(/store_up/);
   await Promise.all([c.close(), n.close()]);
   assert.equal((await srv.stop()).code, 0, srv.log());
 }
@@ -200,7 +200,7 @@ test('the history queue is bounded in bytes too: big messages are refused past i
   }
   for (let i = 0; i < 100 && (await metric(srv.port, 'anywhere_history_queue_bytes')) !== 0; i++) await sleep(50);
   assert.equal(await metric(srv.port, 'anywhere_history_queue_bytes'), 0);
-  assert.match(srv.log(), /history_room/);
+  await srv.waitForLog(/history_room/);
   // with room again, history is kept again
   c.send({ type: 'message', user: 'big', text: 'small' });
   await c.waitFor((f) => f.text === 'small');

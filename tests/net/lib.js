@@ -2,6 +2,7 @@
 // 127.0.0.1 with a fresh data folder, and drive it with real websocket and
 // HTTP clients. Everything started here is stopped by the test that started it.
 'use strict';
+const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -56,6 +57,12 @@ async function startServer(args = [], opts = {}) {
     port, proc, dir, exited,
     url: `http://127.0.0.1:${port}`,
     log: () => log,
+    // Resolves once the log matches `re`: the server's stderr arrives on its
+    // own pipe, so a line written before an HTTP answer may be read after it.
+    async waitForLog(re, ms = 5000) {
+      for (const end = Date.now() + ms; !re.test(log) && Date.now() < end;) await sleep(20);
+      assert.match(log, re);
+    },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       return exited;
