@@ -1,8 +1,11 @@
 /*
- * Parsing and writing of chat messages (see message.h). Input is bounded
- * before yajl sees it: size by the transport, nesting depth here, because
- * yajl's tree parser and its free are recursive and have no depth limit of
- * their own.
+ * Parsing and writing of chat messages (see message.h). Input is bounded:
+ * size by the transport, nesting depth here, because yajl's tree parser and
+ * its free are recursive and have no depth limit of their own (client
+ * messages are built by our own callbacks, which count the depth as they
+ * go; the other bodies are checked with aw_json_too_deep first). Frames and
+ * records are written by a small writer of our own, straight into the
+ * buffer that carries them.
  */
 #include "actors/message.h"
 
