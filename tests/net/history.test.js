@@ -138,8 +138,9 @@ test('a client that returns with last_seq gets exactly what it missed, from the 
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
 
-test('after a restart, history and seq numbering continue', async () => {
+test('after a restart, history and seq numbering continue', async (t) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-restart-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   let srv = await startServer(['--bot', 'echo'], { dataDir });
   const c = await Client.open(srv.port);
   c.send({ type: 'hello', user: 'rs' });
@@ -170,8 +171,9 @@ test('after a restart, history and seq numbering continue', async () => {
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
 
-test('SIGTERM under load: every message the server accepted is in the store, with its reply', async () => {
+test('SIGTERM under load: every message the server accepted is in the store, with its reply', async (t) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-term-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   // No rate limit: every message is accepted until the server stops reading.
   let srv = await startServer(['--bot', 'echo', '--rate', '0'], { dataDir });
   const users = Array.from({ length: 40 }, (_, i) => `term-${i}`);
@@ -225,7 +227,6 @@ test('SIGTERM under load: every message the server accepted is in the store, wit
   }
   assert.ok(accepted > 1000, `${accepted} messages accepted: under load`);
   assert.equal((await srv.stop()).code, 0, srv.log());
-  fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
 // Holds the database's write lock (another process) until released.

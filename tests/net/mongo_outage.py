@@ -7,6 +7,7 @@ acknowledged to a client is written, each exactly once.
 Run by ctest as: mongo_outage.py ANYWHERE_BINARY"""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def main():
         server.terminate()
         code = server.wait(timeout=30)
         mongo.server.stop()
+        shutil.rmtree(data, ignore_errors=True)
     expect(code == 0, 'the server exits 0, got %d' % code)
     print('mongo_outage: ok')
 
