@@ -50,7 +50,9 @@ test-fuzz: setup
 
 # anywhere against Botkit and nginx, side by side on loopback, in release mode
 # (bench/README.md). Installs its peers itself (scripts/bench-setup.sh).
-BENCH_IO_THREADS ?= 1
+# Two I/O threads and one worker: nginx runs a worker per core (auto), and on
+# two cores this split served both loads best (bench/README.md).
+BENCH_IO_THREADS ?= 2
 BENCH_WORKERS    ?= 1
 bench: setup
 	@bash scripts/bench-setup.sh

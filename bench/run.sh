@@ -14,7 +14,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build-bench}
-io_threads=${BENCH_IO_THREADS:-1}
+io_threads=${BENCH_IO_THREADS:-2}
 workers=${BENCH_WORKERS:-1}
 secs=${BENCH_SECONDS:-10}
 idle_n=${BENCH_IDLE:-19000}
