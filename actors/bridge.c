@@ -362,14 +362,9 @@ void aw_bridge_stop(aw_bridge_t *b)
 
 int aw_replies_parse(const char *json, size_t len, aw_reply_t ***out, size_t *n_out)
 {
-    char errbuf[64];
     *out = NULL;
     *n_out = 0;
-    if (len == 0 || memchr(json, '\0', len) != NULL || aw_json_too_deep(json, len, AW_MAX_DEPTH))
-        return AW_EBADJSON;
-    char *copy = aw_strndup(json, len);
-    yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
-    free(copy);
+    yajl_val root = aw_json_parse_tree(json, len);
     if (root == NULL || !YAJL_IS_ARRAY(root)) {
         if (root != NULL)
             yajl_tree_free(root);

@@ -939,17 +939,23 @@ static void query_init(aw_history_query_t *q)
     q->limit = 10;
 }
 
+yajl_val aw_json_parse_tree(const char *json, size_t len)
+{
+    char errbuf[64];
+    if (len == 0 || memchr(json, '\0', len) != NULL || aw_json_too_deep(json, len, AW_MAX_DEPTH))
+        return NULL;
+    char *copy = aw_strndup(json, len); /* yajl's tree parser wants a C string */
+    yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    free(copy);
+    return root;
+}
+
 int aw_history_query_from_json(aw_history_query_t *q, const char *json, size_t len)
 {
     aw_message_t m;
-    char errbuf[64];
     int bad = 0;
     query_init(q);
-    if (len == 0 || memchr(json, '\0', len) != NULL || aw_json_too_deep(json, len, AW_MAX_DEPTH))
-        return AW_EBADJSON;
-    char *copy = aw_strndup(json, len);
-    m.root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
-    free(copy);
+    m.root = aw_json_parse_tree(json, len);
     if (m.root == NULL)
         return AW_EBADJSON;
     int err = YAJL_IS_OBJECT(m.root) ? 0 : AW_EBADJSON;
@@ -1136,12 +1142,7 @@ int aw_reply_from_object(yajl_val obj, aw_reply_t **out)
 int aw_push_parse(const char *json, size_t len, char user[AW_MAX_USER_LEN], size_t *user_len,
                   aw_reply_t **reply)
 {
-    char errbuf[64];
-    if (len == 0 || memchr(json, '\0', len) != NULL || aw_json_too_deep(json, len, AW_MAX_DEPTH))
-        return AW_EBADJSON;
-    char *copy = aw_strndup(json, len);
-    yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
-    free(copy);
+    yajl_val root = aw_json_parse_tree(json, len);
     if (root == NULL || !YAJL_IS_OBJECT(root)) {
         if (root != NULL)
             yajl_tree_free(root);

@@ -137,6 +137,11 @@ int aw_history_query_from_url(aw_history_query_t *q, const char *query, size_t l
  * which recurses without a limit. */
 int aw_json_too_deep(const char *s, size_t len, int max);
 
+/* Parses a body of outside JSON into a yajl tree (the caller frees it with
+ * yajl_tree_free), or returns NULL for an empty body, a NUL byte, nesting
+ * deeper than AW_MAX_DEPTH, or anything yajl refuses. Any thread. */
+yajl_val aw_json_parse_tree(const char *json, size_t len);
+
 /* Writes any yajl value as JSON into a new buffer (the caller releases it),
  * exactly as yajl_gen would without beautifying. Depth is bounded by the
  * parser's limit. Any thread. */
