@@ -10,23 +10,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn, spawnSync } = require('node:child_process');
-const { startServer, Client, post, sleep } = require('./lib');
-
-// Holds an exclusive lock on the database until its stdin closes.
-function lockDatabase(file) {
-  const py = spawn('/usr/bin/python3', ['-c', `
-import sqlite3, sys
-db = sqlite3.connect(${JSON.stringify(file)}, isolation_level=None, timeout=10)
-db.execute('BEGIN EXCLUSIVE')
-print('locked', flush=True)
-sys.stdin.read()
-db.execute('ROLLBACK')
-`], { stdio: ['pipe', 'pipe', 'inherit'] });
-  return new Promise((resolve) => py.stdout.once('data', () => resolve({
-    release: () => new Promise((r) => { py.on('exit', r); py.stdin.end(); }),
-  })));
-}
+const { spawnSync } = require('node:child_process');
+const { startServer, Client, post, sleep, lockDatabase } = require('./lib');
 
 // Makes the database unwritable: the file, its WAL and its folder read-only.
 // The server keeps its descriptors open and may run as root, and neither

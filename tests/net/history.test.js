@@ -7,8 +7,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { startServer, Client, post, sleep } = require('./lib');
+const { startServer, Client, post, sleep, lockDatabase } = require('./lib');
 
 async function history(port, body) { return post(port, '/botkit/history', body); }
 async function page(port, user, token, query = '') {
@@ -228,21 +227,6 @@ test('SIGTERM under load: every message the server accepted is in the store, wit
   assert.ok(accepted > 1000, `${accepted} messages accepted: under load`);
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
-
-// Holds the database's write lock (another process) until released.
-function lockDatabase(file) {
-  const py = spawn('/usr/bin/python3', ['-c', `
-import sqlite3, sys
-db = sqlite3.connect(${JSON.stringify(file)}, isolation_level=None, timeout=10)
-db.execute('BEGIN EXCLUSIVE')
-print('locked', flush=True)
-sys.stdin.read()
-db.execute('ROLLBACK')
-`], { stdio: ['pipe', 'pipe', 'inherit'] });
-  return new Promise((resolve) => py.stdout.once('data', () => resolve({
-    release: () => new Promise((r) => { py.on('exit', r); py.stdin.end(); }),
-  })));
-}
 
 test('SIGTERM while turns wait for the history: they are answered and stored, not dropped', async (t) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-term-'));

@@ -149,4 +149,20 @@ function frame(obj) {
   return Buffer.concat([head, mask, body]);
 }
 
-module.exports = { startServer, Client, post, sleep, WebSocket, rawWebsocket, frame };
+// Holds an exclusive lock on an SQLite database from another process (a
+// store that cannot be written) until `release` is called.
+function lockDatabase(file) {
+  const py = spawn('/usr/bin/python3', ['-c', `
+import sqlite3, sys
+db = sqlite3.connect(${JSON.stringify(file)}, isolation_level=None, timeout=10)
+db.execute('BEGIN EXCLUSIVE')
+print('locked', flush=True)
+sys.stdin.read()
+db.execute('ROLLBACK')
+`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve) => py.stdout.once('data', () => resolve({
+    release: () => new Promise((r) => { py.on('exit', r); py.stdin.end(); }),
+  })));
+}
+
+module.exports = { lockDatabase, startServer, Client, post, sleep, WebSocket, rawWebsocket, frame };
