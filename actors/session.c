@@ -213,19 +213,14 @@ static void keep(aw_session_t *s, int64_t seq, int64_t sub, int64_t ts, int dire
 static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, const char *channel, const aw_reply_t *r,
                           int guest)
 {
-    if (guest) {
-        aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, channel, -1, wall_ms());
-        deliver(s, origin, frame, 1);
-        AW_METRIC_INC(
-            messages_out[strcmp(channel, "webhook") == 0 ? AW_CHANNEL_WEBHOOK : AW_CHANNEL_WEBSOCKET]);
-        return frame;
-    }
-    int64_t seq = ++s->st->seq, ts = wall_ms();
-    s->st->sub = 0;
+    int64_t seq = guest ? -1 : ++s->st->seq, ts = wall_ms();
     aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, channel, seq, ts);
-    remember(s, seq, frame);
-    keep(s, seq, 0, ts, AW_RECORD_OUT, frame);
-    fanout(s, origin, frame);
+    if (!guest) {
+        s->st->sub = 0;
+        remember(s, seq, frame);
+        keep(s, seq, 0, ts, AW_RECORD_OUT, frame);
+    }
+    deliver(s, origin, frame, guest);
     AW_METRIC_INC(messages_out[strcmp(channel, "webhook") == 0 ? AW_CHANNEL_WEBHOOK : AW_CHANNEL_WEBSOCKET]);
     return frame;
 }
