@@ -49,7 +49,7 @@ function startBot() {
 let bot, srv;
 test.before(async () => {
   bot = await startBot();
-  srv = await startServer(['--bot-url', bot.url, '--secret', SECRET, '--bot-timeout', '400', '--api-key', KEY]);
+  srv = await startServer(['--bot-url', bot.url, '--secret', SECRET, '--bot-timeout', '1000', '--api-key', KEY]);
 });
 test.after(async () => {
   assert.equal((await srv.stop()).code, 0, srv.log());
