@@ -840,10 +840,13 @@ aw_buf_t *aw_reply_write(const aw_reply_t *r, const char *user, size_t user_len,
                          int64_t seq, int64_t ts_ms)
 {
     /* Every field written from `r` is skipped in `extra`, or the frame
-     * would carry it twice. */
+     * would carry it twice. So are `token` and `last_seq`: they belong to
+     * the client's side of the protocol (its identity and what it has
+     * shown), and a bot that sets them must not put them in a user's frame,
+     * where a client would take them for its own. */
     static const char *const skip[] = {"type",  "text",          "user",       "channel",   "seq",
                                        "ts",    "open_link",     "link_title", "goto_link", "quick_replies",
-                                       "files", "disable_input", NULL};
+                                       "files", "disable_input", "token",      "last_seq",  NULL};
     jw_t w;
     jw_init(&w, 256);
     jw_char(&w, '{');

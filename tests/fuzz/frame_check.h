@@ -2,8 +2,9 @@
  * The check the fuzz targets of bot messages share: a frame written by
  * aw_reply_write must be one JSON object that parses again as a client
  * message of type "message" for the same user, and carries each field the
- * writer sets at most once. (Other fields go on as the bot sent them, a key
- * it gave twice included.)
+ * writer sets at most once, and never the client's own `token` or
+ * `last_seq`. (Other fields go on as the bot sent them, a key it gave twice
+ * included.)
  */
 #ifndef AW_TESTS_FUZZ_FRAME_CHECK_H
 #define AW_TESTS_FUZZ_FRAME_CHECK_H
@@ -31,6 +32,10 @@ static void frame_check(const aw_reply_t *reply, const char *user, size_t user_l
         if (seen > 1)
             abort();
     }
+    /* The client's own fields never come from a bot. */
+    for (size_t i = 0; i < root->u.object.len; i++)
+        if (strcmp(root->u.object.keys[i], "token") == 0 || strcmp(root->u.object.keys[i], "last_seq") == 0)
+            abort();
     aw_message_dispose(&m);
     aw_buf_release(b);
 }

@@ -152,6 +152,29 @@ static void test_reply_disable_input_written_once(void)
     aw_reply_free(r);
 }
 
+/* `token` and `last_seq` are the client's fields: a bot that sets them (a
+ * string or not) must not get them into a user's frame, where a client
+ * would take them for its own and the frame would no longer parse as one. */
+static void test_reply_drops_client_fields(void)
+{
+    const char *j = "{\"text\":\"x\",\"token\":5,\"last_seq\":\"9\",\"custom\":1}";
+    char errbuf[64];
+    yajl_val obj = yajl_tree_parse(j, errbuf, sizeof(errbuf));
+    aw_reply_t *r = NULL;
+    CHECK(aw_reply_from_object(obj, &r) == 0);
+    aw_buf_t *b = aw_reply_write(r, "u", 1, "websocket", 3, -1);
+    const char *want = "{\"type\":\"message\",\"text\":\"x\",\"custom\":1,\"user\":\"u\",\"channel\":"
+                       "\"websocket\",\"seq\":3}";
+    if (strcmp(b->data, want) != 0)
+        fprintf(stderr, "got  %s\nwant %s\n", b->data, want);
+    CHECK(strcmp(b->data, want) == 0);
+    aw_message_t m;
+    CHECK(aw_message_parse(&m, b->data, b->len) == 0);
+    aw_message_dispose(&m);
+    aw_buf_release(b);
+    aw_reply_free(r);
+}
+
 /* The reference the writer must match byte for byte: yajl_gen, as the server
  * used it before it wrote JSON itself. */
 static void ref_value(yajl_gen g, yajl_val v)
@@ -427,6 +450,7 @@ int main(void)
     test_write_keeps_fields();
     test_reply_write();
     test_reply_disable_input_written_once();
+    test_reply_drops_client_fields();
     test_writer_escapes_like_yajl();
     test_writer_trees_like_yajl();
     test_writer_integers();
