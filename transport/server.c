@@ -123,7 +123,12 @@ static void on_accept(uv_stream_t *listener, int status)
 
 /* Makes a listening socket on host:port with SO_REUSEPORT. Returns the fd or
  * -1 with errno set. */
-static int make_listener(const char *host, int port, int *bound_port)
+/*
+ * A listening socket per loop, bound with SO_REUSEPORT: the kernel spreads
+ * new connections over the loops. `reuseport` 0 makes a socket that is only
+ * bound, never listening: the probe below.
+ */
+static int make_socket(const char *host, int port, int reuseport, int *bound_port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res;
@@ -135,8 +140,8 @@ static int make_listener(const char *host, int port, int *bound_port)
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || (reuseport && listen(fd, 4096) != 0)) {
         int e = errno;
         if (fd >= 0)
             close(fd);
@@ -151,6 +156,29 @@ static int make_listener(const char *host, int port, int *bound_port)
     *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
     return fd;
+}
+
+static int make_listener(const char *host, int port, int *bound_port)
+{
+    return make_socket(host, port, 1, bound_port);
+}
+
+/*
+ * Any process of the same user may bind the port with SO_REUSEPORT too, and
+ * the kernel would then hand it a share of our connections: a second server
+ * started by mistake on the same port (another data folder, another bot)
+ * would silently answer some of the users. A socket bound without
+ * SO_REUSEPORT fails wherever anyone listens, so it is bound, then closed,
+ * before the listeners: a port in use stops the start with EADDRINUSE. (Two
+ * servers started within the same microseconds can still both pass.)
+ */
+static int port_is_free(const char *host, int port)
+{
+    int ignored, fd = make_socket(host, port, 0, &ignored);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
 }
 
 void aw_loop__post(aw_loop_t *loop, aw_post_t *post)
@@ -362,6 +390,11 @@ int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
     aw_http__register(srv);
     srv->loops = aw_calloc(srv->n_loops, sizeof(*srv->loops));
     int port = cfg->port;
+    if (port != 0 && !port_is_free(cfg->host, port)) {
+        aw_log(AW_LOG_ERROR, "listen", "cannot listen on %s:%d: %s (is another server running there?)",
+               cfg->host, port, strerror(errno));
+        exit(1);
+    }
     for (unsigned int i = 0; i < srv->n_loops; i++) {
         int fd = make_listener(cfg->host, port, &port);
         if (fd < 0 || init_loop(srv, &srv->loops[i], fd) != 0) {

@@ -164,3 +164,26 @@ test('a session with no socket left is freed after --session-idle, and comes bac
   await d.close();
   assert.equal((await s2.stop()).code, 0, s2.log());
 });
+
+test('a second server on a port in use refuses to start, and the first keeps every user', async () => {
+  // With SO_REUSEPORT listeners, a second process could otherwise join the
+  // port and silently take a share of the connections with its own store.
+  const { spawnSync } = require('node:child_process');
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-test-'));
+  const second = spawnSync(process.env.ANYWHERE_BIN, ['--port', String(srv.port), '--data-dir', dir, '--bot', 'echo'],
+    { encoding: 'utf8', timeout: 10000 });
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(second.status, 1, second.stderr);
+  assert.match(second.stderr, /cannot listen on 127\.0\.0\.1:\d+: Address already in use/);
+  // every new connection still reaches the first server (the demo bot)
+  for (let i = 0; i < 8; i++) {
+    const c = await Client.open(srv.port);
+    c.send({ type: 'hello', user: `port-${i}` });
+    const [m] = await c.waitFor((f) => f.type === 'message');
+    assert.match(m.text, /demo bot/);
+    await c.close();
+  }
+});
