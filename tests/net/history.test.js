@@ -190,7 +190,10 @@ test('SIGTERM under load: every message the server accepted is in the store, wit
       await sleep(2);
     }
   });
-  await sleep(700);
+  // Stop it under load: once 1,000 replies have come back (however fast
+  // this build runs), with the clients still sending.
+  const seenAll = () => clients.reduce((n, c) => n + c.messages().length, 0);
+  for (const end = Date.now() + 60000; seenAll() < 1000 && Date.now() < end;) await sleep(20);
   srv.proc.kill('SIGTERM');
   assert.equal((await srv.exited).code, 0, srv.log());
   go = false;
@@ -224,7 +227,7 @@ test('SIGTERM under load: every message the server accepted is in the store, wit
     assert.deepEqual(seen, received.slice(0, seen.length), `${u}: every reply seen is stored`);
     accepted += received.length;
   }
-  assert.ok(accepted > 1000, `${accepted} messages accepted: under load`);
+  assert.ok(accepted >= 1000, `${accepted} messages accepted: under load`);
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
 
