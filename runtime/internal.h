@@ -13,13 +13,14 @@ typedef struct aw_timer_heap aw_timer_heap_t;
 struct aw_runtime {
     unsigned int n_workers, batch;
     uv_thread_t *workers;
-    uv_mutex_t lock;                                   /* guards the run queue and the counts below it */
-    uv_cond_t work;                                    /* an actor was queued, or the runtime stops */
-    uv_cond_t idle;                                    /* a worker found nothing to do */
-    aw_actor_t *head, *tail;                           /* the run queue, FIFO */
-    unsigned int sleeping;                             /* workers waiting on `work` */
-    unsigned int busy;                                 /* workers running an actor */
-    int stopped;                                       /* written under `lock`, read atomically by senders */
+    uv_mutex_t lock;         /* guards the run queue and the counts below it */
+    uv_cond_t work;          /* an actor was queued, or the runtime stops */
+    uv_cond_t idle;          /* a worker found nothing to do */
+    aw_actor_t *head, *tail; /* the run queue, FIFO */
+    unsigned int sleeping;   /* workers waiting on `work` */
+    unsigned int busy;       /* workers running an actor */
+    unsigned int queued;     /* actors on the run queue; atomic, changed under `lock` */
+    int stopped;             /* written under `lock`, read atomically by senders */
     uint64_t handled, discarded, runs, pending_timers; /* atomic */
     aw_timer_heap_t *timers;
 };
