@@ -129,6 +129,12 @@ def main():
         seqs = sorted(k[1] for k in mongo.docs if k[2] == 0)
         expect(seqs == sorted(said), 'every acknowledged reply stored: %r vs %r' % (seqs, said))
         expect(any('store_down' in l for l in log) and any('store_up' in l for l in log), 'outage logged')
+    except Exception:
+        # what the server said is what explains a failure
+        server.terminate()
+        server.wait(timeout=30)
+        sys.stderr.write('server log:\n' + ''.join(log))
+        raise
     finally:
         server.terminate()
         code = server.wait(timeout=30)
