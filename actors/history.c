@@ -44,7 +44,7 @@ typedef struct req {
     char *user;
     size_t user_len;
     int64_t seq, sub, ts_ms; /* APPEND: the key; MISSED, PAGE: the bound */
-    int direction;
+    int direction, flags;
     aw_buf_t *json;
     size_t limit;
     int botkit;
@@ -88,6 +88,7 @@ typedef struct mark {
     char *user;
     size_t user_len;
     int64_t seq, sub;
+    int protected_id; /* a record of the user carried AW_RECORD_PROTECTED */
 } mark_t;
 
 static int key_above(int64_t seq, int64_t sub, int64_t than_seq, int64_t than_sub)
@@ -103,8 +104,10 @@ static mark_t *mark_slot(aw_history_t *h, const char *user, size_t user_len)
     return &h->marks[x % MARKS];
 }
 
-/* Raises the user's mark to (seq, sub). History thread. */
-static void mark_raise(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub)
+/* Raises the user's mark to (seq, sub), and marks it protected if
+ * `protected_id`. History thread. */
+static void mark_raise(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
+                       int protected_id)
 {
     mark_t *m = mark_slot(h, user, user_len);
     if (m->user == NULL || m->user_len != user_len || memcmp(m->user, user, user_len) != 0) {
@@ -113,20 +116,24 @@ static void mark_raise(aw_history_t *h, const char *user, size_t user_len, int64
         m->user_len = user_len;
         m->seq = seq;
         m->sub = sub;
+        m->protected_id = 0;
     } else if (key_above(seq, sub, m->seq, m->sub)) {
         m->seq = seq;
         m->sub = sub;
     }
+    m->protected_id |= protected_id;
 }
 
 /* The user's mark; returns 0 when this process knows nothing of the user. */
-static int mark_get(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub)
+static int mark_get(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub,
+                    int *protected_id)
 {
     mark_t *m = mark_slot(h, user, user_len);
     if (m->user == NULL || m->user_len != user_len || memcmp(m->user, user, user_len) != 0)
         return 0;
     *seq = m->seq;
     *sub = m->sub;
+    *protected_id |= m->protected_id;
     return 1;
 }
 
@@ -213,7 +220,7 @@ static void maybe_room(aw_history_t *h)
 }
 
 int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
-                      int64_t ts_ms, int direction, aw_buf_t *json)
+                      int64_t ts_ms, int direction, int flags, aw_buf_t *json)
 {
     if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
         return AW_ESTOPPED;
@@ -224,6 +231,7 @@ int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_
     r->sub = sub;
     r->ts_ms = ts_ms;
     r->direction = direction;
+    r->flags = flags;
     r->json = aw_buf_retain(json);
     __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
     return push(h, r);
@@ -319,9 +327,10 @@ static void batch_add(aw_history_t *h, req_t *r)
     rec->sub = r->sub;
     rec->ts_ms = r->ts_ms;
     rec->direction = r->direction;
+    rec->flags = r->flags;
     rec->json = r->json->data;
     rec->json_len = r->json->len;
-    mark_raise(h, rec->user, rec->user_len, rec->seq, rec->sub);
+    mark_raise(h, rec->user, rec->user_len, rec->seq, rec->sub, (rec->flags & AW_RECORD_PROTECTED) != 0);
     h->bufs[h->n] = r->json;
     h->n++;
     r->user = NULL;
@@ -434,21 +443,29 @@ static int read_page(aw_history_t *h, req_t *r, int64_t bseq, int64_t bsub, size
     return aw_store_read(h->store, r->user, r->user_len, bseq, bsub, limit, on_record, out, more);
 }
 
-/* The highest key of the user's records still held (not yet written);
- * returns 0 when none is held. */
-static int held_key(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub)
+/* The user's newest record still held (not yet written), or NULL. */
+static const aw_record_t *held_newest(aw_history_t *h, const char *user, size_t user_len)
 {
-    int found = 0;
+    const aw_record_t *newest = NULL;
     for (size_t i = h->head; i < h->n; i++) {
         const aw_record_t *rec = &h->recs[i];
         if (rec->user_len == user_len && memcmp(rec->user, user, user_len) == 0 &&
-            (!found || key_above(rec->seq, rec->sub, *seq, *sub))) {
-            *seq = rec->seq;
-            *sub = rec->sub;
-            found = 1;
-        }
+            (newest == NULL || key_above(rec->seq, rec->sub, newest->seq, newest->sub)))
+            newest = rec;
     }
-    return found;
+    return newest;
+}
+
+/* The highest key of the user's records still held; returns 0 when none is
+ * held. */
+static int held_key(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub)
+{
+    const aw_record_t *rec = held_newest(h, user, user_len);
+    if (rec == NULL)
+        return 0;
+    *seq = rec->seq;
+    *sub = rec->sub;
+    return 1;
 }
 
 /* The user's last key. The store is read as it is, without writing the batch
@@ -459,18 +476,28 @@ static int held_key(aw_history_t *h, const char *user, size_t user_len, int64_t 
  * (or, if a collision evicted it, the highest record held) is still exact:
  * whatever this process appended for the user was numbered after a key read
  * from the store, and only this process writes the user's records. With
- * neither, the answer is AW_EUNAVAILABLE (see history.h). */
+ * neither, the answer is AW_EUNAVAILABLE (see history.h).
+ *
+ * Whether the id is protected comes from the newest record: a record held
+ * is newer than any stored one, and protection, once proved, is never
+ * taken back, so each later record carries it. The mark keeps it too, for
+ * when the store cannot be read. */
 static void do_tail(aw_history_t *h, req_t *r)
 {
     collect_t c = {0};
     int more, err = read_page(h, r, INT64_MAX, INT64_MAX, 1, &c, &more);
     int64_t seq = 0, sub = 0, mseq = 0, msub = 0;
+    int protected_id = 0;
     if (err == 0 && c.n != 0) {
         seq = c.recs[0].seq;
         sub = c.recs[0].sub;
+        protected_id = (c.recs[0].flags & AW_RECORD_PROTECTED) != 0;
     }
-    int known =
-        mark_get(h, r->user, r->user_len, &mseq, &msub) || held_key(h, r->user, r->user_len, &mseq, &msub);
+    const aw_record_t *held = held_newest(h, r->user, r->user_len);
+    if (held != NULL)
+        protected_id |= (held->flags & AW_RECORD_PROTECTED) != 0;
+    int known = mark_get(h, r->user, r->user_len, &mseq, &msub, &protected_id) ||
+                held_key(h, r->user, r->user_len, &mseq, &msub);
     if (known && key_above(mseq, msub, seq, sub)) {
         seq = mseq;
         sub = msub;
@@ -480,8 +507,8 @@ static void do_tail(aw_history_t *h, req_t *r)
     else if (err != 0)
         err = AW_EUNAVAILABLE;
     if (err == 0)
-        mark_raise(h, r->user, r->user_len, seq, sub);
-    ((aw_history_tail_cb)r->cb)(err, seq, sub, r->data);
+        mark_raise(h, r->user, r->user_len, seq, sub, protected_id);
+    ((aw_history_tail_cb)r->cb)(err, seq, sub, err == 0 && protected_id, r->data);
     collect_free(&c);
 }
 
@@ -661,7 +688,7 @@ static void take_mailbox(aw_history_t *h)
 static void answer_stopped(req_t *r)
 {
     if (r->kind == REQ_TAIL)
-        ((aw_history_tail_cb)r->cb)(AW_ESTOPPED, 0, 0, r->data);
+        ((aw_history_tail_cb)r->cb)(AW_ESTOPPED, 0, 0, 0, r->data);
     else if (r->kind == REQ_MISSED)
         ((aw_history_frames_cb)r->cb)(AW_ESTOPPED, NULL, 0, r->data);
     else if (r->kind == REQ_PAGE)

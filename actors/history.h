@@ -48,11 +48,12 @@ typedef struct aw_history_stats {
 aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *config);
 
 /* Queues one record; the user id and JSON are copied (`json` is retained).
+ * `flags`: AW_RECORD_PROTECTED when the user's id is protected (store.h).
  * Returns 0, AW_EFULL when the queue is at either bound (records or bytes),
  * AW_ESTOPPED after stop. Refusals are counted, and logged once per episode
  * (from the first refusal until the queue has room again). Any thread. */
 int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
-                      int64_t ts_ms, int direction, aw_buf_t *json);
+                      int64_t ts_ms, int direction, int flags, aw_buf_t *json);
 
 /* The latest key of a user (0, 0 when none), so that numbering continues
  * after a restart and never repeats. It never waits for held records to be
@@ -67,9 +68,12 @@ int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_
  *   (0, 0) and says nothing. Numbering now could repeat a stored seq: ask
  *   again later.
  * - AW_ESTOPPED: the history is stopping.
+ * With err 0, `protected_id` is 1 when the user's newest record (stored or
+ * held) was written while the id was protected (AW_RECORD_PROTECTED), or
+ * this process saw such a record of the user; otherwise 0.
  * Pending reads are counted in the stats (`reads`) until their callback has
  * returned. Any thread; the callback runs on the history thread. */
-typedef void (*aw_history_tail_cb)(int err, int64_t seq, int64_t sub, void *data);
+typedef void (*aw_history_tail_cb)(int err, int64_t seq, int64_t sub, int protected_id, void *data);
 int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_history_tail_cb cb, void *data);
 
 /* The bot messages of a user with after_seq < seq, oldest first, at most

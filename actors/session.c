@@ -32,6 +32,7 @@ typedef struct hist_msg {
     aw_msg_t super;
     int err;
     int64_t seq, sub;
+    int protected_id; /* LOADED: the user's newest record says the id is protected */
     aw_buf_t **frames;
     size_t n;
     aw_reply_t **replies; /* a remote bot's answer */
@@ -203,9 +204,11 @@ static void remember(aw_session_t *s, int64_t seq, aw_buf_t *frame)
 
 static void keep(aw_session_t *s, int64_t seq, int64_t sub, int64_t ts, int direction, aw_buf_t *json)
 {
-    /* A full queue refuses the record and counts it; the chat goes on. */
+    /* A full queue refuses the record and counts it; the chat goes on. The
+     * flag lets a restarted server know the id is protected (see admit). */
     if (s->cfg->history != NULL)
-        aw_history_append(s->cfg->history, s->user, s->user_len, seq, sub, ts, direction, json);
+        aw_history_append(s->cfg->history, s->user, s->user_len, seq, sub, ts, direction,
+                          s->st->protected_id ? AW_RECORD_PROTECTED : 0, json);
 }
 
 /* Numbers, sends and keeps one bot message. A guest's reply is neither
@@ -273,7 +276,10 @@ static int is_greeting(const char *type)
  * sees the user's variables, answers or history, never adds to them, and is
  * never shown to the user's sockets. Clients that never send a token (Botkit's
  * own) are trusted by id, as Botkit trusts them, for as long as nobody has
- * proved the id; with --history-auth off every speaker is. */
+ * proved the id; with --history-auth off every speaker is. Protection
+ * outlives the process: the records kept from then on carry
+ * AW_RECORD_PROTECTED, and the user's newest record is read before the
+ * first turn (load). */
 static int admit(aw_session_t *s, aw_inbound_t *in, int *issue, int *guest)
 {
     const aw_chat_config_t *cfg = s->cfg;
@@ -521,7 +527,7 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
         run_bot(s, in);
 }
 
-static void on_tail(int err, int64_t seq, int64_t sub, void *data)
+static void on_tail(int err, int64_t seq, int64_t sub, int protected_id, void *data)
 {
     aw_session_t *s = data; /* history thread: hand the answer to the session */
     hist_msg_t *m = aw_calloc(1, sizeof(*m));
@@ -530,6 +536,7 @@ static void on_tail(int err, int64_t seq, int64_t sub, void *data)
     m->err = err;
     m->seq = seq;
     m->sub = sub;
+    m->protected_id = protected_id;
     if (aw_actor_send(&s->super, &m->super) != 0)
         aw_msg_release(&m->super);
     aw_actor_release(&s->super);
@@ -662,6 +669,7 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
         st->sub = m->sub;
     }
     st->known |= st->seq > 0 || st->sub > 0;
+    st->protected_id |= m->protected_id;
     st->loaded = 1;
     pump(s);
 }

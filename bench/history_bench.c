@@ -118,7 +118,7 @@ static result_t run_batched(const workload_t *w, const char *dir)
     for (size_t i = 0; i < w->n; i++) {
         size_t u = i % USERS;
         while (aw_history_append(h, w->user[u], w->user_len[u], (int64_t)(i / USERS + 1), 0, 1700000000000,
-                                 AW_RECORD_OUT, w->json[i]) == AW_EFULL)
+                                 AW_RECORD_OUT, 0, w->json[i]) == AW_EFULL)
             usleep(100);
     }
     aw_history_stats_t st;

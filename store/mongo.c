@@ -6,7 +6,8 @@
  * (user, seq, sub), so a retried batch cannot insert a record twice: the
  * duplicate-key errors of an unordered insert_many mean "already stored".
  * The message itself is kept as a subdocument, with user, seq, sub, ts (a
- * date), dir, type and text beside it for people querying the collection.
+ * date), dir, type and text beside it for people querying the collection,
+ * and `flags` when a record has any (AW_RECORD_PROTECTED).
  */
 #include <mongoc/mongoc.h>
 #include <pthread.h>
@@ -72,6 +73,8 @@ static void append_record(bson_t *doc, const aw_record_t *r)
     BSON_APPEND_INT64(doc, "sub", r->sub);
     BSON_APPEND_DATE_TIME(doc, "ts", r->ts_ms);
     BSON_APPEND_INT32(doc, "dir", r->direction);
+    if (r->flags != 0)
+        BSON_APPEND_INT32(doc, "flags", r->flags); /* absent reads as 0 */
     BSON_APPEND_UTF8(doc, "type", r->direction == AW_RECORD_OUT ? "message" : "message_received");
     if (bson_init_from_json(&msg, r->json, (ssize_t)r->json_len, &err)) {
         bson_iter_t it;
@@ -173,6 +176,7 @@ static void collect(const bson_t *doc, void *data)
     r->sub = get_int(doc, "sub");
     r->ts_ms = get_int(doc, "ts");
     r->direction = (int)get_int(doc, "dir");
+    r->flags = (int)get_int(doc, "flags");
     char *json = NULL;
     if (bson_iter_init_find(&it, doc, "message") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
         const uint8_t *raw;

@@ -40,8 +40,9 @@ typedef struct sqlite_store {
  * batch's instructions with one INSERT per record; a batch now runs one
  * statement per ROWS records and single INSERTs for the rest. */
 #define ROWS 32
-#define INSERT_SQL "INSERT OR IGNORE INTO history (user, seq, sub, ts, dir, json) VALUES "
-#define VALUES_SQL "(?,?,?,?,?,?)"
+#define INSERT_SQL "INSERT OR IGNORE INTO history (user, seq, sub, ts, dir, json, flags) VALUES "
+#define VALUES_SQL "(?,?,?,?,?,?,?)"
+#define PARAMS 7 /* per record */
 
 /* The cache (32 MiB) holds the index pages a busy chat touches (the newest
  * leaf of each active user's range) and the table's tail; at SQLite's default
@@ -56,8 +57,27 @@ static const char schema[] =
     "PRAGMA cache_size=-32768;"
     "CREATE TABLE IF NOT EXISTS history ("
     " id INTEGER PRIMARY KEY, user TEXT NOT NULL, seq INTEGER NOT NULL, sub INTEGER NOT NULL,"
-    " ts INTEGER NOT NULL, dir INTEGER NOT NULL, json TEXT NOT NULL);"
+    " ts INTEGER NOT NULL, dir INTEGER NOT NULL, json TEXT NOT NULL, flags INTEGER NOT NULL DEFAULT 0);"
     "CREATE UNIQUE INDEX IF NOT EXISTS history_key ON history (user, seq, sub);";
+
+/* A file made before records had flags gets the column (0 for the records
+ * it holds: nothing was protected then). */
+static int add_flags_column(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('history') WHERE name = 'flags'", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return SQLITE_OK;
+    if (rc != SQLITE_DONE)
+        return rc;
+    return sqlite3_exec(db, "ALTER TABLE history ADD COLUMN flags INTEGER NOT NULL DEFAULT 0", NULL, NULL,
+                        NULL);
+}
 
 /* Busy, locked, read-only, full, I/O: the caller may retry later. */
 static int map(int rc)
@@ -90,7 +110,7 @@ static int step_reset(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map(rc);
 }
 
-/* Binds record `r` to the six parameters after `first`. */
+/* Binds record `r` to the PARAMS parameters after `first`. */
 static void bind_record(sqlite3_stmt *st, int first, const aw_record_t *r)
 {
     sqlite3_bind_text(st, first + 1, r->user, (int)r->user_len, SQLITE_STATIC);
@@ -99,6 +119,7 @@ static void bind_record(sqlite3_stmt *st, int first, const aw_record_t *r)
     sqlite3_bind_int64(st, first + 4, r->ts_ms);
     sqlite3_bind_int(st, first + 5, r->direction);
     sqlite3_bind_text(st, first + 6, r->json, (int)r->json_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, first + 7, r->flags);
 }
 
 static int sq_append(aw_store_t *store, const aw_record_t *r, size_t n)
@@ -108,7 +129,7 @@ static int sq_append(aw_store_t *store, const aw_record_t *r, size_t n)
     size_t i = 0;
     for (; i + ROWS <= n && err == 0; i += ROWS) {
         for (int k = 0; k < ROWS; k++)
-            bind_record(s->insert_rows, 6 * k, &r[i + k]);
+            bind_record(s->insert_rows, PARAMS * k, &r[i + k]);
         err = step_reset(s->insert_rows);
     }
     for (; i < n && err == 0; i++) {
@@ -153,6 +174,7 @@ static int sq_read(aw_store_t *store, const char *user, size_t user_len, int64_t
         r->direction = sqlite3_column_int(st, 3);
         r->json_len = (size_t)sqlite3_column_bytes(st, 4);
         r->json = aw_strndup((const char *)sqlite3_column_text(st, 4), r->json_len);
+        r->flags = sqlite3_column_int(st, 5);
     }
     int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map(rc);
     sqlite3_reset(st);
@@ -203,16 +225,16 @@ static int prepare(sqlite_store_t *s)
     char rows[sizeof(INSERT_SQL) + ROWS * sizeof("," VALUES_SQL)] = INSERT_SQL VALUES_SQL;
     for (int k = 1; k < ROWS; k++)
         strcat(rows, "," VALUES_SQL);
-    const char *const sql[] = {
-        INSERT_SQL VALUES_SQL,
-        rows,
-        "SELECT seq, sub, ts, dir, json FROM history WHERE user = ?1 AND (seq < ?2 OR (seq = ?2 AND sub < "
-        "?3))"
-        " ORDER BY seq DESC, sub DESC LIMIT ?4",
-        "SELECT max(seq) FROM history WHERE user = ? AND dir = 1",
-        "BEGIN IMMEDIATE",
-        "COMMIT",
-        "ROLLBACK"};
+    const char *const sql[] = {INSERT_SQL VALUES_SQL,
+                               rows,
+                               "SELECT seq, sub, ts, dir, json, flags FROM history WHERE user = ?1 AND (seq "
+                               "< ?2 OR (seq = ?2 AND sub < "
+                               "?3))"
+                               " ORDER BY seq DESC, sub DESC LIMIT ?4",
+                               "SELECT max(seq) FROM history WHERE user = ? AND dir = 1",
+                               "BEGIN IMMEDIATE",
+                               "COMMIT",
+                               "ROLLBACK"};
     sqlite3_stmt **out[] = {&s->insert, &s->insert_rows, &s->page,    &s->last,
                             &s->begin,  &s->commit,      &s->rollback};
     for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++)
@@ -231,6 +253,8 @@ int aw_store__sqlite_open(aw_store_t **out, const char *path, const aw_store_opt
         sqlite3_busy_timeout(s->db, options->timeout_ms != 0 ? options->timeout_ms : 5000);
         rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
     }
+    if (rc == SQLITE_OK)
+        rc = add_flags_column(s->db);
     if (rc == SQLITE_OK && prepare(s) != 0)
         rc = sqlite3_errcode(s->db);
     if (rc != SQLITE_OK) {

@@ -27,6 +27,15 @@ enum {
     AW_RECORD_OUT = 1, /* the bot sent it: type "message", with its seq */
 };
 
+/* Flags of a record. */
+enum {
+    /* Written while the user's id was protected: a client had proved the
+     * user's token, so speakers without it are guests (PROTOCOL, Identity
+     * tokens). A user's newest record tells a restarted server whether the
+     * id is protected. */
+    AW_RECORD_PROTECTED = 1,
+};
+
 typedef struct aw_record {
     const char *user; /* user id, UTF-8, 1..256 bytes */
     size_t user_len;
@@ -34,6 +43,7 @@ typedef struct aw_record {
     int64_t sub;      /* 0 for a bot message, >= 1 for the person's */
     int64_t ts_ms;    /* milliseconds since the epoch */
     int direction;    /* AW_RECORD_IN or AW_RECORD_OUT */
+    int flags;        /* AW_RECORD_PROTECTED or 0 */
     const char *json; /* the whole message object, as the client will get it back */
     size_t json_len;
 } aw_record_t;

@@ -89,3 +89,44 @@ test('a later reply reaches the socket that asked for it, even without a token',
   assert.deepEqual(c.messages().slice(-5).map((f) => f.text), ['One.', 'Two.', 'Three.', 'Four.', 'Five.']);
   await c.close();
 });
+
+test('protection outlives a restart: after one, the id alone is still a guest', async (t) => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-protect-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  let s1 = await startServer(['--bot', 'echo', '--rate', '0'], { dataDir });
+  const victim = await Client.open(s1.port);
+  victim.send({ type: 'hello', user: 'pv1' });
+  const [session] = await victim.waitFor((f) => f.type === 'session');
+  const token = session.token;
+  assert.equal((await say(victim, 'pv1', 'mine', { token })).seq, 1);
+  await victim.close();
+  // A user that never proved anything, for contrast: trusted by id before and after.
+  assert.equal((await post(s1.port, '/botkit/receive', { type: 'message', user: 'open1', text: 'a' })).json.seq, 1);
+  assert.equal((await s1.stop()).code, 0, s1.log());
+
+  const s2 = await startServer(['--bot', 'echo', '--rate', '0'], { dataDir });
+  t.after(() => s2.stop());
+  const intruder = await Client.open(s2.port);
+  intruder.send({ type: 'welcome_back', user: 'pv1' });
+  const [is] = await intruder.waitFor((f) => f.type === 'session');
+  assert.equal(is.seq, 0, 'the restarted server knows the id is protected before the first turn');
+  const reply = await say(intruder, 'pv1', 'let me in');
+  assert.equal(reply.seq, undefined, 'a guest');
+  const hook = await post(s2.port, '/botkit/receive', { type: 'message', user: 'pv1', text: 'me too' });
+  assert.equal(hook.json.seq, undefined, 'a guest over the webhook too');
+  await intruder.close();
+  assert.equal((await post(s2.port, '/botkit/receive', { type: 'message', user: 'open1', text: 'b' })).json.seq, 2);
+
+  const back = await Client.open(s2.port);
+  back.send({ type: 'welcome_back', user: 'pv1', token });
+  const [bs] = await back.waitFor((f) => f.type === 'session');
+  assert.equal(bs.seq, 1);
+  assert.equal((await say(back, 'pv1', 'still mine', { token })).seq, 2);
+  const h = await post(s2.port, '/botkit/history', { user: 'pv1', token, limit: 100 });
+  assert.deepEqual(h.json.history.map((e) => e.text), ['mine', 'mine', 'still mine', 'still mine']);
+  await back.close();
+  assert.equal((await s2.stop()).code, 0, s2.log());
+});

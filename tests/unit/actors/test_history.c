@@ -24,6 +24,7 @@ typedef struct answer {
     uv_cond_t cond;
     int done, err;
     int64_t seq, sub;
+    int protected_id;
     aw_buf_t *body;
     aw_buf_t **frames;
     size_t n;
@@ -52,12 +53,13 @@ static void answer_done(answer_t *a)
     uv_mutex_unlock(&a->lock);
 }
 
-static void on_tail(int err, int64_t seq, int64_t sub, void *data)
+static void on_tail(int err, int64_t seq, int64_t sub, int protected_id, void *data)
 {
     answer_t *a = data;
     a->err = err;
     a->seq = seq;
     a->sub = sub;
+    a->protected_id = protected_id;
     answer_done(a);
 }
 
@@ -91,15 +93,21 @@ static aw_history_t *open_history(const char *name, size_t batch, unsigned flush
     return aw_history_start(store, &cfg);
 }
 
-/* Appends one record whose JSON is {"t":"TEXT"}. */
-static void add(aw_history_t *h, const char *user, int64_t seq, int64_t sub, const char *text)
+/* Appends one record whose JSON is {"t":"TEXT"}, with `flags`. */
+static void add_flagged(aw_history_t *h, const char *user, int64_t seq, int64_t sub, const char *text,
+                        int flags)
 {
     char json[128];
     int n = snprintf(json, sizeof(json), "{\"t\":\"%s\"}", text);
     aw_buf_t *b = aw_buf_new(json, (size_t)n);
-    CHECK(aw_history_append(h, user, strlen(user), seq, sub, 1, sub == 0 ? AW_RECORD_OUT : AW_RECORD_IN, b) ==
-          0);
+    CHECK(aw_history_append(h, user, strlen(user), seq, sub, 1, sub == 0 ? AW_RECORD_OUT : AW_RECORD_IN,
+                            flags, b) == 0);
     aw_buf_release(b);
+}
+
+static void add(aw_history_t *h, const char *user, int64_t seq, int64_t sub, const char *text)
+{
+    add_flagged(h, user, seq, sub, text, 0);
 }
 
 static char *page(aw_history_t *h, const char *user, int64_t before, size_t limit, int botkit)
@@ -339,6 +347,41 @@ static void test_tail_does_not_wait_for_a_failing_write(void)
     CHECK(aw_history_stop(h, 1000) == 0);
 }
 
+static void tail_of(aw_history_t *h, const char *user, answer_t *a)
+{
+    answer_init(a);
+    CHECK(aw_history_tail(h, user, strlen(user), on_tail, a) == 0);
+    answer_wait(a);
+}
+
+/* Whether a user's id is protected comes back with the tail, from the
+ * newest record, whether it is still held or stored, and after a restart. */
+static void test_tail_says_protected(void)
+{
+    aw_history_t *h = open_history("protected.db", 1000, 10000); /* holds everything until a read or stop */
+    add(h, "p", 1, 0, "before proof");
+    add_flagged(h, "p", 1, 1, "proved", AW_RECORD_PROTECTED);
+    add(h, "q", 1, 0, "never proved");
+    answer_t a;
+    tail_of(h, "p", &a);
+    CHECK(a.err == 0 && a.seq == 1 && a.sub == 1 && a.protected_id == 1);
+    tail_of(h, "q", &a);
+    CHECK(a.err == 0 && a.seq == 1 && a.protected_id == 0);
+    tail_of(h, "nobody", &a);
+    CHECK(a.err == 0 && a.seq == 0 && a.protected_id == 0);
+    CHECK(aw_history_stop(h, 1000) == 0);
+
+    h = open_history("protected.db", 1000, 10000); /* a restart: only the store knows */
+    tail_of(h, "p", &a);
+    CHECK(a.err == 0 && a.seq == 1 && a.sub == 1 && a.protected_id == 1);
+    tail_of(h, "q", &a);
+    CHECK(a.err == 0 && a.seq == 1 && a.protected_id == 0);
+    add_flagged(h, "q", 2, 0, "proved now", AW_RECORD_PROTECTED); /* held, newer than the store */
+    tail_of(h, "q", &a);
+    CHECK(a.err == 0 && a.seq == 2 && a.protected_id == 1);
+    CHECK(aw_history_stop(h, 1000) == 0);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -348,6 +391,7 @@ int main(void)
     test_page_groups();
     test_stop_writes_everything();
     test_tail_does_not_wait_for_a_failing_write();
+    test_tail_says_protected();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -27,10 +27,13 @@ def expect(cond, what):
         raise AssertionError(what)
 
 
-def doc(seq, sub, text):
-    return {'_id': {'u': 'u"1', 's': Int64(seq), 'k': Int64(sub)}, 'user': 'u"1', 'seq': Int64(seq),
-            'sub': Int64(sub), 'dir': 1 if sub == 0 else 0,
-            'message': {'type': 'message', 'text': text, 'n': Int64(12345678901)}}
+def doc(seq, sub, text, flags=None):
+    d = {'_id': {'u': 'u"1', 's': Int64(seq), 'k': Int64(sub)}, 'user': 'u"1', 'seq': Int64(seq),
+         'sub': Int64(sub), 'dir': 1 if sub == 0 else 0,
+         'message': {'type': 'message', 'text': text, 'n': Int64(12345678901)}}
+    if flags is not None:
+        d['flags'] = flags
+    return d
 
 
 def documents(request):
@@ -58,6 +61,7 @@ def script(server):
     expect(first['type'] == 'message' and first['text'] == 'hi', 'type and text copied out')
     expect(first['message']['text'] == 'hi', 'the message kept whole')
     expect(docs[1]['type'] == 'message_received' and docs[1]['message']['n'] == 12345678901, 'second document')
+    expect('flags' not in first and docs[1].get('flags') == 1, 'flags only where set: %r' % docs)
     expect(first['ts'].year == 2023, 'ts is a date')
     r.ok(n=3)
 
@@ -67,7 +71,7 @@ def script(server):
     expect(dict(r.doc['sort']) == {'seq': -1, 'sub': -1}, 'newest first')
     expect(r.doc['limit'] == 3, 'limit + 1 to know about more')
     r.replies({'cursor': {'id': Int64(0), 'ns': 'anywhere.history',
-                          'firstBatch': [doc(2, 0, 'bye'), doc(1, 1, 'yo'), doc(1, 0, 'hi')]}, 'ok': 1})
+                          'firstBatch': [doc(2, 0, 'bye', 1), doc(1, 1, 'yo'), doc(1, 0, 'hi')]}, 'ok': 1})
 
     r = server.receives(timeout=10)
     expect(r.command_name == 'find' and r.doc['filter'].get('dir') == 1, 'last seq: %r' % r.doc)

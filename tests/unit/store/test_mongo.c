@@ -12,6 +12,7 @@
 
 typedef struct got {
     int64_t seq[8], sub[8];
+    int flags[8];
     char json[8][256];
     int n;
 } got_t;
@@ -22,6 +23,7 @@ static void on_record(const aw_record_t *r, void *data)
     if (g->n < 8) {
         g->seq[g->n] = r->seq;
         g->sub[g->n] = r->sub;
+        g->flags[g->n] = r->flags;
         snprintf(g->json[g->n], sizeof(g->json[0]), "%.*s", (int)r->json_len, r->json);
         g->n++;
     }
@@ -52,6 +54,7 @@ int main(int argc, char **argv)
     aw_record_t batch[3] = {rec(1, 0, "{\"type\":\"message\",\"text\":\"hi\",\"seq\":1}"),
                             rec(1, 1, "{\"type\":\"message_received\",\"text\":\"yo\",\"n\":12345678901}"),
                             rec(2, 0, "{\"type\":\"message\",\"text\":\"bye\",\"seq\":2}")};
+    batch[1].flags = AW_RECORD_PROTECTED;     /* a field of its document; the others have none */
     CHECK(aw_store_append(s, batch, 3) == 0); /* one insert of three documents */
 
     got_t g = {0};
@@ -61,6 +64,7 @@ int main(int argc, char **argv)
     CHECK(g.n == 2 && g.seq[0] == 1 && g.sub[0] == 1 && g.seq[1] == 2 && g.sub[1] == 0); /* oldest first */
     CHECK(strstr(g.json[0], "\"text\" : \"yo\"") != NULL || strstr(g.json[0], "\"text\":\"yo\"") != NULL);
     CHECK(strstr(g.json[0], "12345678901") != NULL); /* a plain number, not {"$numberLong"} */
+    CHECK(g.n == 2 && g.flags[0] == 0 && g.flags[1] == AW_RECORD_PROTECTED); /* as the documents say */
 
     int64_t seq = -1;
     CHECK(aw_store_last_seq(s, "u\"1", 3, &seq) == 0 && seq == 2);

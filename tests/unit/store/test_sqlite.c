@@ -1,8 +1,8 @@
 /*
  * The SQLite backend over a real file: both directions read back in order,
  * pages and `more`, paging to the beginning, idempotent batches, last_seq,
- * reopening, a locked database (the batch fails whole, then succeeds), and a
- * path that cannot be opened.
+ * reopening, a locked database (the batch fails whole, then succeeds), record
+ * flags (and a file from before them), and a path that cannot be opened.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 
 typedef struct got {
     int64_t seq[64], sub[64];
+    int flags[64];
     char json[64][64];
     int n;
 } got_t;
@@ -24,6 +25,7 @@ static void on_record(const aw_record_t *r, void *data)
     if (g->n < 64) {
         g->seq[g->n] = r->seq;
         g->sub[g->n] = r->sub;
+        g->flags[g->n] = r->flags;
         snprintf(g->json[g->n], sizeof(g->json[0]), "%.*s", (int)r->json_len, r->json);
         g->n++;
     }
@@ -129,6 +131,42 @@ int main(void)
             before = g.seq[0];
     } while (more && g.n != 0);
     CHECK(n == BIG && in_order);
+    aw_store_close(s);
+
+    /* Flags come back as written. */
+    CHECK(aw_store_open(&s, uri, &opts) == 0);
+    aw_record_t flagged[] = {rec("dan", 1, 0, "{\"b\":1}"), rec("dan", 1, 1, "{\"p\":1}")};
+    flagged[1].flags = AW_RECORD_PROTECTED;
+    CHECK(aw_store_append(s, flagged, 2) == 0);
+    g = page(s, "dan", INT64_MAX, INT64_MAX, 10, &more);
+    CHECK(g.n == 2 && g.flags[0] == 0 && g.flags[1] == AW_RECORD_PROTECTED);
+    aw_store_close(s);
+
+    /* A file from before records had flags: opened, it gains the column,
+     * its records read with none, and new ones keep theirs. */
+    char old_path[160], old_uri[192];
+    snprintf(old_path, sizeof(old_path), "%s/old.db", dir);
+    snprintf(old_uri, sizeof(old_uri), "sqlite:%s", old_path);
+    sqlite3 *raw;
+    CHECK(sqlite3_open(old_path, &raw) == SQLITE_OK);
+    CHECK(
+        sqlite3_exec(
+            raw,
+            "CREATE TABLE history (id INTEGER PRIMARY KEY, user TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " sub INTEGER NOT NULL, ts INTEGER NOT NULL, dir INTEGER NOT NULL, json TEXT NOT NULL);"
+            "CREATE UNIQUE INDEX history_key ON history (user, seq, sub);"
+            "INSERT INTO history (user, seq, sub, ts, dir, json) VALUES ('eve', 1, 0, 1, 1, '{\"old\":1}');",
+            NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(raw);
+    CHECK(aw_store_open(&s, old_uri, &opts) == 0);
+    aw_record_t newer = rec("eve", 2, 0, "{\"new\":1}");
+    newer.flags = AW_RECORD_PROTECTED;
+    CHECK(aw_store_append(s, &newer, 1) == 0);
+    g = page(s, "eve", INT64_MAX, INT64_MAX, 10, &more);
+    CHECK(g.n == 2 && strcmp(g.json[0], "{\"old\":1}") == 0 && g.flags[0] == 0 &&
+          g.flags[1] == AW_RECORD_PROTECTED);
+    aw_store_close(s);
+    CHECK(aw_store_open(&s, old_uri, &opts) == 0); /* and opens again as it is */
     aw_store_close(s);
 
     CHECK(aw_store_open(&s, "sqlite:/nonexistent-dir/x/h.db", &opts) == AW_EUNAVAILABLE);
