@@ -456,18 +456,6 @@ static const aw_record_t *held_newest(aw_history_t *h, const char *user, size_t 
     return newest;
 }
 
-/* The highest key of the user's records still held; returns 0 when none is
- * held. */
-static int held_key(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub)
-{
-    const aw_record_t *rec = held_newest(h, user, user_len);
-    if (rec == NULL)
-        return 0;
-    *seq = rec->seq;
-    *sub = rec->sub;
-    return 1;
-}
-
 /* The user's last key. The store is read as it is, without writing the batch
  * first: a store that refuses writes must not hold up a session's first turn.
  * Every record of the user that is not in the store yet is in the batch, and
@@ -496,8 +484,12 @@ static void do_tail(aw_history_t *h, req_t *r)
     const aw_record_t *held = held_newest(h, r->user, r->user_len);
     if (held != NULL)
         protected_id |= (held->flags & AW_RECORD_PROTECTED) != 0;
-    int known = mark_get(h, r->user, r->user_len, &mseq, &msub, &protected_id) ||
-                held_key(h, r->user, r->user_len, &mseq, &msub);
+    int known = mark_get(h, r->user, r->user_len, &mseq, &msub, &protected_id);
+    if (!known && held != NULL) {
+        mseq = held->seq;
+        msub = held->sub;
+        known = 1;
+    }
     if (known && key_above(mseq, msub, seq, sub)) {
         seq = mseq;
         sub = msub;

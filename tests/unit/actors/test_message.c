@@ -133,38 +133,15 @@ static void test_reply_write(void)
     aw_buf_release(b);
 }
 
-/* A bot's {"disable_input": true} is a known field and sits in `extra` too:
- * the frame once carried it twice. */
-static void test_reply_disable_input_written_once(void)
+/* Builds a reply from the bot's object `json`, writes its frame for user "u"
+ * and checks it is `want` and parses back as a client message. */
+static void check_reply_frame(const char *json, const char *channel, int64_t seq, const char *want)
 {
-    const char *j = "{\"text\":\"x\",\"disable_input\":true,\"custom\":1}";
     char errbuf[64];
-    yajl_val obj = yajl_tree_parse(j, errbuf, sizeof(errbuf));
+    yajl_val obj = yajl_tree_parse(json, errbuf, sizeof(errbuf));
     aw_reply_t *r = NULL;
     CHECK(aw_reply_from_object(obj, &r) == 0);
-    aw_buf_t *b = aw_reply_write(r, "u", 1, NULL, -1, -1);
-    const char *want =
-        "{\"type\":\"message\",\"text\":\"x\",\"disable_input\":true,\"custom\":1,\"user\":\"u\"}";
-    if (strcmp(b->data, want) != 0)
-        fprintf(stderr, "got  %s\nwant %s\n", b->data, want);
-    CHECK(strcmp(b->data, want) == 0);
-    aw_buf_release(b);
-    aw_reply_free(r);
-}
-
-/* `token` and `last_seq` are the client's fields: a bot that sets them (a
- * string or not) must not get them into a user's frame, where a client
- * would take them for its own and the frame would no longer parse as one. */
-static void test_reply_drops_client_fields(void)
-{
-    const char *j = "{\"text\":\"x\",\"token\":5,\"last_seq\":\"9\",\"custom\":1}";
-    char errbuf[64];
-    yajl_val obj = yajl_tree_parse(j, errbuf, sizeof(errbuf));
-    aw_reply_t *r = NULL;
-    CHECK(aw_reply_from_object(obj, &r) == 0);
-    aw_buf_t *b = aw_reply_write(r, "u", 1, "websocket", 3, -1);
-    const char *want = "{\"type\":\"message\",\"text\":\"x\",\"custom\":1,\"user\":\"u\",\"channel\":"
-                       "\"websocket\",\"seq\":3}";
+    aw_buf_t *b = aw_reply_write(r, "u", 1, channel, seq, -1);
     if (strcmp(b->data, want) != 0)
         fprintf(stderr, "got  %s\nwant %s\n", b->data, want);
     CHECK(strcmp(b->data, want) == 0);
@@ -173,6 +150,25 @@ static void test_reply_drops_client_fields(void)
     aw_message_dispose(&m);
     aw_buf_release(b);
     aw_reply_free(r);
+}
+
+/* A bot's {"disable_input": true} is a known field and sits in `extra` too:
+ * the frame once carried it twice. */
+static void test_reply_disable_input_written_once(void)
+{
+    check_reply_frame(
+        "{\"text\":\"x\",\"disable_input\":true,\"custom\":1}", NULL, -1,
+        "{\"type\":\"message\",\"text\":\"x\",\"disable_input\":true,\"custom\":1,\"user\":\"u\"}");
+}
+
+/* `token` and `last_seq` are the client's fields: a bot that sets them (a
+ * string or not) must not get them into a user's frame, where a client
+ * would take them for its own and the frame would no longer parse as one. */
+static void test_reply_drops_client_fields(void)
+{
+    check_reply_frame("{\"text\":\"x\",\"token\":5,\"last_seq\":\"9\",\"custom\":1}", "websocket", 3,
+                      "{\"type\":\"message\",\"text\":\"x\",\"custom\":1,\"user\":\"u\",\"channel\":"
+                      "\"websocket\",\"seq\":3}");
 }
 
 /* The reference the writer must match byte for byte: yajl_gen, as the server
