@@ -518,7 +518,8 @@ int main(int argc, char **argv)
                              .recent = o.recent,
                              .history = history,
                              .rate = o.rate,
-                             .burst = o.burst < 1 ? 1 : o.burst};
+                             .burst = o.burst < 1 ? 1 : o.burst,
+                             .claim_ms = o.store_timeout_ms};
     aw_registry_t *reg = aw_registry_create(rt, &chat);
     const char *api_key = o.api_key != NULL ? o.api_key : getenv("ANYWHERE_API_KEY");
     if (api_key != NULL && api_key[0] == '\0')

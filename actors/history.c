@@ -24,13 +24,15 @@
 #include <ck_stack.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
+#include <openssl/rand.h>
 #include "actors/metrics.h"
 #include "runtime/log.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
 
-enum { REQ_APPEND, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
+enum { REQ_APPEND, REQ_CLAIM, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
 
 /* How the thread sleeps: idle (any request wakes it) or waiting for a
  * partial batch's deadline (only a read, a stop or a full batch wakes it, so
@@ -72,6 +74,7 @@ struct aw_history {
     req_t *fifo_head, *fifo_tail;
     aw_record_t *recs; /* the batch: recs[head..n) */
     aw_buf_t **bufs;
+    struct waiter *waits; /* per record: who waits for it to be durable (a claim), or cb NULL */
     size_t head, n, cap;
     uint64_t first_at, retry_at, backoff;
     struct mark *marks; /* MARKS slots, direct-mapped by the user's hash */
@@ -88,8 +91,15 @@ typedef struct mark {
     char *user;
     size_t user_len;
     int64_t seq, sub;
-    int protected_id; /* a record of the user carried AW_RECORD_PROTECTED */
+    int flags; /* AW_TAIL_PROTECTED: a record of the user carried AW_RECORD_PROTECTED;
+                * AW_TAIL_KNOWN: a record of the user was appended or read */
 } mark_t;
+
+/* A claim waiting for its record to be written (aw_history_claim). */
+typedef struct waiter {
+    aw_history_done_cb cb;
+    void *data;
+} waiter_t;
 
 static int key_above(int64_t seq, int64_t sub, int64_t than_seq, int64_t than_sub)
 {
@@ -104,10 +114,10 @@ static mark_t *mark_slot(aw_history_t *h, const char *user, size_t user_len)
     return &h->marks[x % MARKS];
 }
 
-/* Raises the user's mark to (seq, sub), and marks it protected if
- * `protected_id`. History thread. */
+/* Raises the user's mark to (seq, sub), and adds `flags` (AW_TAIL_...).
+ * History thread. */
 static void mark_raise(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
-                       int protected_id)
+                       int flags)
 {
     mark_t *m = mark_slot(h, user, user_len);
     if (m->user == NULL || m->user_len != user_len || memcmp(m->user, user, user_len) != 0) {
@@ -116,24 +126,24 @@ static void mark_raise(aw_history_t *h, const char *user, size_t user_len, int64
         m->user_len = user_len;
         m->seq = seq;
         m->sub = sub;
-        m->protected_id = 0;
+        m->flags = 0;
     } else if (key_above(seq, sub, m->seq, m->sub)) {
         m->seq = seq;
         m->sub = sub;
     }
-    m->protected_id |= protected_id;
+    m->flags |= flags;
 }
 
 /* The user's mark; returns 0 when this process knows nothing of the user. */
 static int mark_get(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub,
-                    int *protected_id)
+                    int *flags)
 {
     mark_t *m = mark_slot(h, user, user_len);
     if (m->user == NULL || m->user_len != user_len || memcmp(m->user, user, user_len) != 0)
         return 0;
     *seq = m->seq;
     *sub = m->sub;
-    *protected_id |= m->protected_id;
+    *flags |= m->flags;
     return 1;
 }
 
@@ -141,7 +151,7 @@ static int push(aw_history_t *h, req_t *r)
 {
     /* Once pushed, `r` belongs to the history thread, which may free it at
      * once: read what is needed of it before. */
-    int append = r->kind == REQ_APPEND;
+    int append = r->kind == REQ_APPEND || r->kind == REQ_CLAIM;
     size_t arrived = append ? __atomic_add_fetch(&h->arrived, 1, __ATOMIC_SEQ_CST) : 0;
     if (!append)
         __atomic_add_fetch(&h->others, 1, __ATOMIC_SEQ_CST);
@@ -237,6 +247,54 @@ int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_
     return push(h, r);
 }
 
+/* A claim's JSON: a nonce of 16 random bytes makes each claim's record its
+ * own, so that reading the stored claim back tells whose it is. */
+static aw_buf_t *claim_json(void)
+{
+    unsigned char raw[16];
+    char nonce[2 * sizeof(raw) + 1], json[128];
+    static const char hex[] = "0123456789abcdef";
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        /* no randomness: a nonce of time and address is still unique enough */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, y = (uintptr_t)raw;
+        memcpy(raw, &x, 8);
+        memcpy(raw + 8, &y, 8);
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        nonce[2 * i] = hex[raw[i] >> 4];
+        nonce[2 * i + 1] = hex[raw[i] & 15];
+    }
+    nonce[sizeof(nonce) - 1] = '\0';
+    int n = snprintf(json, sizeof(json), "{\"type\":\"identity_claim\",\"nonce\":\"%s\"}", nonce);
+    return aw_buf_new(json, (size_t)n);
+}
+
+int aw_history_claim(aw_history_t *h, const char *user, size_t user_len, aw_history_done_cb cb, void *data)
+{
+    if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
+        return AW_ESTOPPED;
+    aw_buf_t *json = claim_json();
+    if (reserve(h, record_bytes(user_len, json->len)) != 0) {
+        aw_buf_release(json);
+        return AW_EFULL;
+    }
+    req_t *r = new_req(REQ_CLAIM, user, user_len);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    r->direction = AW_RECORD_OUT;
+    r->flags = AW_RECORD_CLAIM;
+    r->json = json;
+    r->cb = (void *)cb;
+    r->data = data;
+    /* counted like a read: a turn waits on it (push_read) */
+    __atomic_add_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
+    return push(h, r);
+}
+
 /* Reads are counted from here until their callback has returned, so that a
  * stop can wait for the turns that wait on them (main.c): such a turn is in
  * no actor's mailbox until the answer is sent to it, which the callback does. */
@@ -251,10 +309,21 @@ static int push_read(aw_history_t *h, req_t *r)
     return push(h, r);
 }
 
+/* A claim is done when its record is (batch_drop_written, answer_waiters). */
 static void read_done(aw_history_t *h, req_t *r)
 {
-    if (r->kind != REQ_APPEND && r->kind != REQ_STOP)
+    if (r->kind != REQ_APPEND && r->kind != REQ_CLAIM && r->kind != REQ_STOP)
         __atomic_sub_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Calls a claim's waiter with `err`, and ends its count as a read. */
+static void waiter_answer(aw_history_t *h, waiter_t *w, int err)
+{
+    if (w->cb == NULL)
+        return;
+    w->cb(err, w->data);
+    w->cb = NULL;
+    __atomic_sub_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
 }
 
 int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_history_tail_cb cb, void *data)
@@ -310,12 +379,14 @@ static void batch_add(aw_history_t *h, req_t *r)
             /* reclaim the written prefix before growing */
             memmove(h->recs, h->recs + h->head, (h->n - h->head) * sizeof(*h->recs));
             memmove(h->bufs, h->bufs + h->head, (h->n - h->head) * sizeof(*h->bufs));
+            memmove(h->waits, h->waits + h->head, (h->n - h->head) * sizeof(*h->waits));
             h->n -= h->head;
             h->head = 0;
         } else {
             h->cap = h->cap < 64 ? 64 : h->cap * 2;
             h->recs = aw_realloc(h->recs, h->cap * sizeof(*h->recs));
             h->bufs = aw_realloc(h->bufs, h->cap * sizeof(*h->bufs));
+            h->waits = aw_realloc(h->waits, h->cap * sizeof(*h->waits));
         }
     }
     if (h->n == h->head)
@@ -330,17 +401,48 @@ static void batch_add(aw_history_t *h, req_t *r)
     rec->flags = r->flags;
     rec->json = r->json->data;
     rec->json_len = r->json->len;
-    mark_raise(h, rec->user, rec->user_len, rec->seq, rec->sub, (rec->flags & AW_RECORD_PROTECTED) != 0);
+    mark_raise(h, rec->user, rec->user_len, rec->seq, rec->sub,
+               AW_TAIL_KNOWN | ((rec->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0));
     h->bufs[h->n] = r->json;
+    h->waits[h->n].cb = r->kind == REQ_CLAIM ? (aw_history_done_cb)r->cb : NULL;
+    h->waits[h->n].data = r->data;
     h->n++;
     r->user = NULL;
     r->json = NULL;
+}
+
+/* What claim_verify compares the stored claim with. */
+typedef struct claim_cmp {
+    const aw_record_t *mine;
+    int found, same;
+} claim_cmp_t;
+
+static void claim_compare(const aw_record_t *rec, void *data)
+{
+    claim_cmp_t *c = data;
+    c->found = 1;
+    c->same = (rec->flags & AW_RECORD_CLAIM) && rec->json_len == c->mine->json_len &&
+              memcmp(rec->json, c->mine->json, rec->json_len) == 0;
+}
+
+/* Reads back the user's stored claim once `mine` has been written: 0 when
+ * it is `mine` (the same nonce), AW_EEXIST when another claim was stored
+ * first (the append kept it, as it keeps any record already stored). */
+static int claim_verify(aw_history_t *h, const aw_record_t *mine)
+{
+    claim_cmp_t c = {mine, 0, 0};
+    int more;
+    if (aw_store_read(h->store, mine->user, mine->user_len, 0, 1, 1, claim_compare, &c, &more) != 0)
+        return AW_EUNAVAILABLE;
+    return c.found && c.same ? 0 : AW_EEXIST;
 }
 
 static void batch_drop_written(aw_history_t *h, size_t k)
 {
     size_t bytes = 0;
     for (size_t i = h->head; i < h->head + k; i++) {
+        if (h->waits[i].cb != NULL)
+            waiter_answer(h, &h->waits[i], claim_verify(h, &h->recs[i]));
         bytes += record_bytes(h->recs[i].user_len, h->recs[i].json_len);
         free((char *)h->recs[i].user);
         aw_buf_release(h->bufs[i]);
@@ -410,11 +512,14 @@ typedef struct collect {
     aw_record_t *recs;
     aw_buf_t **json;
     size_t n, cap;
+    int claims; /* keep identity claims (only the tail wants them; no one is shown one) */
 } collect_t;
 
 static void on_record(const aw_record_t *rec, void *data)
 {
     collect_t *c = data;
+    if ((rec->flags & AW_RECORD_CLAIM) && !c->claims)
+        return;
     if (c->n == c->cap) {
         c->cap = c->cap < 16 ? 16 : c->cap * 2;
         c->recs = aw_realloc(c->recs, c->cap * sizeof(*c->recs));
@@ -469,38 +574,40 @@ static const aw_record_t *held_newest(aw_history_t *h, const char *user, size_t 
  * Whether the id is protected comes from the newest record: a record held
  * is newer than any stored one, and protection, once proved, is never
  * taken back, so each later record carries it. The mark keeps it too, for
- * when the store cannot be read. */
+ * when the store cannot be read. The id is known when any record of it
+ * exists: the newest stored one is at worst its identity claim, which has
+ * the lowest key of all. */
 static void do_tail(aw_history_t *h, req_t *r)
 {
-    collect_t c = {0};
+    collect_t c = {.claims = 1}; /* a claim alone makes the id known */
     int more, err = read_page(h, r, INT64_MAX, INT64_MAX, 1, &c, &more);
     int64_t seq = 0, sub = 0, mseq = 0, msub = 0;
-    int protected_id = 0;
+    int flags = 0;
     if (err == 0 && c.n != 0) {
         seq = c.recs[0].seq;
         sub = c.recs[0].sub;
-        protected_id = (c.recs[0].flags & AW_RECORD_PROTECTED) != 0;
+        flags = AW_TAIL_KNOWN | ((c.recs[0].flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0);
     }
     const aw_record_t *held = held_newest(h, r->user, r->user_len);
     if (held != NULL)
-        protected_id |= (held->flags & AW_RECORD_PROTECTED) != 0;
-    int known = mark_get(h, r->user, r->user_len, &mseq, &msub, &protected_id);
-    if (!known && held != NULL) {
+        flags |= AW_TAIL_KNOWN | ((held->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0);
+    int marked = mark_get(h, r->user, r->user_len, &mseq, &msub, &flags);
+    if (!marked && held != NULL) {
         mseq = held->seq;
         msub = held->sub;
-        known = 1;
+        marked = 1;
     }
-    if (known && key_above(mseq, msub, seq, sub)) {
+    if (marked && key_above(mseq, msub, seq, sub)) {
         seq = mseq;
         sub = msub;
     }
-    if (err != 0 && known)
+    if (err != 0 && marked)
         err = 0; /* answered from memory, exactly */
     else if (err != 0)
         err = AW_EUNAVAILABLE;
     if (err == 0)
-        mark_raise(h, r->user, r->user_len, seq, sub, protected_id);
-    ((aw_history_tail_cb)r->cb)(err, seq, sub, err == 0 && protected_id, r->data);
+        mark_raise(h, r->user, r->user_len, seq, sub, flags);
+    ((aw_history_tail_cb)r->cb)(err, seq, sub, err == 0 ? flags : 0, r->data);
     collect_free(&c);
 }
 
@@ -698,6 +805,7 @@ static int handle_fifo(aw_history_t *h)
             h->fifo_tail = NULL;
         switch (r->kind) {
         case REQ_APPEND:
+        case REQ_CLAIM:
             batch_add(h, r); /* written after this take, all together */
             break;
         case REQ_TAIL:
@@ -808,19 +916,25 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     while (h->fifo_head != NULL) {
         req_t *r = h->fifo_head;
         h->fifo_head = r->next;
-        if (r->kind == REQ_APPEND)
+        if (r->kind == REQ_APPEND) {
             unwritten++;
-        else
+        } else if (r->kind == REQ_CLAIM) {
+            waiter_t w = {(aw_history_done_cb)r->cb, r->data};
+            waiter_answer(h, &w, AW_ESTOPPED);
+        } else {
             answer_stopped(r);
+        }
         read_done(h, r);
         free_req(r);
     }
     for (size_t i = h->head; i < h->n; i++) {
+        waiter_answer(h, &h->waits[i], AW_ESTOPPED);
         free((char *)h->recs[i].user);
         aw_buf_release(h->bufs[i]);
     }
     free(h->recs);
     free(h->bufs);
+    free(h->waits);
     for (size_t i = 0; i < MARKS; i++)
         free(h->marks[i].user);
     free(h->marks);

@@ -55,6 +55,16 @@ aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *con
 int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
                       int64_t ts_ms, int direction, int flags, aw_buf_t *json);
 
+/* What aw_history_tail says of a user besides the key. */
+enum {
+    /* The user's newest record (stored or held) was written while the id was
+     * protected (AW_RECORD_PROTECTED), or this process saw such a record. */
+    AW_TAIL_PROTECTED = 1,
+    /* Some record of the user exists: a message, or the identity claim
+     * (AW_RECORD_CLAIM). Such an id is never issued a token again. */
+    AW_TAIL_KNOWN = 2,
+};
+
 /* The latest key of a user (0, 0 when none), so that numbering continues
  * after a restart and never repeats. It never waits for held records to be
  * written: the store is read as it is and the records held are added.
@@ -68,13 +78,28 @@ int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_
  *   (0, 0) and says nothing. Numbering now could repeat a stored seq: ask
  *   again later.
  * - AW_ESTOPPED: the history is stopping.
- * With err 0, `protected_id` is 1 when the user's newest record (stored or
- * held) was written while the id was protected (AW_RECORD_PROTECTED), or
- * this process saw such a record of the user; otherwise 0.
+ * With err 0, `flags` holds AW_TAIL_PROTECTED and AW_TAIL_KNOWN as they
+ * apply; otherwise it is 0.
  * Pending reads are counted in the stats (`reads`) until their callback has
  * returned. Any thread; the callback runs on the history thread. */
-typedef void (*aw_history_tail_cb)(int err, int64_t seq, int64_t sub, int protected_id, void *data);
+typedef void (*aw_history_tail_cb)(int err, int64_t seq, int64_t sub, int flags, void *data);
 int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_history_tail_cb cb, void *data);
+
+/* Claims the identity of `user` before its token is issued: appends the
+ * user's claim record (AW_RECORD_CLAIM, key (0, 0), carrying a random nonce)
+ * with the other records, and calls `cb` once it is durable:
+ * - 0: the stored claim is this call's (its nonce was read back), so no
+ *   other claim of the id, by this process or another sharing the store,
+ *   ever succeeds: the caller may issue the token;
+ * - AW_EEXIST: the id was claimed before (the stored claim is another's);
+ * - AW_EUNAVAILABLE: the claim was written but could not be read back;
+ * - AW_ESTOPPED: the history stopped before the claim was written.
+ * While the store is down the claim is held and retried like any record, and
+ * the callback waits. Returns 0, or AW_EFULL / AW_ESTOPPED without calling
+ * `cb`. Counted in the stats' `reads` until the callback has returned. Any
+ * thread; the callback runs on the history thread. */
+typedef void (*aw_history_done_cb)(int err, void *data);
+int aw_history_claim(aw_history_t *h, const char *user, size_t user_len, aw_history_done_cb cb, void *data);
 
 /* The bot messages of a user with after_seq < seq, oldest first, at most
  * `max` of them; `frames` are references the callback takes over. */

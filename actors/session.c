@@ -23,7 +23,7 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-enum { TIMER_STEP, TIMER_LATER, TIMER_REAP, TIMER_LOAD };
+enum { TIMER_STEP, TIMER_LATER, TIMER_REAP, TIMER_LOAD, TIMER_CLAIM };
 
 #define REPLAY_MAX 1000 /* bot messages sent back to one socket at most */
 
@@ -32,7 +32,7 @@ typedef struct hist_msg {
     aw_msg_t super;
     int err;
     int64_t seq, sub;
-    int protected_id; /* LOADED: the user's newest record says the id is protected */
+    int flags; /* LOADED: AW_TAIL_PROTECTED, AW_TAIL_KNOWN */
     aw_buf_t **frames;
     size_t n;
     aw_reply_t **replies; /* a remote bot's answer */
@@ -81,7 +81,11 @@ struct aw_session_state {
     unsigned int load_backoff;
     double tokens; /* the rate limit's bucket */
     uint64_t refilled_ms;
-    int known;         /* a token was issued or proved for this user */
+    int known;          /* the id has records or a claim: its token is never issued (again) */
+    int claim_waiting;  /* the turn waits for the id's claim (see claim) */
+    int claim_late;     /* the claim is still in flight, but the turn went on without it */
+    aw_conn_t *claimer; /* then: the socket whose greeting made it (a reference), or NULL */
+    uint64_t claim_gen;
     int protected_id;  /* a client proved this user's token (see admit) */
     aw_buf_t **recent; /* ring of the latest bot frames, by seq */
     int64_t *recent_seq;
@@ -265,9 +269,32 @@ static int is_greeting(const char *type)
     return strcmp(type, "hello") == 0 || strcmp(type, "welcome_back") == 0 || strcmp(type, "reconnect") == 0;
 }
 
-/* Checks the token and binds the socket. Returns 0, or AW_EUNAUTHORIZED after
- * telling the client. `*issue` is set when the session frame should carry
- * the token.
+/* Checks the token a message carries, if any. Returns 0 with `*proved` set
+ * when the token is the user's, or AW_EUNAUTHORIZED for a wrong one. */
+static int check_token(aw_session_t *s, aw_inbound_t *in, int *proved)
+{
+    const aw_chat_config_t *cfg = s->cfg;
+    *proved = 0;
+    if (in->msg.token == NULL)
+        return 0;
+    if (!aw_identity_verify(cfg->secret, cfg->secret_len, s->user, s->user_len, in->msg.token))
+        return AW_EUNAUTHORIZED;
+    s->st->protected_id = 1;
+    *proved = 1;
+    return 0;
+}
+
+/* Whether an unproven greeting comes from a user id that has nothing: no
+ * record, no claim. Such a greeting is issued the id's token. */
+static int brand_new(aw_session_t *s, aw_inbound_t *in, int proved)
+{
+    return !proved && s->cfg->history_auth && is_greeting(in->msg.type) && !s->st->known && s->st->seq == 0;
+}
+
+/* Binds the socket and says who the speaker is. `proved`: the message
+ * carried the user's token, or the speaker is a brand new user whose token
+ * this turn issues. `*issue` is set when the session frame should carry the
+ * token.
  *
  * `*guest` is set when the speaker names a protected user without proving
  * it, on this frame or earlier on the same socket. A user is protected once
@@ -280,31 +307,19 @@ static int is_greeting(const char *type)
  * outlives the process: the records kept from then on carry
  * AW_RECORD_PROTECTED, and the user's newest record is read before the
  * first turn (load). */
-static int admit(aw_session_t *s, aw_inbound_t *in, int *issue, int *guest)
+static void admit(aw_session_t *s, aw_inbound_t *in, int proved, int *issue, int *guest)
 {
-    const aw_chat_config_t *cfg = s->cfg;
-    int proved = 0;
-    *issue = 0;
-    if (in->msg.token != NULL) {
-        proved = aw_identity_verify(cfg->secret, cfg->secret_len, s->user, s->user_len, in->msg.token);
-        if (!proved)
-            return AW_EUNAUTHORIZED;
-        s->st->protected_id = 1;
-    }
-    /* A user id nobody has held a token for is new: its first greeting gets one. */
-    if (!proved && is_greeting(in->msg.type) && !s->st->known && s->st->seq == 0)
-        proved = *issue = 1;
-    if (!cfg->history_auth)
-        proved = *issue = 1;
+    if (!s->cfg->history_auth)
+        proved = 1;
+    *issue = proved;
     if (proved)
-        s->st->known = *issue = 1;
+        s->st->known = 1;
     if (in->conn != NULL) {
         conn_ent_t *e = attach(s, in->conn);
         e->verified |= proved;
         proved = e->verified;
     }
     *guest = !proved && s->st->protected_id;
-    return 0;
 }
 
 static void on_missed(int err, aw_buf_t **frames, size_t n, void *data)
@@ -492,9 +507,119 @@ static int advance(aw_session_t *s)
     return 1;
 }
 
+/* Runs the part of a turn that follows the identity check: binds the
+ * socket, keeps the person's message, greets, and asks the bot. */
+static void continue_turn(aw_session_t *s, int proved)
+{
+    aw_inbound_t *in = s->st->cur.in;
+    int issue = 0, guest = 0;
+    admit(s, in, proved, &issue, &guest);
+    keep_inbound(s, &in->msg, guest);
+    s->st->cur.guest = guest;
+    if (is_greeting(in->msg.type))
+        greet(s, in, issue, guest);
+    if (!s->st->waiting)
+        run_bot(s, in);
+}
+
+static void on_claimed(int err, void *data)
+{
+    aw_session_t *s = data; /* history thread: hand the answer to the session */
+    hist_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->super.type = AW_SESSION__CLAIMED;
+    m->super.free = hist_msg_free;
+    m->err = err;
+    if (aw_actor_send(&s->super, &m->super) != 0)
+        aw_msg_release(&m->super);
+    aw_actor_release(&s->super);
+}
+
+/* The claim is answered while the turn waits for it: the turn goes on, with
+ * the token if the claim is this session's. */
+static void claim_answered(aw_session_t *s, int err)
+{
+    struct aw_session_state *st = s->st;
+    st->waiting = 0;
+    st->claim_waiting = 0;
+    st->claim_gen++; /* the deadline no longer matters */
+    if (err == AW_EEXIST) {
+        st->known = 1; /* claimed before: trusted by id, without a token */
+    } else if (err != 0) {
+        aw_log(AW_LOG_WARN, "claim_failed",
+               "the identity of a new user could not be claimed (%s): greeted without a token",
+               aw_strerror(err));
+    }
+    continue_turn(s, err == 0);
+}
+
+/* The claim took longer than the store may (the store takes no writes): the
+ * turn goes on without the token, as a user trusted by id, and the claim
+ * stays in flight (claim_late). */
+static void claim_overdue(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    aw_inbound_t *in = st->cur.in;
+    st->waiting = 0;
+    st->claim_waiting = 0;
+    st->claim_late = 1;
+    st->claimer = in->conn != NULL ? aw_conn_retain(in->conn) : NULL;
+    aw_log(AW_LOG_INFO, "claim_slow",
+           "the store has not taken a new user's identity claim yet: greeted without a token for now");
+    continue_turn(s, 0);
+}
+
+/* A claim answered after its turn went on: when it is this session's, the
+ * socket whose greeting made it gets the token now, in a session frame, and
+ * sees the user's messages from then on. A webhook greeting has nowhere to
+ * receive it. */
+static void claim_answered_late(aw_session_t *s, int err)
+{
+    struct aw_session_state *st = s->st;
+    aw_conn_t *c = st->claimer;
+    st->claim_late = 0;
+    st->claimer = NULL;
+    if (err == 0 || err == AW_EEXIST)
+        st->known = 1;
+    conn_ent_t *e = c != NULL ? find_conn(s, c) : NULL;
+    if (err == 0 && e != NULL) {
+        char token[AW_TOKEN_LEN + 1];
+        aw_identity_token(s->cfg->secret, s->cfg->secret_len, s->user, s->user_len, token);
+        e->verified = 1;
+        aw_buf_t *f = aw_frame_session(s->user, s->user_len, token, st->seq);
+        c->send(c, f);
+        aw_buf_release(f);
+    }
+    if (c != NULL)
+        aw_conn_release(c);
+}
+
+/* A brand new user's token is issued only once the id's claim is durable in
+ * the store: a token is HMAC(secret, id), the same each time, so an id that
+ * looked new again later (its session freed, the server restarted, a second
+ * node) would hand the same token to whoever greets next. The claim is
+ * first-writer-wins in the store, so no two greetings ever both get it.
+ * Returns 1 when the turn waits for the claim, 0 when there is no store to
+ * claim in (the token is issued at once, as nothing outlives the process). */
+static int claim(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    if (s->cfg->history == NULL)
+        return 0;
+    aw_actor_retain(&s->super);
+    int err = aw_history_claim(s->cfg->history, s->user, s->user_len, on_claimed, s);
+    if (err != 0) {
+        aw_actor_release(&s->super);
+        claim_answered(s, err);
+        return 1;
+    }
+    st->waiting = 1;
+    st->claim_waiting = 1;
+    arm_timer(s, TIMER_CLAIM, ++st->claim_gen, s->cfg->claim_ms != 0 ? s->cfg->claim_ms : 5000);
+    return 1;
+}
+
 static void start_turn(aw_session_t *s, aw_inbound_t *in)
 {
-    int issue = 0;
     if (in->push != NULL) {
         s->st->cur.in = in;
         s->st->in_turn = 1;
@@ -504,8 +629,8 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
         in->push = NULL;
         return;
     }
-    int guest = 0;
-    int err = admit(s, in, &issue, &guest);
+    int proved = 0;
+    int err = check_token(s, in, &proved);
     if (err != 0) {
         if (in->conn != NULL) {
             aw_buf_t *f = aw_frame_error(err);
@@ -517,17 +642,17 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
         aw_msg_release(&in->super);
         return;
     }
-    keep_inbound(s, &in->msg, guest);
     s->st->cur.in = in;
-    s->st->cur.guest = guest;
     s->st->in_turn = 1;
-    if (is_greeting(in->msg.type))
-        greet(s, in, issue, guest);
-    if (!s->st->waiting)
-        run_bot(s, in);
+    /* While a claim whose turn stopped waiting is in flight, no greeting is
+     * issued the token: the claim is the first greeting's. */
+    int is_new = brand_new(s, in, proved) && !s->st->claim_late;
+    if (is_new && claim(s))
+        return; /* the turn goes on when the claim is answered */
+    continue_turn(s, proved || is_new);
 }
 
-static void on_tail(int err, int64_t seq, int64_t sub, int protected_id, void *data)
+static void on_tail(int err, int64_t seq, int64_t sub, int flags, void *data)
 {
     aw_session_t *s = data; /* history thread: hand the answer to the session */
     hist_msg_t *m = aw_calloc(1, sizeof(*m));
@@ -536,7 +661,7 @@ static void on_tail(int err, int64_t seq, int64_t sub, int protected_id, void *d
     m->err = err;
     m->seq = seq;
     m->sub = sub;
-    m->protected_id = protected_id;
+    m->flags = flags;
     if (aw_actor_send(&s->super, &m->super) != 0)
         aw_msg_release(&m->super);
     aw_actor_release(&s->super);
@@ -644,6 +769,12 @@ static void on_timer(aw_session_t *s, timer_msg_t *t)
     case TIMER_LOAD:
         pump(s);
         break;
+    case TIMER_CLAIM:
+        if (t->gen == st->claim_gen && st->claim_waiting) {
+            claim_overdue(s);
+            pump(s);
+        }
+        break;
     case TIMER_REAP:
         if (t->gen == st->reap_gen && st->n_conns == 0 && !st->in_turn && st->q_head == NULL &&
             st->n_later == 0)
@@ -668,8 +799,8 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
         st->seq = m->seq;
         st->sub = m->sub;
     }
-    st->known |= st->seq > 0 || st->sub > 0;
-    st->protected_id |= m->protected_id;
+    st->known |= st->seq > 0 || st->sub > 0 || (m->flags & AW_TAIL_KNOWN);
+    st->protected_id |= (m->flags & AW_TAIL_PROTECTED) != 0;
     st->loaded = 1;
     pump(s);
 }
@@ -787,6 +918,13 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
     case AW_SESSION__BOT:
         on_bot(s, (hist_msg_t *)msg);
         break;
+    case AW_SESSION__CLAIMED:
+        if (s->st->claim_waiting)
+            claim_answered(s, ((hist_msg_t *)msg)->err);
+        else
+            claim_answered_late(s, ((hist_msg_t *)msg)->err);
+        pump(s);
+        break;
     }
     aw_msg_release(msg);
 }
@@ -809,6 +947,8 @@ static void dispose(aw_actor_t *actor)
     drop_queue(st);
     for (size_t i = 0; i < st->n_conns; i++)
         aw_conn_release(st->conns[i].conn);
+    if (st->claimer != NULL)
+        aw_conn_release(st->claimer);
     for (unsigned int i = 0; i < st->recent_n; i++)
         aw_buf_release(st->recent[(st->recent_head + i) % st->recent_cap]);
     for (size_t i = 0; i < st->n_later; i++) {

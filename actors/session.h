@@ -30,6 +30,7 @@ typedef struct aw_chat_config {
     aw_history_t *history; /* where messages are kept; NULL keeps nothing (tests) */
     double rate;           /* messages per second a user may send, on average; 0: no limit */
     double burst;          /* and at once */
+    unsigned int claim_ms; /* how long a greeting waits for a new id's claim (session.c); 0 means 5000 */
 } aw_chat_config_t;
 
 /* Kinds of aw_msg_t a session handles. */
@@ -41,6 +42,7 @@ enum {
     AW_SESSION__LOADED,     /* private: the history answered where numbering continues */
     AW_SESSION__REPLAY,     /* private: the history answered the messages a socket missed */
     AW_SESSION__BOT,        /* private: a remote bot answered */
+    AW_SESSION__CLAIMED,    /* private: the history answered an identity claim */
 };
 
 /* A client message on its way to the session of its user. */

@@ -24,6 +24,7 @@
     XX(NOTHERE, "internal", "that user is served by another node")                                           \
     XX(STOPPED, "internal", "the server is stopping")                                                        \
     XX(FULL, "internal", "a queue is full")                                                                  \
+    XX(EXIST, "internal", "it exists already")                                                               \
     XX(IO, "internal", "an input/output operation failed")                                                   \
     XX(TIMEDOUT, "timeout", "the bot did not answer in time")                                                \
     XX(CONFIG, "internal", "invalid configuration")                                                          \

@@ -34,6 +34,12 @@ enum {
      * tokens). A user's newest record tells a restarted server whether the
      * id is protected. */
     AW_RECORD_PROTECTED = 1,
+    /* The user's identity claim: the record that says this id has been
+     * issued its token (docs/protocol.md, Identity). It has the key (0, 0),
+     * below every message of the user, so it is written once per user and a
+     * second claim of the same id finds it taken; it is never shown in
+     * history. */
+    AW_RECORD_CLAIM = 2,
 };
 
 typedef struct aw_record {

@@ -81,6 +81,11 @@ async function chatThrough(srv, dataDir, outage, expectDown, started) {
   n.send({ type: 'hello', user: 'new-1' });
   const [ns] = await n.waitFor((f) => f.type === 'session', 1, 2000);
   assert.equal(ns.seq, 0);
+  // Its token is issued only once its identity claim is durable: while the
+  // store takes no writes, the greeting goes on without it (after
+  // --store-timeout), and the token follows in a session frame of its own.
+  if (expectDown) assert.equal(ns.token, undefined, 'no token before the claim is durable');
+  const tokens = () => n.frames.filter((f) => f.type === 'session' && f.token).map((f) => f.token);
   for (let i = 0; i < 3; i++) {
     n.send({ type: 'message', user: 'new-1', text: `new ${i}` });
     await n.waitFor((f) => f.text === `new ${i}`, 1, 2000);
@@ -102,6 +107,8 @@ async function chatThrough(srv, dataDir, outage, expectDown, started) {
   started(null);
   for (let i = 0; i < 100 && (await fetch(`${srv.url}/healthz`)).status !== 200; i++) await sleep(100);
   assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+  for (let i = 0; i < 100 && tokens().length === 0; i++) await sleep(50);
+  assert.equal(tokens().length, 1, 'the new user\'s token, once');
   // after the outage the new user's numbering goes on where it was
   n.send({ type: 'message', user: 'new-1', text: 'after' });
   await n.waitFor((f) => f.text === 'after');
@@ -114,7 +121,7 @@ async function chatThrough(srv, dataDir, outage, expectDown, started) {
     assert.ok(texts.includes(`message:during ${i}`), `reply to during ${i} kept`);
   }
   assert.equal(new Set(texts).size, texts.length, 'nothing twice');
-  const nh = await bothApis(srv.port, 'new-1', ns.token);
+  const nh = await bothApis(srv.port, 'new-1', tokens()[0]);
   assert.deepEqual(nh.map((e) => `${e.type}:${e.text}`),
     ['message_received:new 0', 'message:new 0', 'message_received:new 1', 'message:new 1',
       'message_received:new 2', 'message:new 2', 'message_received:after', 'message:after']);

@@ -130,3 +130,88 @@ test('protection outlives a restart: after one, the id alone is still a guest', 
   await back.close();
   assert.equal((await s2.stop()).code, 0, s2.log());
 });
+
+// A token is HMAC(secret, id): the same every time it is computed. An id is
+// issued its token once, ever: the claim that says so is in the store before
+// the token leaves, so no later greeting of the id gets it, whether the
+// user's session was freed, the server restarted, or it was killed the
+// moment the token went out.
+test('an id is issued its token once: not again after its session is freed, a restart or kill -9', async (t) => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-claim-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  // The echo bot answers a greeting with nothing: the first turn stores no message.
+  const args = ['--bot', 'echo', '--rate', '0', '--session-idle', '100'];
+  const greet = async (port, user, token) => {
+    const c = await Client.open(port);
+    c.send({ type: 'hello', user, last_seq: 0, ...(token ? { token } : {}) });
+    const [s] = await c.waitFor((f) => f.type === 'session');
+    return { c, s };
+  };
+  const hook = async (port, user) => {
+    const res = await fetch(`http://127.0.0.1:${port}/botkit/receive`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'hello', user }),
+    });
+    assert.equal(res.status, 200);
+    await res.text();
+    return res.headers.get('x-anywhere-token');
+  };
+  const sessions = async (port) => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^anywhere_sessions (\d+)/m.exec(text)[1]);
+  };
+  const reaped = async (port) => {
+    for (let i = 0; i < 200 && await sessions(port) !== 0; i++) await sleep(25);
+    assert.equal(await sessions(port), 0, 'the sessions were freed');
+  };
+
+  let s1 = await startServer(args, { dataDir });
+  // Session freed, websocket.
+  const first = await greet(s1.port, 'claim-ws');
+  assert.match(first.s.token, /^[0-9a-f]{64}$/);
+  await first.c.close();
+  // Session freed, webhook.
+  assert.match(await hook(s1.port, 'claim-hook'), /^[0-9a-f]{64}$/);
+  await reaped(s1.port);
+  const again = await greet(s1.port, 'claim-ws');
+  assert.equal(again.s.token, undefined, 'a freed session does not make the id new again');
+  await again.c.close();
+  assert.equal(await hook(s1.port, 'claim-hook'), null, 'nor over the webhook');
+  // Graceful restart.
+  const beforeStop = await greet(s1.port, 'claim-term');
+  assert.match(beforeStop.s.token, /^[0-9a-f]{64}$/);
+  await beforeStop.c.close();
+  assert.equal((await s1.stop()).code, 0, s1.log());
+
+  let s2 = await startServer(args, { dataDir });
+  for (const user of ['claim-ws', 'claim-term']) {
+    const g = await greet(s2.port, user);
+    assert.equal(g.s.token, undefined, `${user}: not after a restart`);
+    await g.c.close();
+  }
+  assert.equal(await hook(s2.port, 'claim-hook'), null);
+  // kill -9 the moment the token has been sent.
+  const killed = await greet(s2.port, 'claim-kill');
+  s2.proc.kill('SIGKILL');
+  const token = killed.s.token;
+  assert.match(token, /^[0-9a-f]{64}$/);
+  assert.equal((await s2.exited).signal, 'SIGKILL');
+
+  const s3 = await startServer(args, { dataDir });
+  t.after(() => s3.stop());
+  const stranger = await greet(s3.port, 'claim-kill');
+  assert.equal(stranger.s.token, undefined, 'not after kill -9 either');
+  // The stranger is not verified: it sees none of the user's messages.
+  const owner = await greet(s3.port, 'claim-kill', token);
+  assert.equal(owner.s.token, token, 'the owner proves it and is welcome');
+  owner.c.send({ type: 'message', user: 'claim-kill', text: 'private', token });
+  await owner.c.waitFor((f) => f.type === 'message' && f.text === 'private');
+  await sleep(100);
+  assert.ok(!stranger.c.frames.some((f) => f.text === 'private'), JSON.stringify(stranger.c.frames));
+  await stranger.c.close();
+  await owner.c.close();
+  assert.equal((await s3.stop()).code, 0, s3.log());
+});

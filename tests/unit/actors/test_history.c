@@ -3,7 +3,8 @@
  * batches are written by size and by deadline, reads see earlier appends,
  * the tail and missed-message reads, pages cut at bot messages, stop writes
  * everything it holds, and the reads a session waits on answer while the
- * store refuses writes or reads.
+ * store refuses writes or reads, and identity claims: durable before they
+ * are answered, first-writer-wins, never shown.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ typedef struct answer {
     uv_cond_t cond;
     int done, err;
     int64_t seq, sub;
-    int protected_id;
+    int protected_id, known;
     aw_buf_t *body;
     aw_buf_t **frames;
     size_t n;
@@ -53,14 +54,30 @@ static void answer_done(answer_t *a)
     uv_mutex_unlock(&a->lock);
 }
 
-static void on_tail(int err, int64_t seq, int64_t sub, int protected_id, void *data)
+static void on_tail(int err, int64_t seq, int64_t sub, int flags, void *data)
 {
     answer_t *a = data;
     a->err = err;
     a->seq = seq;
     a->sub = sub;
-    a->protected_id = protected_id;
+    a->protected_id = (flags & AW_TAIL_PROTECTED) != 0;
+    a->known = (flags & AW_TAIL_KNOWN) != 0;
     answer_done(a);
+}
+
+static void on_done(int err, void *data)
+{
+    answer_t *a = data;
+    a->err = err;
+    answer_done(a);
+}
+
+static int answered(answer_t *a)
+{
+    uv_mutex_lock(&a->lock);
+    int done = a->done;
+    uv_mutex_unlock(&a->lock);
+    return done;
 }
 
 static void on_body(int err, aw_buf_t *body, void *data)
@@ -233,13 +250,20 @@ typedef struct faulty {
     aw_store_t super;
     aw_store_t *real;
     int fail_writes, fail_reads; /* atomic */
+    int lie_writes;              /* atomic: writes that succeed but are reported failed */
 } faulty_t;
 
 static int f_append(aw_store_t *st, const aw_record_t *r, size_t n)
 {
     faulty_t *f = (faulty_t *)st;
-    return __atomic_load_n(&f->fail_writes, __ATOMIC_SEQ_CST) ? AW_EUNAVAILABLE
-                                                              : aw_store_append(f->real, r, n);
+    if (__atomic_load_n(&f->fail_writes, __ATOMIC_SEQ_CST))
+        return AW_EUNAVAILABLE;
+    int err = aw_store_append(f->real, r, n);
+    if (err == 0 && __atomic_load_n(&f->lie_writes, __ATOMIC_SEQ_CST) > 0) {
+        __atomic_sub_fetch(&f->lie_writes, 1, __ATOMIC_SEQ_CST);
+        return AW_EUNAVAILABLE;
+    }
+    return err;
 }
 
 static int f_read(aw_store_t *st, const char *user, size_t user_len, int64_t bseq, int64_t bsub, size_t limit,
@@ -382,6 +406,93 @@ static void test_tail_says_protected(void)
     CHECK(aw_history_stop(h, 1000) == 0);
 }
 
+static int claim_of(aw_history_t *h, const char *user)
+{
+    answer_t a;
+    answer_init(&a);
+    CHECK(aw_history_claim(h, user, strlen(user), on_done, &a) == 0);
+    answer_wait(&a);
+    return a.err;
+}
+
+/* A claim is answered once durable; the first one of an id wins, in this
+ * process, after a restart, and against another process on the same store;
+ * it makes the id known to the tail and is never shown in history. */
+static void test_claims(void)
+{
+    aw_history_t *h = open_history("claims.db", 512, 5);
+    answer_t a;
+    tail_of(h, "c", &a);
+    CHECK(a.err == 0 && !a.known);
+    CHECK(claim_of(h, "c") == 0);
+    tail_of(h, "c", &a);
+    CHECK(a.err == 0 && a.known && a.seq == 0 && a.sub == 0 && !a.protected_id);
+    CHECK(claim_of(h, "c") == AW_EEXIST);
+    add(h, "c", 0, 1, "p0");
+    add(h, "c", 1, 0, "b1");
+    expect_page(h, "c", INT64_MAX, 10, 1, "{\"success\":true,\"history\":[{\"t\":\"p0\"},{\"t\":\"b1\"}]}");
+    expect_page(h, "c", INT64_MAX, 10, 0, "{\"history\":[{\"t\":\"b1\"}],\"more\":true,\"before\":1}");
+    expect_page(h, "c", 1, 10, 0, "{\"history\":[{\"t\":\"p0\"}],\"more\":false,\"before\":0}");
+    answer_init(&a);
+    CHECK(aw_history_missed(h, "c", 1, 0, 100, on_frames, &a) == 0);
+    answer_wait(&a);
+    CHECK(a.err == 0 && a.n == 1 && strcmp(a.frames[0]->data, "{\"t\":\"b1\"}") == 0);
+    for (size_t i = 0; i < a.n; i++)
+        aw_buf_release(a.frames[i]);
+    free(a.frames);
+
+    /* another process on the same store: its claim of the id loses */
+    aw_history_t *other = open_history("claims.db", 512, 5);
+    CHECK(claim_of(other, "c") == AW_EEXIST);
+    CHECK(claim_of(other, "d") == 0);
+    CHECK(claim_of(h, "d") == AW_EEXIST);
+    CHECK(aw_history_stop(other, 1000) == 0);
+    CHECK(aw_history_stop(h, 1000) == 0);
+
+    h = open_history("claims.db", 512, 5); /* a restart: only the store knows */
+    tail_of(h, "d", &a);
+    CHECK(a.err == 0 && a.known && a.seq == 0);
+    tail_of(h, "e", &a);
+    CHECK(a.err == 0 && !a.known);
+    CHECK(claim_of(h, "d") == AW_EEXIST);
+    CHECK(aw_history_stop(h, 1000) == 0);
+}
+
+/* A claim waits while the store refuses it, is counted as a read meanwhile,
+ * and is answered 0 once written, even when a write that succeeded was
+ * reported failed (the retry finds its own claim stored); a stop answers a
+ * claim that could not be written AW_ESTOPPED. */
+static void test_claim_faults(void)
+{
+    faulty_t *f;
+    aw_history_t *h = open_faulty("claimfaults.db", &f);
+    __atomic_store_n(&f->fail_writes, 1, __ATOMIC_SEQ_CST);
+    answer_t a;
+    answer_init(&a);
+    CHECK(aw_history_claim(h, "w", 1, on_done, &a) == 0);
+    usleep(100000);
+    CHECK(!answered(&a));
+    aw_history_stats_t st;
+    aw_history_get_stats(h, &st);
+    CHECK(st.reads == 1 && st.queued == 1);
+    __atomic_store_n(&f->fail_writes, 0, __ATOMIC_SEQ_CST);
+    answer_wait(&a);
+    CHECK(a.err == 0);
+    aw_history_get_stats(h, &st);
+    CHECK(st.reads == 0);
+
+    __atomic_store_n(&f->lie_writes, 1, __ATOMIC_SEQ_CST);
+    CHECK(claim_of(h, "l") == 0);
+    CHECK(__atomic_load_n(&f->lie_writes, __ATOMIC_SEQ_CST) == 0);
+    CHECK(claim_of(h, "l") == AW_EEXIST);
+
+    __atomic_store_n(&f->fail_writes, 1, __ATOMIC_SEQ_CST);
+    answer_init(&a);
+    CHECK(aw_history_claim(h, "s", 1, on_done, &a) == 0);
+    CHECK(aw_history_stop(h, 100) == 1);
+    CHECK(answered(&a) && a.err == AW_ESTOPPED);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -392,6 +503,8 @@ int main(void)
     test_stop_writes_everything();
     test_tail_does_not_wait_for_a_failing_write();
     test_tail_says_protected();
+    test_claims();
+    test_claim_faults();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
