@@ -411,10 +411,13 @@ static aw_history_t *open_history(const options_t *o)
     }
     aw_log(AW_LOG_INFO, "store", "history in %s%s", aw_store_backend(store),
            strncmp(uri, "sqlite:", 7) == 0 ? uri + 6 : "");
+    static char journal[PATH_MAX];
+    snprintf(journal, sizeof(journal), "%s/history.journal", o->data_dir);
     aw_history_config_t hc = {.batch = o->history_batch,
                               .flush_ms = o->history_flush_ms,
                               .max_queue = o->history_queue,
-                              .max_bytes = o->history_queue_bytes};
+                              .max_bytes = o->history_queue_bytes,
+                              .journal = journal};
     return aw_history_start(store, &hc);
 }
 
@@ -559,7 +562,10 @@ int main(int argc, char **argv)
         stop_bridge(bridge);
     aw_runtime_stop(rt, 1);
     aw_server_shutdown(srv, 3000);
-    size_t lost = aw_history_stop(history, 10000); /* every record of the turns above */
+    /* every record of the turns above: what the store does not take in twice
+     * its timeout goes to the journal */
+    unsigned int store_ms = o.store_timeout_ms != 0 ? o.store_timeout_ms : 5000;
+    size_t lost = aw_history_stop(history, store_ms < 500 ? 1000 : 2 * store_ms);
     aw_registry_destroy(reg);
     aw_runtime_destroy(rt);
     aw_server_destroy(srv);

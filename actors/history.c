@@ -25,8 +25,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 #include <openssl/rand.h>
+#include "actors/journal.h"
 #include "actors/metrics.h"
 #include "runtime/log.h"
 #include "runtime/actor.h"
@@ -69,7 +71,7 @@ struct aw_history {
     int full;       /* atomic: refusing since the last "history_full" log, until there is room */
     uint64_t reads; /* atomic: reads pushed whose callback has not returned */
     unsigned int stop_deadline_ms;
-    size_t unwritten; /* at stop */
+    size_t journal_left; /* records of the last stop's journal not written yet */
     /* history thread only */
     req_t *fifo_head, *fifo_tail;
     aw_record_t *recs; /* the batch: recs[head..n) */
@@ -454,6 +456,15 @@ static void batch_drop_written(aw_history_t *h, size_t k)
     __atomic_sub_fetch(&h->queued, k, __ATOMIC_ACQ_REL);
     __atomic_add_fetch(&h->written, k, __ATOMIC_RELAXED);
     maybe_room(h);
+    /* the journal's records were added first, so they are written first */
+    if (h->journal_left != 0) {
+        h->journal_left -= k < h->journal_left ? k : h->journal_left;
+        if (h->journal_left == 0) {
+            unlink(h->cfg.journal);
+            aw_log(AW_LOG_INFO, "history_journal",
+                   "the records kept in %s at the last stop are in the store now", h->cfg.journal);
+        }
+    }
 }
 
 /* Writes everything held. A backlog (the store was slower than the chat) goes
@@ -853,7 +864,6 @@ static void final_flush(aw_history_t *h)
     uint64_t deadline = aw_now_ms() + h->stop_deadline_ms;
     while (h->head < h->n && flush(h) != 0 && aw_now_ms() < deadline)
         sleep_until(h, h->retry_at < deadline ? h->retry_at : deadline);
-    h->unwritten = h->n - h->head;
 }
 
 static void run(void *arg)
@@ -882,6 +892,80 @@ static void run(void *arg)
     }
 }
 
+/* --- the journal --- */
+
+static void journal_add(const aw_record_t *rec, void *data)
+{
+    aw_history_t *h = data;
+    req_t *r = new_req(REQ_APPEND, rec->user, rec->user_len);
+    r->seq = rec->seq;
+    r->sub = rec->sub;
+    r->ts_ms = rec->ts_ms;
+    r->direction = rec->direction;
+    r->flags = rec->flags;
+    r->json = aw_buf_new(rec->json, rec->json_len);
+    /* held like any record, past the bounds if need be: nothing of it may go */
+    __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&h->held_bytes, record_bytes(rec->user_len, rec->json_len), __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
+    batch_add(h, r);
+    free_req(r);
+}
+
+/* Takes the last stop's journal in, before the thread starts (see history.h). */
+static void recover(aw_history_t *h)
+{
+    char *buf;
+    size_t len, n = 0;
+    int err = aw_journal_load(h->cfg.journal, &buf, &len);
+    if (err == AW_ENOTFOUND)
+        return;
+    if (err == 0)
+        err = aw_journal_parse(buf, len, journal_add, h, &n);
+    free(buf);
+    if (err != 0) {
+        char bad[4096];
+        snprintf(bad, sizeof(bad), "%s.bad", h->cfg.journal);
+        rename(h->cfg.journal, bad);
+        aw_log(AW_LOG_ERROR, "history_journal",
+               "the history journal %s is damaged or unreadable: set aside as %s, nothing of it written",
+               h->cfg.journal, bad);
+        return;
+    }
+    aw_log(AW_LOG_INFO, "history_journal",
+           "%zu record(s) the store did not take at the last stop: writing them", n);
+    h->journal_left = n;
+    if (n == 0) {
+        unlink(h->cfg.journal);
+    } else if (flush(h) != 0) {
+        aw_log(
+            AW_LOG_WARN, "history_journal",
+            "the store does not take them yet: they are held and written when it does (%s stays until then)",
+            h->cfg.journal);
+    }
+}
+
+/* At stop: writes what the store did not take (claims aside: no token was
+ * issued for them) to the journal. Returns the number of records lost. */
+static size_t keep_unwritten(aw_history_t *h)
+{
+    aw_record_t *keep = aw_alloc((h->n - h->head + 1) * sizeof(*keep));
+    size_t n = 0;
+    for (size_t i = h->head; i < h->n; i++)
+        if (!(h->recs[i].flags & AW_RECORD_CLAIM))
+            keep[n++] = h->recs[i];
+    if (n != 0 && h->cfg.journal != NULL && aw_journal_write(h->cfg.journal, keep, n) == 0) {
+        aw_log(AW_LOG_WARN, "history_journal",
+               "the store did not take %zu record(s) before the stop: kept in %s, written at the next start",
+               n, h->cfg.journal);
+        n = 0;
+    } else if (n != 0) {
+        aw_log(AW_LOG_ERROR, "history_lost", "%zu history record(s) could not be written before exit", n);
+    }
+    free(keep);
+    return n;
+}
+
 aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *cfg)
 {
     aw_history_t *h = aw_calloc(1, sizeof(*h));
@@ -899,6 +983,8 @@ aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *cfg
     ck_stack_init(&h->mailbox);
     uv_mutex_init(&h->lock);
     uv_cond_init(&h->wake);
+    if (h->cfg.journal != NULL)
+        recover(h);
     uv_thread_create(&h->thread, run, h);
     return h;
 }
@@ -910,14 +996,14 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     push(h, new_req(REQ_STOP, NULL, 0));
     uv_thread_join(&h->thread);
     /* Requests that passed the stopped check but arrived after the thread's
-     * last look: appends count as unwritten, reads are answered. */
+     * last look: appends join what is left to journal, the rest is answered.
+     * The thread is gone: this thread owns the batch now. */
     take_mailbox(h);
-    size_t unwritten = h->unwritten;
     while (h->fifo_head != NULL) {
         req_t *r = h->fifo_head;
         h->fifo_head = r->next;
         if (r->kind == REQ_APPEND) {
-            unwritten++;
+            batch_add(h, r);
         } else if (r->kind == REQ_CLAIM) {
             waiter_t w = {(aw_history_done_cb)r->cb, r->data};
             waiter_answer(h, &w, AW_ESTOPPED);
@@ -927,6 +1013,7 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
         read_done(h, r);
         free_req(r);
     }
+    size_t lost = keep_unwritten(h);
     for (size_t i = h->head; i < h->n; i++) {
         waiter_answer(h, &h->waits[i], AW_ESTOPPED);
         free((char *)h->recs[i].user);
@@ -942,8 +1029,5 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     uv_cond_destroy(&h->wake);
     uv_mutex_destroy(&h->lock);
     free(h);
-    if (unwritten != 0)
-        aw_log(AW_LOG_ERROR, "history_lost", "%zu history record(s) could not be written before exit",
-               unwritten);
-    return unwritten;
+    return lost;
 }

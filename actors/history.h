@@ -25,10 +25,12 @@
 typedef struct aw_history aw_history_t;
 
 typedef struct aw_history_config {
-    size_t batch;      /* records per write; 0 means 512 */
-    unsigned flush_ms; /* longest wait before a partial batch is written; 0 means 5 */
-    size_t max_queue;  /* records held at most (written or not); 0 means 1,000,000 */
-    size_t max_bytes;  /* bytes of records (JSON and user id) held at most; 0 means 256 MiB */
+    size_t batch;        /* records per write; 0 means 512 */
+    unsigned flush_ms;   /* longest wait before a partial batch is written; 0 means 5 */
+    size_t max_queue;    /* records held at most (written or not); 0 means 1,000,000 */
+    size_t max_bytes;    /* bytes of records (JSON and user id) held at most; 0 means 256 MiB */
+    const char *journal; /* the journal file (journal.h): where a stop keeps what the store did not
+                          * take, written to the store at the next start; NULL: none */
 } aw_history_config_t;
 
 typedef struct aw_history_stats {
@@ -44,7 +46,12 @@ typedef struct aw_history_stats {
 } aw_history_stats_t;
 
 /* Starts the history thread on `store` (owned by the history from then on,
- * closed by aw_history_stop). Main thread. */
+ * closed by aw_history_stop). With a journal left by the last stop, its
+ * records are written to the store first, before this returns; if the store
+ * does not take them, they are held like new records (the reads above see
+ * them) and written when it does, and the journal is removed only then. A
+ * damaged journal is set aside as FILE.bad, and nothing of it is written.
+ * Main thread. */
 aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *config);
 
 /* Queues one record; the user id and JSON are copied (`json` is retained).
@@ -121,8 +128,10 @@ int aw_history_page(aw_history_t *h, const char *user, size_t user_len, int64_t 
 void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *stats);
 
 /* Writes everything still queued, retrying for at most `deadline_ms`, then
- * stops the thread and closes the store; returns the number of records that
- * could not be written. Pending reads are answered AW_ESTOPPED. Main thread. */
+ * stops the thread and closes the store. What the store did not take goes to
+ * the journal (when configured), fsynced, for the next start. Returns the
+ * number of records lost: neither written nor journaled. Pending reads and
+ * claims are answered AW_ESTOPPED. Main thread. */
 size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms);
 
 #endif

@@ -202,3 +202,57 @@ test('the history queue is bounded in bytes too: big messages are refused past i
   await c.close();
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
+
+test('SIGTERM while the store is down loses nothing: the journal is written back at the next start', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-fault-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const args = ['--bot', 'echo', '--rate', '0', '--store-timeout', '100'];
+  const s1 = await startServer(args, { dataDir });
+  const c = await Client.open(s1.port);
+  c.send({ type: 'hello', user: 'jr' });
+  const [s] = await c.waitFor((f) => f.type === 'session');
+  c.send({ type: 'message', user: 'jr', text: 'before', token: s.token });
+  await c.waitFor((f) => f.text === 'before');
+  for (let i = 0; i < 100 && (await metric(s1.port, 'anywhere_history_queue')) !== 0; i++) await sleep(20);
+  const lock = await lockDatabase(path.join(dataDir, 'anywhere.db'));
+  let released = false;
+  t.after(() => { if (!released) return lock.release(); });
+  const sent = 200;
+  for (let i = 0; i < sent; i++) c.send({ type: 'message', user: 'jr', text: `held ${i}`, token: s.token });
+  await c.waitFor((f) => f.text === `held ${sent - 1}`);
+  const shown = c.messages().map((m) => m.seq);
+  assert.ok(await metric(s1.port, 'anywhere_history_queue') >= 2 * sent, 'the records are held');
+  assert.equal((await s1.stop()).code, 0, s1.log());
+  assert.match(s1.log(), /history_journal: the store did not take \d+ record\(s\) before the stop/);
+  assert.ok(fs.existsSync(path.join(dataDir, 'history.journal')));
+  await lock.release();
+  released = true;
+
+  const s2 = await startServer(args, { dataDir });
+  t.after(() => s2.stop());
+  assert.match(s2.log(), /history_journal: \d+ record\(s\) the store did not take at the last stop: writing them/);
+  await s2.waitForLog(/are in the store now/);
+  assert.ok(!fs.existsSync(path.join(dataDir, 'history.journal')), 'the journal is removed once written');
+  const h = await post(s2.port, '/botkit/history', { user: 'jr', token: s.token, limit: 100 });
+  assert.equal(h.status, 200);
+  const r = await fetch(`${s2.url}/api/history?user=jr&limit=100`, { headers: { authorization: `Bearer ${s.token}` } });
+  let all = [];
+  for (let page = await r.json(), n = 0; n < 20; n++) {
+    all = page.history.concat(all);
+    if (!page.more) break;
+    page = await (await fetch(`${s2.url}/api/history?user=jr&limit=100&before=${page.before}`,
+      { headers: { authorization: `Bearer ${s.token}` } })).json();
+  }
+  const bot = all.filter((e) => e.type === 'message').map((e) => e.seq);
+  assert.deepEqual(bot, shown, 'every bot message the client was shown is in history, once');
+  const mine = all.filter((e) => e.type === 'message_received').map((e) => e.text);
+  assert.deepEqual(mine, ['before', ...Array.from({ length: sent }, (_, i) => `held ${i}`)]);
+  // numbering goes on above what the journal held
+  const c2 = await Client.open(s2.port);
+  c2.send({ type: 'welcome_back', user: 'jr', token: s.token });
+  const [s2s] = await c2.waitFor((f) => f.type === 'session');
+  assert.equal(s2s.seq, shown[shown.length - 1]);
+  await c2.close();
+  await c.closed;
+  assert.equal((await s2.stop()).code, 0, s2.log());
+});

@@ -293,6 +293,19 @@ static void f_close(aw_store_t *st)
 
 static const aw_store_ops_t faulty_ops = {"faulty", f_append, f_read, f_last_seq, f_ping, f_close};
 
+static aw_history_t *open_faulty_journal(const char *name, faulty_t **out, const char *journal, int fail)
+{
+    char uri[256];
+    faulty_t *f = calloc(1, sizeof(*f));
+    f->super.ops = &faulty_ops;
+    f->fail_writes = fail;
+    snprintf(uri, sizeof(uri), "sqlite:%s/%s", dir, name);
+    CHECK(aw_store_open(&f->real, uri, NULL) == 0);
+    *out = f;
+    aw_history_config_t cfg = {.batch = 512, .flush_ms = 1, .journal = journal};
+    return aw_history_start(&f->super, &cfg);
+}
+
 static aw_history_t *open_faulty(const char *name, faulty_t **out)
 {
     char uri[256];
@@ -461,7 +474,8 @@ static void test_claims(void)
 /* A claim waits while the store refuses it, is counted as a read meanwhile,
  * and is answered 0 once written, even when a write that succeeded was
  * reported failed (the retry finds its own claim stored); a stop answers a
- * claim that could not be written AW_ESTOPPED. */
+ * claim that could not be written AW_ESTOPPED, and drops it (no token was
+ * issued for it): it is no history lost. */
 static void test_claim_faults(void)
 {
     faulty_t *f;
@@ -489,8 +503,74 @@ static void test_claim_faults(void)
     __atomic_store_n(&f->fail_writes, 1, __ATOMIC_SEQ_CST);
     answer_init(&a);
     CHECK(aw_history_claim(h, "s", 1, on_done, &a) == 0);
-    CHECK(aw_history_stop(h, 100) == 1);
+    CHECK(aw_history_stop(h, 100) == 0);
     CHECK(answered(&a) && a.err == AW_ESTOPPED);
+}
+
+static int exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* A stop while the store takes no writes keeps what it holds in the
+ * journal; the next start writes it to the store before it returns, or
+ * holds it (visible to the reads) until the store takes it, and removes the
+ * journal only then. Claims are not journaled. */
+static void test_journal(void)
+{
+    char journal[300];
+    snprintf(journal, sizeof(journal), "%s/history.journal", dir);
+    faulty_t *f;
+    aw_history_t *h = open_faulty_journal("journal.db", &f, journal, 0);
+    add(h, "j", 1, 0, "stored");
+    wait_written(h, 1);
+    __atomic_store_n(&f->fail_writes, 1, __ATOMIC_SEQ_CST);
+    add(h, "j", 1, 1, "held p");
+    add(h, "j", 2, 0, "held b");
+    add(h, "k", 1, 0, "other");
+    answer_t a;
+    answer_init(&a);
+    CHECK(aw_history_claim(h, "new", 3, on_done, &a) == 0);
+    CHECK(aw_history_stop(h, 50) == 0); /* nothing lost: journaled */
+    CHECK(answered(&a) && a.err == AW_ESTOPPED);
+    CHECK(exists(journal));
+
+    /* a start while the store still refuses: held, readable, journal kept */
+    h = open_faulty_journal("journal.db", &f, journal, 1);
+    answer_t t;
+    tail_of(h, "j", &t);
+    CHECK(t.err == 0 && t.seq == 2 && t.sub == 0);
+    CHECK(exists(journal));
+    __atomic_store_n(&f->fail_writes, 0, __ATOMIC_SEQ_CST);
+    wait_written(h, 3);
+    for (int i = 0; i < 200 && exists(journal); i++)
+        usleep(5000);
+    CHECK(!exists(journal));
+    expect_page(h, "j", INT64_MAX, 10, 1,
+                "{\"success\":true,\"history\":[{\"t\":\"stored\"},{\"t\":\"held p\"},{\"t\":\"held b\"}]}");
+    tail_of(h, "new", &t);
+    CHECK(t.err == 0 && !t.known); /* the claim was dropped, not journaled */
+    /* and again: stop while down, start while up: written before the start returns */
+    __atomic_store_n(&f->fail_writes, 1, __ATOMIC_SEQ_CST);
+    add(h, "k", 2, 0, "later");
+    CHECK(aw_history_stop(h, 50) == 0);
+    CHECK(exists(journal));
+    h = open_faulty_journal("journal.db", &f, journal, 0);
+    CHECK(!exists(journal));
+    expect_page(h, "k", INT64_MAX, 10, 1,
+                "{\"success\":true,\"history\":[{\"t\":\"other\"},{\"t\":\"later\"}]}");
+    CHECK(aw_history_stop(h, 1000) == 0);
+
+    /* a damaged journal is set aside, and nothing of it is written */
+    FILE *fp = fopen(journal, "w");
+    CHECK(fp != NULL);
+    fputs("AWJ1 not a journal", fp);
+    fclose(fp);
+    h = open_faulty_journal("journal.db", &f, journal, 0);
+    char bad[320];
+    snprintf(bad, sizeof(bad), "%s.bad", journal);
+    CHECK(!exists(journal) && exists(bad));
+    CHECK(aw_history_stop(h, 1000) == 0);
 }
 
 int main(void)
@@ -505,6 +585,7 @@ int main(void)
     test_tail_says_protected();
     test_claims();
     test_claim_faults();
+    test_journal();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
