@@ -401,9 +401,8 @@ static int store_ok(aw_server_t *srv)
 }
 
 /* 200 while the store answers, 503 while it does not (chat still works). */
-static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
+static void send_healthz(aw_server_t *srv, h2o_req_t *req)
 {
-    aw_server_t *srv = server_of(self);
     char body[200];
     int ok = store_ok(srv);
     int len = snprintf(body, sizeof(body),
@@ -411,13 +410,17 @@ static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
                        ok ? "ok" : "degraded", ok ? "ok" : "unreachable",
                        aw_registry_count(srv->cfg.registry), aw_server_websockets(srv));
     send_json(req, ok ? 200 : 503, body, (size_t)len);
+}
+
+static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
+{
+    send_healthz(server_of(self), req);
     return 0;
 }
 
-static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+static void send_metrics(aw_server_t *srv, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
-    aw_server_t *srv = server_of(self);
     size_t len = 0, cap = 8192;
     char *buf = aw_alloc(cap);
     aw_metrics_line(&buf, &len, &cap, "anywhere_websockets", "gauge", "Open websockets.",
@@ -468,6 +471,11 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
                    H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
     h2o_start_response(req, &generator);
     h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+{
+    send_metrics(server_of(self), req);
     return 0;
 }
 
@@ -570,9 +578,10 @@ static int on_send(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-static void route(aw_server_t *srv, const char *path, int (*on_req)(h2o_handler_t *, h2o_req_t *))
+static void route(aw_server_t *srv, h2o_hostconf_t *host, const char *path,
+                  int (*on_req)(h2o_handler_t *, h2o_req_t *))
 {
-    h2o_pathconf_t *pc = h2o_config_register_path(srv->hostconf, path, 0);
+    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h) + sizeof(aw_server_t *));
     h->on_req = on_req;
     *(aw_server_t **)(h + 1) = srv;
@@ -581,12 +590,12 @@ static void route(aw_server_t *srv, const char *path, int (*on_req)(h2o_handler_
 void aw_http__register(aw_server_t *srv)
 {
     /* h2o matches by prefix in registration order: specific paths first. */
-    route(srv, "/botkit/receive", on_receive);
-    route(srv, "/api/messages", on_messages);
-    route(srv, "/botkit/history", on_botkit_history);
-    route(srv, "/api/history", on_api_history);
-    route(srv, "/api/send", on_send);
-    route(srv, "/healthz", on_healthz);
-    route(srv, "/metrics", on_metrics);
-    route(srv, "/", on_root);
+    route(srv, srv->hostconf, "/botkit/receive", on_receive);
+    route(srv, srv->hostconf, "/api/messages", on_messages);
+    route(srv, srv->hostconf, "/botkit/history", on_botkit_history);
+    route(srv, srv->hostconf, "/api/history", on_api_history);
+    route(srv, srv->hostconf, "/api/send", on_send);
+    route(srv, srv->hostconf, "/healthz", on_healthz);
+    route(srv, srv->hostconf, "/metrics", on_metrics);
+    route(srv, srv->hostconf, "/", on_root);
 }

@@ -95,18 +95,37 @@ static int admit_conn(aw_server_t *srv, tcp_conn_t *c)
     return ip_add(srv, c->ip, 1) <= srv->cfg.max_connections_per_ip;
 }
 
-static void on_accept(uv_stream_t *listener, int status)
+/* Takes the next connection off `listener`; NULL when there is none. */
+static tcp_conn_t *accept_conn(uv_stream_t *listener, int status)
 {
     aw_loop_t *loop = listener->data;
     if (status != 0)
-        return;
+        return NULL;
     tcp_conn_t *c = aw_calloc(1, sizeof(*c));
     c->srv = loop->srv;
     uv_tcp_init(listener->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-        return;
+        return NULL;
     }
+    return c;
+}
+
+/* Hands an admitted connection to h2o, which closes it through on_conn_closed. */
+static void serve_conn(tcp_conn_t *c, h2o_accept_ctx_t *accept_ctx)
+{
+    /* h2o's libuv binding leaves Nagle on: each small frame would wait ~40 ms. */
+    uv_tcp_nodelay(&c->tcp, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    h2o_accept(accept_ctx, sock);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    aw_loop_t *loop = listener->data;
+    tcp_conn_t *c = accept_conn(listener, status);
+    if (c == NULL)
+        return;
     if (!admit_conn(loop->srv, c)) {
         /* refused cleanly: the client sees the connection closed at once */
         AW_METRIC_INC(connections_refused);
@@ -115,20 +134,19 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     AW_METRIC_INC(connections_accepted);
-    /* h2o's libuv binding leaves Nagle on: each small frame would wait ~40 ms. */
-    uv_tcp_nodelay(&c->tcp, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-    h2o_accept(&loop->accept_ctx, sock);
+    serve_conn(c, &loop->accept_ctx);
 }
 
-/* Makes a listening socket on host:port with SO_REUSEPORT. Returns the fd or
- * -1 with errno set. */
+enum { SOCK_REUSEPORT = 1, SOCK_LISTEN = 2 };
+
 /*
- * A listening socket per loop, bound with SO_REUSEPORT: the kernel spreads
- * new connections over the loops. `reuseport` 0 makes a socket that is only
- * bound, never listening: the probe below.
+ * Makes a socket bound to host:port, with SO_REUSEADDR and the `flags`:
+ * SOCK_REUSEPORT for the main listeners, one per loop (the kernel spreads new
+ * connections over them), SOCK_LISTEN to listen. Neither flag makes a socket
+ * that is only bound: the probe below. Returns the fd, with the port bound in
+ * *bound_port, or -1 with errno set.
  */
-static int make_socket(const char *host, int port, int reuseport, int *bound_port)
+static int make_socket(const char *host, int port, int flags, int *bound_port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res;
@@ -140,8 +158,8 @@ static int make_socket(const char *host, int port, int reuseport, int *bound_por
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || (reuseport && listen(fd, 4096) != 0)) {
+        ((flags & SOCK_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ((flags & SOCK_LISTEN) && listen(fd, 4096) != 0)) {
         int e = errno;
         if (fd >= 0)
             close(fd);
@@ -160,7 +178,7 @@ static int make_socket(const char *host, int port, int reuseport, int *bound_por
 
 static int make_listener(const char *host, int port, int *bound_port)
 {
-    return make_socket(host, port, 1, bound_port);
+    return make_socket(host, port, SOCK_REUSEPORT | SOCK_LISTEN, bound_port);
 }
 
 /*
