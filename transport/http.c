@@ -1,11 +1,12 @@
 /*
  * The HTTP routes: the webhook channel (POST /botkit/receive answers one
- * message object, POST /api/messages an array), GET /healthz, and "/" which
- * either upgrades to a websocket or serves the embedded chat page. A webhook
- * request waits for its session's turn through an aw_sink_t: the session
- * completes it on a worker, the answer hops back here, and a timer answers
- * 504 if the turn takes too long. The request may vanish first (the client
- * hung up); h2o then disposes its pool, which tells the sink to answer no one.
+ * message object, POST /api/messages an array), GET /healthz and /metrics
+ * (also on the admin listener, alone), and "/" which either upgrades to a
+ * websocket or serves the embedded chat page. A webhook request waits for its
+ * session's turn through an aw_sink_t: the session completes it on a worker,
+ * the answer hops back here, and a timer answers 504 if the turn takes too
+ * long. The request may vanish first (the client hung up); h2o then disposes
+ * its pool, which tells the sink to answer no one.
  */
 #include <string.h>
 #include "transport/internal.h"
@@ -425,8 +426,12 @@ static void send_metrics(aw_server_t *srv, h2o_req_t *req)
     char *buf = aw_alloc(cap);
     aw_metrics_line(&buf, &len, &cap, "anywhere_websockets", "gauge", "Open websockets.",
                     aw_server_websockets(srv));
-    aw_metrics_line(&buf, &len, &cap, "anywhere_connections", "gauge", "Open TCP connections.",
+    aw_metrics_line(&buf, &len, &cap, "anywhere_connections", "gauge",
+                    "Open TCP connections on the main address (what --max-connections counts).",
                     __atomic_load_n(&srv->connections, __ATOMIC_RELAXED));
+    aw_metrics_line(&buf, &len, &cap, "anywhere_admin_connections", "gauge",
+                    "Open connections on the --admin-listen address.",
+                    __atomic_load_n(&srv->admin_connections, __ATOMIC_RELAXED));
     aw_metrics_line(&buf, &len, &cap, "anywhere_sessions", "gauge", "Users with a session in memory.",
                     aw_registry_count(srv->cfg.registry));
     const aw_chat_config_t *chat = srv->cfg.chat;
@@ -476,6 +481,27 @@ static void send_metrics(aw_server_t *srv, h2o_req_t *req)
 static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
 {
     send_metrics(server_of(self), req);
+    return 0;
+}
+
+/* The admin listener's one handler. The paths must match exactly (h2o would
+ * also hand "/healthz/x" to a "/healthz" route) and only GET is served: the
+ * port shows nothing else of the server. */
+static int on_admin(h2o_handler_t *self, h2o_req_t *req)
+{
+    aw_server_t *srv = server_of(self);
+    h2o_iovec_t path = req->path_normalized;
+    int healthz = h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"));
+    if (!healthz && !h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
+        h2o_send_error_generic(req, 404, "Not Found", "not found\n", 0);
+        return 0;
+    }
+    if (!want_method(req, "GET"))
+        return 0;
+    if (healthz)
+        send_healthz(srv, req);
+    else
+        send_metrics(srv, req);
     return 0;
 }
 
@@ -598,4 +624,9 @@ void aw_http__register(aw_server_t *srv)
     route(srv, srv->hostconf, "/healthz", on_healthz);
     route(srv, srv->hostconf, "/metrics", on_metrics);
     route(srv, srv->hostconf, "/", on_root);
+}
+
+void aw_http__register_admin(aw_server_t *srv, h2o_hostconf_t *hostconf)
+{
+    route(srv, hostconf, "/", on_admin);
 }
