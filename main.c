@@ -58,6 +58,8 @@ typedef struct options {
     const char *origins[32];
     size_t n_origins;
     const char *tls_cert, *tls_key;
+    char admin_host[256]; /* "": no admin listener */
+    int admin_port;
     int log_level, log_json;
     unsigned int store_timeout_ms;
 } options_t;
@@ -76,6 +78,8 @@ static void usage(FILE *out)
         "  --tls-cert FILE             PEM certificate: HTTPS and wss:// on the same port\n"
         "  --tls-key FILE              its PEM private key\n"
         "  --allowed-origin URL        a page origin allowed besides the server's own (repeatable; * any)\n"
+        "  --admin-listen ADDR:PORT    also serve GET /healthz and /metrics there, in plain HTTP, outside\n"
+        "                              the connection caps (64 connections of its own; port 0: a free one)\n"
         "\n"
         "The bot:\n"
         "  --bot NAME                  built-in bot: demo (default) or echo\n"
@@ -127,6 +131,29 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
     if (errno != 0 || *s == '\0' || *end != '\0' || v > max || s[0] == '-')
         return -1;
     *out = v;
+    return 0;
+}
+
+/* ADDR:PORT, or [IPv6]:PORT: the address, without brackets, into `host`. */
+static int parse_host_port(const char *arg, char *host, size_t size, int *port)
+{
+    const char *colon = strrchr(arg, ':');
+    unsigned long v;
+    if (colon == NULL || parse_uint(colon + 1, 65535, &v) != 0)
+        return -1;
+    const char *h = arg;
+    size_t n = (size_t)(colon - arg);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    } else if (memchr(h, ':', n) != NULL) {
+        return -1; /* an IPv6 address takes brackets */
+    }
+    if (n == 0 || n >= size)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)v;
     return 0;
 }
 
@@ -219,6 +246,8 @@ static int parse_option(options_t *o, int c, const char *arg)
     case 'L':
         o->tls_cert = arg;
         return 0;
+    case 'A':
+        return parse_host_port(arg, o->admin_host, sizeof(o->admin_host), &o->admin_port);
     case 'k':
         o->tls_key = arg;
         return 0;
@@ -304,6 +333,7 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"allowed-origin", required_argument, NULL, 'o'},
                                              {"tls-cert", required_argument, NULL, 'L'},
                                              {"tls-key", required_argument, NULL, 'k'},
+                                             {"admin-listen", required_argument, NULL, 'A'},
                                              {"log-level", required_argument, NULL, 'l'},
                                              {"log-format", required_argument, NULL, 'j'},
                                              {"store-timeout", required_argument, NULL, 'Y'},
@@ -451,10 +481,12 @@ int main(int argc, char **argv)
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    if (o.max_connections == 0 && getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur > 200 &&
+    /* Refuse cleanly before running out of fds; the admin listener's own
+     * connections come out of the same budget. */
+    rlim_t spare = 100 + (o.admin_host[0] != '\0' ? AW_SERVER_ADMIN_MAX_CONNECTIONS : 0);
+    if (o.max_connections == 0 && getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur > 2 * spare &&
         nofile.rlim_cur != RLIM_INFINITY)
-        o.max_connections =
-            (unsigned int)(nofile.rlim_cur - 100); /* refuse cleanly before running out of fds */
+        o.max_connections = (unsigned int)(nofile.rlim_cur - spare);
     if (o.io_threads == 0)
         o.io_threads = cores;
     if (o.workers == 0)
@@ -543,7 +575,9 @@ int main(int argc, char **argv)
                              .origins = o.origins,
                              .n_origins = o.n_origins,
                              .tls_cert = o.tls_cert,
-                             .tls_key = o.tls_key};
+                             .tls_key = o.tls_key,
+                             .admin_host = o.admin_host[0] != '\0' ? o.admin_host : NULL,
+                             .admin_port = o.admin_port};
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)
         return 1;
@@ -551,6 +585,13 @@ int main(int argc, char **argv)
            "anywhere %s listening on %s://%s:%d/ (bot %s, workers %u, io-threads %u)", AW_VERSION,
            o.tls_cert != NULL ? "https" : "http", o.host, aw_server_port(srv), aw_bot_name(bot), o.workers,
            o.io_threads);
+    if (sc.admin_host != NULL) {
+        /* after the line above, which tools read the main port from */
+        int v6 = strchr(o.admin_host, ':') != NULL;
+        aw_log(AW_LOG_NOTICE, "admin_listening",
+               "admin listening on http://%s%s%s:%d/ (GET /healthz and /metrics only)", v6 ? "[" : "",
+               o.admin_host, v6 ? "]" : "", aw_server_admin_port(srv));
+    }
 
     int sig;
     sigwait(&stop, &sig);

@@ -86,9 +86,13 @@ void aw_metrics_write(char **buf, size_t *len, size_t *cap)
                     "Messages dropped by the rate limit.",
                     get(&aw_metrics.errors[AW_ERATELIMITED - AW_E__BASE - 1]));
     aw_metrics_line(buf, len, cap, "anywhere_connections_accepted_total", "counter",
-                    "TCP connections accepted.", get(&aw_metrics.connections_accepted));
+                    "TCP connections accepted on the main address.", get(&aw_metrics.connections_accepted));
     aw_metrics_line(buf, len, cap, "anywhere_connections_refused_total", "counter",
-                    "Connections refused by the connection caps.", get(&aw_metrics.connections_refused));
+                    "Connections to the main address refused by the connection caps.",
+                    get(&aw_metrics.connections_refused));
+    aw_metrics_line(buf, len, cap, "anywhere_admin_connections_refused_total", "counter",
+                    "Connections refused by the admin listener's own cap.",
+                    get(&aw_metrics.admin_connections_refused));
     aw_metrics_line(buf, len, cap, "anywhere_sockets_closed_slow_total", "counter",
                     "Websockets closed for a full outbox (slow readers).",
                     get(&aw_metrics.sockets_closed_slow));

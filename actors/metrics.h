@@ -18,10 +18,11 @@ typedef struct aw_metrics {
     uint64_t frames_out;                 /* frames handed to sockets (a message to 3 tabs counts 3) */
     uint64_t errors[32];                 /* refused input and failed requests, by AW_E... code */
     uint64_t connections_accepted;
-    uint64_t connections_refused; /* over --max-connections or --max-connections-per-ip */
-    uint64_t sockets_closed_slow; /* closed for an outbox over --max-outbox */
-    uint64_t sockets_closed_idle; /* closed for not answering pings */
-    uint64_t store_write_ms[8];   /* histogram of store batch write times: <=1,2,5,10,50,100,1000,+Inf */
+    uint64_t connections_refused;       /* over --max-connections or --max-connections-per-ip */
+    uint64_t admin_connections_refused; /* over the admin listener's own cap */
+    uint64_t sockets_closed_slow;       /* closed for an outbox over --max-outbox */
+    uint64_t sockets_closed_idle;       /* closed for not answering pings */
+    uint64_t store_write_ms[8]; /* histogram of store batch write times: <=1,2,5,10,50,100,1000,+Inf */
     uint64_t store_write_ms_sum;
     uint64_t batch_records_sum; /* records written in all batches */
 } aw_metrics_t;

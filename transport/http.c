@@ -1,11 +1,12 @@
 /*
  * The HTTP routes: the webhook channel (POST /botkit/receive answers one
- * message object, POST /api/messages an array), GET /healthz, and "/" which
- * either upgrades to a websocket or serves the embedded chat page. A webhook
- * request waits for its session's turn through an aw_sink_t: the session
- * completes it on a worker, the answer hops back here, and a timer answers
- * 504 if the turn takes too long. The request may vanish first (the client
- * hung up); h2o then disposes its pool, which tells the sink to answer no one.
+ * message object, POST /api/messages an array), GET /healthz and /metrics
+ * (also on the admin listener, alone), and "/" which either upgrades to a
+ * websocket or serves the embedded chat page. A webhook request waits for its
+ * session's turn through an aw_sink_t: the session completes it on a worker,
+ * the answer hops back here, and a timer answers 504 if the turn takes too
+ * long. The request may vanish first (the client hung up); h2o then disposes
+ * its pool, which tells the sink to answer no one.
  */
 #include <string.h>
 #include "transport/internal.h"
@@ -401,9 +402,8 @@ static int store_ok(aw_server_t *srv)
 }
 
 /* 200 while the store answers, 503 while it does not (chat still works). */
-static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
+static void send_healthz(aw_server_t *srv, h2o_req_t *req)
 {
-    aw_server_t *srv = server_of(self);
     char body[200];
     int ok = store_ok(srv);
     int len = snprintf(body, sizeof(body),
@@ -411,19 +411,27 @@ static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
                        ok ? "ok" : "degraded", ok ? "ok" : "unreachable",
                        aw_registry_count(srv->cfg.registry), aw_server_websockets(srv));
     send_json(req, ok ? 200 : 503, body, (size_t)len);
+}
+
+static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
+{
+    send_healthz(server_of(self), req);
     return 0;
 }
 
-static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+static void send_metrics(aw_server_t *srv, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
-    aw_server_t *srv = server_of(self);
     size_t len = 0, cap = 8192;
     char *buf = aw_alloc(cap);
     aw_metrics_line(&buf, &len, &cap, "anywhere_websockets", "gauge", "Open websockets.",
                     aw_server_websockets(srv));
-    aw_metrics_line(&buf, &len, &cap, "anywhere_connections", "gauge", "Open TCP connections.",
+    aw_metrics_line(&buf, &len, &cap, "anywhere_connections", "gauge",
+                    "Open TCP connections on the main address (what --max-connections counts).",
                     __atomic_load_n(&srv->connections, __ATOMIC_RELAXED));
+    aw_metrics_line(&buf, &len, &cap, "anywhere_admin_connections", "gauge",
+                    "Open connections on the --admin-listen address.",
+                    __atomic_load_n(&srv->admin_connections, __ATOMIC_RELAXED));
     aw_metrics_line(&buf, &len, &cap, "anywhere_sessions", "gauge", "Users with a session in memory.",
                     aw_registry_count(srv->cfg.registry));
     const aw_chat_config_t *chat = srv->cfg.chat;
@@ -468,6 +476,32 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
                    H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
     h2o_start_response(req, &generator);
     h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+{
+    send_metrics(server_of(self), req);
+    return 0;
+}
+
+/* The admin listener's one handler. The paths must match exactly (h2o would
+ * also hand "/healthz/x" to a "/healthz" route) and only GET is served: the
+ * port shows nothing else of the server. */
+static int on_admin(h2o_handler_t *self, h2o_req_t *req)
+{
+    aw_server_t *srv = server_of(self);
+    h2o_iovec_t path = req->path_normalized;
+    int healthz = h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"));
+    if (!healthz && !h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
+        h2o_send_error_generic(req, 404, "Not Found", "not found\n", 0);
+        return 0;
+    }
+    if (!want_method(req, "GET"))
+        return 0;
+    if (healthz)
+        send_healthz(srv, req);
+    else
+        send_metrics(srv, req);
     return 0;
 }
 
@@ -570,9 +604,10 @@ static int on_send(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-static void route(aw_server_t *srv, const char *path, int (*on_req)(h2o_handler_t *, h2o_req_t *))
+static void route(aw_server_t *srv, h2o_hostconf_t *host, const char *path,
+                  int (*on_req)(h2o_handler_t *, h2o_req_t *))
 {
-    h2o_pathconf_t *pc = h2o_config_register_path(srv->hostconf, path, 0);
+    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h) + sizeof(aw_server_t *));
     h->on_req = on_req;
     *(aw_server_t **)(h + 1) = srv;
@@ -581,12 +616,17 @@ static void route(aw_server_t *srv, const char *path, int (*on_req)(h2o_handler_
 void aw_http__register(aw_server_t *srv)
 {
     /* h2o matches by prefix in registration order: specific paths first. */
-    route(srv, "/botkit/receive", on_receive);
-    route(srv, "/api/messages", on_messages);
-    route(srv, "/botkit/history", on_botkit_history);
-    route(srv, "/api/history", on_api_history);
-    route(srv, "/api/send", on_send);
-    route(srv, "/healthz", on_healthz);
-    route(srv, "/metrics", on_metrics);
-    route(srv, "/", on_root);
+    route(srv, srv->hostconf, "/botkit/receive", on_receive);
+    route(srv, srv->hostconf, "/api/messages", on_messages);
+    route(srv, srv->hostconf, "/botkit/history", on_botkit_history);
+    route(srv, srv->hostconf, "/api/history", on_api_history);
+    route(srv, srv->hostconf, "/api/send", on_send);
+    route(srv, srv->hostconf, "/healthz", on_healthz);
+    route(srv, srv->hostconf, "/metrics", on_metrics);
+    route(srv, srv->hostconf, "/", on_root);
+}
+
+void aw_http__register_admin(aw_server_t *srv, h2o_hostconf_t *hostconf)
+{
+    route(srv, hostconf, "/", on_admin);
 }

@@ -22,6 +22,9 @@ struct aw_loop {
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
     int listening;
+    h2o_accept_ctx_t admin_accept_ctx; /* the first loop only, with an admin listener */
+    uv_tcp_t admin;
+    int admin_listening;
     uv_async_t wake;  /* another thread posted something */
     ck_stack_t inbox; /* MPSC: any thread pushes, this loop drains */
     uv_timer_t tick;  /* once a second: close deadlines */
@@ -36,15 +39,19 @@ struct aw_loop {
 struct aw_server {
     aw_server_config_t cfg;
     h2o_globalconf_t globalconf;
-    h2o_hostconf_t *hostconf;
+    h2o_hostconf_t *hostconf;       /* the routes of the main address */
+    h2o_hostconf_t *hosts[2];       /* the same, as the NULL-ended list h2o_accept wants */
+    h2o_hostconf_t *admin_hosts[2]; /* /healthz and /metrics only, for the admin listener */
     aw_loop_t *loops;
     unsigned int n_loops;
     int port;
-    size_t websockets;     /* atomic */
-    uint64_t next_conn_id; /* atomic */
-    size_t connections;    /* atomic: open TCP connections */
-    uv_mutex_t ip_lock;    /* guards the per-address counts */
-    struct ip_count *ips;  /* open connections per client address */
+    size_t websockets;        /* atomic */
+    uint64_t next_conn_id;    /* atomic */
+    size_t connections;       /* atomic: open TCP connections on the main address */
+    size_t admin_connections; /* atomic: open connections on the admin listener */
+    int admin_port;           /* 0: no admin listener */
+    uv_mutex_t ip_lock;       /* guards the per-address counts */
+    struct ip_count *ips;     /* open connections per client address */
     size_t ips_cap;
     SSL_CTX *ssl_ctx; /* NULL without --tls-cert */
 };
@@ -72,6 +79,10 @@ void aw_loop__post(aw_loop_t *loop, aw_post_t *post);
 
 /* Registers the routes on the host; the order matters (STACK-NOTES.md). */
 void aw_http__register(aw_server_t *srv);
+
+/* Registers the admin listener's routes on `hostconf`: GET /healthz and GET
+ * /metrics, and 404 for every other path (http.c). */
+void aw_http__register_admin(aw_server_t *srv, h2o_hostconf_t *hostconf);
 
 /* Starts a websocket on a request that asked for one (ws.c). */
 int aw_ws__upgrade(aw_server_t *srv, h2o_req_t *req, const char *client_key);

@@ -5,6 +5,8 @@
  * the thread that accepted it for its whole life. Other threads reach a loop
  * only through its inbox (a lock-free stack) and a uv_async wake-up, which
  * coalesces: one wake-up drains everything posted so far, in posting order.
+ * The admin listener, when there is one, is a plain socket of the first loop
+ * with its own h2o host (/healthz and /metrics only) and its own fixed cap.
  */
 #include "transport/server.h"
 
@@ -25,6 +27,7 @@
 typedef struct tcp_conn {
     uv_tcp_t tcp;
     aw_server_t *srv;
+    int admin; /* on the admin listener: counted in admin_connections only */
     int counted_ip;
     char ip[INET6_ADDRSTRLEN];
 } tcp_conn_t;
@@ -70,7 +73,7 @@ static unsigned int ip_add(aw_server_t *srv, const char *ip, int delta)
 static void on_conn_closed(uv_handle_t *h)
 {
     tcp_conn_t *c = (tcp_conn_t *)h;
-    __atomic_sub_fetch(&c->srv->connections, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(c->admin ? &c->srv->admin_connections : &c->srv->connections, 1, __ATOMIC_RELAXED);
     if (c->counted_ip)
         ip_add(c->srv, c->ip, -1);
     free(c);
@@ -95,18 +98,38 @@ static int admit_conn(aw_server_t *srv, tcp_conn_t *c)
     return ip_add(srv, c->ip, 1) <= srv->cfg.max_connections_per_ip;
 }
 
-static void on_accept(uv_stream_t *listener, int status)
+/* Takes the next connection off `listener`; NULL when there is none. */
+static tcp_conn_t *accept_conn(uv_stream_t *listener, int status, int admin)
 {
     aw_loop_t *loop = listener->data;
     if (status != 0)
-        return;
+        return NULL;
     tcp_conn_t *c = aw_calloc(1, sizeof(*c));
     c->srv = loop->srv;
+    c->admin = admin;
     uv_tcp_init(listener->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-        return;
+        return NULL;
     }
+    return c;
+}
+
+/* Hands an admitted connection to h2o, which closes it through on_conn_closed. */
+static void serve_conn(tcp_conn_t *c, h2o_accept_ctx_t *accept_ctx)
+{
+    /* h2o's libuv binding leaves Nagle on: each small frame would wait ~40 ms. */
+    uv_tcp_nodelay(&c->tcp, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    h2o_accept(accept_ctx, sock);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    aw_loop_t *loop = listener->data;
+    tcp_conn_t *c = accept_conn(listener, status, 0);
+    if (c == NULL)
+        return;
     if (!admit_conn(loop->srv, c)) {
         /* refused cleanly: the client sees the connection closed at once */
         AW_METRIC_INC(connections_refused);
@@ -115,20 +138,39 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     AW_METRIC_INC(connections_accepted);
-    /* h2o's libuv binding leaves Nagle on: each small frame would wait ~40 ms. */
-    uv_tcp_nodelay(&c->tcp, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-    h2o_accept(&loop->accept_ctx, sock);
+    serve_conn(c, &loop->accept_ctx);
 }
 
-/* Makes a listening socket on host:port with SO_REUSEPORT. Returns the fd or
- * -1 with errno set. */
+/* The admin listener counts only its own connections, against its own fixed
+ * cap: neither --max-connections nor --max-connections-per-ip sees them, so
+ * a full main address leaves it open, and it adds at most
+ * AW_SERVER_ADMIN_MAX_CONNECTIONS open files. */
+static void on_admin_accept(uv_stream_t *listener, int status)
+{
+    aw_loop_t *loop = listener->data;
+    tcp_conn_t *c = accept_conn(listener, status, 1);
+    if (c == NULL)
+        return;
+    size_t open = __atomic_add_fetch(&loop->srv->admin_connections, 1, __ATOMIC_RELAXED);
+    if (open > AW_SERVER_ADMIN_MAX_CONNECTIONS) {
+        AW_METRIC_INC(admin_connections_refused);
+        aw_log(AW_LOG_DEBUG, "admin_conn_refused", "a connection over the admin listener's cap was refused");
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    serve_conn(c, &loop->admin_accept_ctx);
+}
+
+enum { SOCK_REUSEPORT = 1, SOCK_LISTEN = 2 };
+
 /*
- * A listening socket per loop, bound with SO_REUSEPORT: the kernel spreads
- * new connections over the loops. `reuseport` 0 makes a socket that is only
- * bound, never listening: the probe below.
+ * Makes a socket bound to host:port, with SO_REUSEADDR and the `flags`:
+ * SOCK_REUSEPORT for the main listeners, one per loop (the kernel spreads new
+ * connections over them), SOCK_LISTEN to listen. Neither flag makes a socket
+ * that is only bound: the probe below. Returns the fd, with the port bound in
+ * *bound_port, or -1 with errno set.
  */
-static int make_socket(const char *host, int port, int reuseport, int *bound_port)
+static int make_socket(const char *host, int port, int flags, int *bound_port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res;
@@ -140,8 +182,8 @@ static int make_socket(const char *host, int port, int reuseport, int *bound_por
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || (reuseport && listen(fd, 4096) != 0)) {
+        ((flags & SOCK_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ((flags & SOCK_LISTEN) && listen(fd, 4096) != 0)) {
         int e = errno;
         if (fd >= 0)
             close(fd);
@@ -160,7 +202,7 @@ static int make_socket(const char *host, int port, int reuseport, int *bound_por
 
 static int make_listener(const char *host, int port, int *bound_port)
 {
-    return make_socket(host, port, 1, bound_port);
+    return make_socket(host, port, SOCK_REUSEPORT | SOCK_LISTEN, bound_port);
 }
 
 /*
@@ -187,11 +229,17 @@ void aw_loop__post(aw_loop_t *loop, aw_post_t *post)
     uv_async_send(&loop->wake);
 }
 
+/* Closes the loop's listeners, the admin one too: a stopping server answers
+ * nothing new, monitoring included. */
 static void close_listener(aw_loop_t *loop)
 {
     if (loop->listening) {
         loop->listening = 0;
         uv_close((uv_handle_t *)&loop->listener, NULL);
+    }
+    if (loop->admin_listening) {
+        loop->admin_listening = 0;
+        uv_close((uv_handle_t *)&loop->admin, NULL);
     }
 }
 
@@ -297,7 +345,7 @@ static int init_loop(aw_server_t *srv, aw_loop_t *loop, int fd)
     uv_timer_start(&loop->tick, on_tick, 1000, 1000);
     h2o_context_init(&loop->ctx, &loop->uv, &srv->globalconf);
     loop->accept_ctx.ctx = &loop->ctx;
-    loop->accept_ctx.hosts = srv->globalconf.hosts;
+    loop->accept_ctx.hosts = srv->hosts;
     loop->accept_ctx.ssl_ctx = srv->ssl_ctx;
     uv_tcp_init(&loop->uv, &loop->listener);
     loop->listener.data = loop;
@@ -306,6 +354,24 @@ static int init_loop(aw_server_t *srv, aw_loop_t *loop, int fd)
         return AW_EIO;
     loop->listening = 1;
     return 0;
+}
+
+/* Listens on the admin socket `fd` from `loop`. Its connections share the
+ * loop's h2o context, but see only the admin host, and never TLS: the admin
+ * address is meant for loopback or a private network. Returns 0 or a libuv
+ * error. */
+static int init_admin(aw_server_t *srv, aw_loop_t *loop, int fd)
+{
+    loop->admin_accept_ctx.ctx = &loop->ctx;
+    loop->admin_accept_ctx.hosts = srv->admin_hosts;
+    uv_tcp_init(&loop->uv, &loop->admin);
+    loop->admin.data = loop;
+    int err = uv_tcp_open(&loop->admin, fd);
+    if (err == 0)
+        err = uv_listen((uv_stream_t *)&loop->admin, 128, on_admin_accept);
+    if (err == 0)
+        loop->admin_listening = 1;
+    return err;
 }
 
 static SSL_CTX *make_ssl_ctx(const char *cert, const char *key)
@@ -373,6 +439,27 @@ int aw_server__origin_allowed(aw_server_t *srv, h2o_req_t *req)
     return 0;
 }
 
+/* Binds the admin address, on the first loop. Without SO_REUSEPORT, the bind
+ * itself fails wherever anything listens, the main address included: no
+ * probe is needed. Main thread, before the loops run. */
+static void start_admin(aw_server_t *srv)
+{
+    const char *host = srv->cfg.admin_host;
+    int port = srv->cfg.admin_port;
+    int fd = make_socket(host, port, SOCK_LISTEN, &port), err = 0;
+    if (fd < 0 || (err = init_admin(srv, &srv->loops[0], fd)) != 0) {
+        aw_log(AW_LOG_ERROR, "admin_listen", "cannot listen on the admin address %s:%d: %s", host, port,
+               fd < 0 ? strerror(errno) : uv_strerror(err));
+        exit(1); /* as for the main address: nothing runs yet */
+    }
+    srv->admin_port = port;
+    if (strcmp(host, "::1") != 0 && !is_loopback_name(host, strlen(host)))
+        aw_log(AW_LOG_WARN, "admin_listen_public",
+               "the admin address %s is not loopback: /healthz and /metrics are served there in plain "
+               "HTTP to whoever can reach it",
+               host);
+}
+
 int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
 {
     aw_server_t *srv = aw_calloc(1, sizeof(*srv));
@@ -387,7 +474,14 @@ int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
     if (cfg->tls_cert != NULL && (srv->ssl_ctx = make_ssl_ctx(cfg->tls_cert, cfg->tls_key)) == NULL)
         return AW_EIO;
     srv->hostconf = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    srv->hosts[0] = srv->hostconf;
     aw_http__register(srv);
+    if (cfg->admin_host != NULL) {
+        /* before the loops: h2o_context_init sets up the paths of every host */
+        srv->admin_hosts[0] =
+            h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
+        aw_http__register_admin(srv, srv->admin_hosts[0]);
+    }
     srv->loops = aw_calloc(srv->n_loops, sizeof(*srv->loops));
     int port = cfg->port;
     if (port != 0 && !port_is_free(cfg->host, port)) {
@@ -403,6 +497,8 @@ int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
         }
     }
     srv->port = port;
+    if (cfg->admin_host != NULL)
+        start_admin(srv);
     for (unsigned int i = 0; i < srv->n_loops; i++)
         uv_thread_create(&srv->loops[i].thread, run_loop, &srv->loops[i]);
     *out = srv;
@@ -412,6 +508,11 @@ int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
 int aw_server_port(aw_server_t *srv)
 {
     return srv->port;
+}
+
+int aw_server_admin_port(aw_server_t *srv)
+{
+    return srv->admin_port;
 }
 
 size_t aw_server_websockets(aw_server_t *srv)

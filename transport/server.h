@@ -3,7 +3,9 @@
  * h2o context per I/O thread, each accepting on its own SO_REUSEPORT socket of
  * the same address. It parses and checks what clients send, hands messages
  * to the registry, and writes what sessions send back on the connection's own
- * loop. It never runs bot logic.
+ * loop. It never runs bot logic. An optional admin listener, on the first I/O
+ * thread, serves only GET /healthz and GET /metrics, outside the connection
+ * caps of the main address, so monitoring still gets in when they are reached.
  */
 #ifndef AW_TRANSPORT_SERVER_H
 #define AW_TRANSPORT_SERVER_H
@@ -30,14 +32,25 @@ typedef struct aw_server_config {
     const char *const *origins;    /* allowed Origin values besides the server's own; "*" allows any */
     size_t n_origins;
     const char *tls_cert, *tls_key; /* PEM files: HTTPS and wss:// on the same port */
+    const char *admin_host;         /* the admin listener's address; NULL: no admin listener */
+    int admin_port;                 /* its port; 0 picks a free one (see aw_server_admin_port) */
 } aw_server_config_t;
 
+/* Open connections the admin listener takes at most; more are refused at
+ * accept. Fixed and small: the admin listener is outside --max-connections,
+ * so this is what it may add to the open files. */
+#define AW_SERVER_ADMIN_MAX_CONNECTIONS 64
+
 /* Binds, then starts the I/O threads. Returns 0, or AW_EIO with a message on
- * stderr (address in use, bad host...). Main thread. */
+ * stderr (bad TLS files). An address that cannot be bound (in use, bad host),
+ * main or admin, exits the process with 1. Main thread. */
 int aw_server_start(aw_server_t **server, const aw_server_config_t *config);
 
 /* The port actually bound. */
 int aw_server_port(aw_server_t *server);
+
+/* The port the admin listener actually bound; 0 without one. */
+int aw_server_admin_port(aw_server_t *server);
 
 /* Number of open websockets across all I/O threads. Any thread. */
 size_t aw_server_websockets(aw_server_t *server);

@@ -53,8 +53,17 @@ async function startServer(args = [], opts = {}) {
     if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
     resolve({ code, signal });
   }));
+  // With --admin-listen, its port is printed on the line after the main one.
+  let adminPort = null;
+  if (args.includes('--admin-listen')) {
+    const adminRe = /admin listening on http:\/\/\S+:(\d+)\//;
+    for (const end = Date.now() + 5000; !adminRe.test(log) && Date.now() < end;) await sleep(20);
+    const m = adminRe.exec(log);
+    if (!m) throw new Error('the admin port was not printed:\n' + log);
+    adminPort = Number(m[1]);
+  }
   return {
-    port, proc, dir, exited,
+    port, adminPort, proc, dir, exited,
     url: `http://127.0.0.1:${port}`,
     log: () => log,
     // Resolves once the log matches `re`: the server's stderr arrives on its

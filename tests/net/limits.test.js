@@ -3,6 +3,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 const https = require('node:https');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -99,6 +100,134 @@ test('connections over the total cap are refused cleanly; the open ones go on', 
   await Promise.all([again, ok[1], ok[2]].map((c) => c.close()));
   await sleep(100);
   assert.ok(await metric(srv.port, 'anywhere_connections_refused_total') >= 2);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+// One keep-alive GET /healthz on a fresh connection, held open afterwards:
+// 'answered' with the answer, or 'refused' when the server closed the
+// connection without one.
+function heldHealthz(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    });
+    let received = '';
+    sock.on('data', (d) => {
+      received += d;
+      if (/\r\n\r\n\{.*\}$/s.test(received)) resolve({ outcome: 'answered', text: received, sock });
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => resolve({ outcome: received === '' ? 'refused' : 'cut', text: received, sock }));
+  });
+}
+
+// A request on its own connection, closed after the answer (nothing is left
+// open to count against a cap): { status, text }, or null when refused.
+function adminRequest(port, path, method = 'GET') {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+      res.on('error', () => resolve(null));
+    });
+    req.on('error', () => resolve(null));
+    req.end();
+  });
+}
+
+test('with --max-connections reached, the admin listener still serves /healthz and /metrics, within its own cap', async () => {
+  const srv = await startServer(['--bot', 'echo', '--max-connections', '3', '--max-connections-per-ip', '3',
+    '--admin-listen', '127.0.0.1:0', '--http-timeout', '60000']);
+  assert.ok(srv.adminPort > 0 && srv.adminPort !== srv.port, srv.log());
+  const ok = await Promise.all([0, 1, 2].map(() => Client.open(srv.port)));
+  ok.forEach((c, i) => c.send({ type: 'hello', user: `admin-${i}` }));
+  await Promise.all(ok.map((c) => c.waitFor((f) => f.type === 'session')));
+  // the main address is full: its /healthz is refused like everything else
+  const main = await rawConnection(srv.port);
+  main.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\n\r\n`);
+  assert.ok(await Promise.race([main.closedAt, sleep(5000).then(() => 0)]) !== 0, 'closed at once');
+  assert.equal(main.received, '');
+  // The admin address answers, from the same client address, up to its own
+  // cap of 64 open connections and no further. Nothing else has connected
+  // to it yet, so exactly 64 of these get in.
+  const held = await Promise.all(Array.from({ length: 72 }, () => heldHealthz(srv.adminPort)));
+  const answered = held.filter((h) => h.outcome === 'answered');
+  assert.equal(answered.length, 64, held.map((h) => h.outcome).join(' '));
+  assert.equal(held.filter((h) => h.outcome === 'refused').length, 8);
+  for (const h of answered) {
+    assert.match(h.text, /^HTTP\/1.1 200/);
+    assert.match(h.text, /"status":"ok".*"websockets":3/);
+  }
+  assert.equal((await heldHealthz(srv.adminPort)).outcome, 'refused', 'the cap still holds');
+  // meanwhile the chat goes on, and the admin connections count against
+  // neither cap of the main address: one closed, one more gets in
+  ok[1].send({ type: 'message', user: 'admin-1', text: 'still chatting' });
+  await ok[1].waitFor((f) => f.text === 'still chatting');
+  await ok[0].close();
+  let again = null;
+  for (let i = 0; i < 50 && again === null; i++) {
+    const t = await tryWebsocket(srv.port);
+    if (t.outcome === 'open') again = t.ws;
+    else await sleep(100); // until the server has seen the close
+  }
+  assert.ok(again !== null, 'a new websocket got in next to 64 admin connections');
+  again.close();
+  for (const h of held) h.sock.destroy();
+  // once they are closed, the admin address takes connections again
+  let scrape = null;
+  for (let i = 0; i < 50 && scrape === null; i++) {
+    scrape = await adminRequest(srv.adminPort, '/metrics');
+    if (scrape === null) await sleep(100);
+  }
+  assert.ok(scrape !== null, 'the admin address took a connection again');
+  assert.equal(scrape.status, 200);
+  const value = (name) => Number((new RegExp(`^${name} (\\d+)$`, 'm').exec(scrape.text) || [])[1]);
+  assert.ok(value('anywhere_connections') >= 2 && value('anywhere_connections') <= 3, scrape.text);
+  assert.ok(value('anywhere_connections_refused_total') >= 1, 'the refusal of the main /healthz');
+  assert.ok(value('anywhere_admin_connections_refused_total') >= 9, scrape.text);
+  assert.equal(value('anywhere_admin_connections'), 1, 'the scrape itself');
+  // nothing but GET /healthz and GET /metrics
+  for (const [path, method] of [['/', 'GET'], ['/index.html', 'GET'], ['/healthz/x', 'GET'],
+    ['/api/messages', 'POST'], ['/botkit/history', 'POST']]) {
+    const r = await adminRequest(srv.adminPort, path, method);
+    assert.equal(r && r.status, 404, `${method} ${path}`);
+  }
+  assert.equal((await adminRequest(srv.adminPort, '/metrics', 'POST')).status, 405);
+  assert.equal((await adminRequest(srv.adminPort, '/healthz?probe=1')).status, 200);
+  const upgrade = await new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${srv.adminPort}/`);
+    ws.on('open', () => { ws.close(); resolve('open'); });
+    ws.on('unexpected-response', (req, res) => resolve(res.statusCode));
+    ws.on('error', () => resolve('error'));
+  });
+  assert.equal(upgrade, 404, 'no websocket on the admin address');
+  await Promise.all([ok[1], ok[2]].map((c) => c.close()));
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('an admin address in use stops the start with exit code 1', async () => {
+  const { spawnSync } = require('node:child_process');
+  const taken = net.createServer();
+  await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const srv = await startServer(['--bot', 'echo']);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-test-'));
+  // a port anything listens on, and the main port of a running server
+  for (const port of [taken.address().port, srv.port]) {
+    const second = spawnSync(process.env.ANYWHERE_BIN,
+      ['--port', '0', '--data-dir', dir, '--bot', 'echo', '--admin-listen', `127.0.0.1:${port}`],
+      { encoding: 'utf8', timeout: 10000 });
+    assert.equal(second.status, 1, second.stderr);
+    assert.match(second.stderr,
+      new RegExp(`cannot listen on the admin address 127\\.0\\.0\\.1:${port}: Address already in use`));
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  taken.close();
+  // the running server was not disturbed
+  const c = await Client.open(srv.port);
+  c.send({ type: 'message', user: 'undisturbed', text: 'here' });
+  await c.waitFor((f) => f.text === 'here');
+  await c.close();
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
 
