@@ -50,7 +50,7 @@ enum {
 
 struct aw_sink {
     unsigned int refcnt; /* atomic */
-    int mode;            /* AW_SINK_FIRST or AW_SINK_ALL */
+    int mode;            /* AW_SINK_FIRST, AW_SINK_ALL, AW_SINK_BODY or AW_SINK_PUSH */
     /* The identity token a greeting of this turn issued (the webhook twin of
      * the websocket `session` frame), or "". Written by the session before it
      * calls complete, read by the transport once it is called. */

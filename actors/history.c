@@ -471,10 +471,9 @@ static void batch_drop_written(aw_history_t *h, size_t k)
  * in transactions of up to GROUP batches: each transaction costs a sync and
  * rewrites every index page it touches, and records of many users touch
  * most of the index's leaves whatever their number, so fewer, larger
- * transactions catch up faster (bench/history_bench -m batched: 3.0-3.3 us
- * of CPU per record at 8 batches, 2.0-2.1 at 64). The price is that a read waits behind a
- * transaction of up to GROUP * batch records (32,768 by default, about 0.1 s)
- * while the store is behind. Returns 0, or the store's error after
+ * transactions catch up faster (bench/README.md, "History benchmark"). The
+ * price is that a read waits behind a transaction of up to GROUP * batch
+ * records while the store is behind. Returns 0, or the store's error after
  * scheduling a retry. */
 #define GROUP 64
 static int flush(aw_history_t *h)

@@ -1,5 +1,5 @@
 /*
- * Signed identities (DESIGN.md, "Identity and history"): a user's token is the
+ * Signed identities (docs/design.md, "Identity and history"): a user's token is the
  * lowercase hex of HMAC-SHA256(secret, user id). A site's backend that knows
  * the secret computes the same token for its own users. Pure functions: any
  * thread.

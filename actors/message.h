@@ -1,6 +1,6 @@
 /*
  * The chat message model: parsing and validating what a client sends (one
- * JSON object, PROTOCOL.md) and writing what the server sends. Incoming
+ * JSON object, docs/protocol.md) and writing what the server sends. Incoming
  * objects are kept whole as a yajl tree, so fields the server does not know
  * travel on to the bot and into history untouched. Outgoing bot messages are
  * described by aw_reply_t and written once into a shared buffer that every
@@ -48,7 +48,7 @@ aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts
 
 /* Writes `msg` as a remote bot receives it (the bridge): the client's fields
  * without its token, `ts`, and `"guest": true` when the speaker named a
- * protected user without proving it (see PROTOCOL). The caller releases the
+ * protected user without proving it (see docs/protocol.md). The caller releases the
  * buffer. Any thread. */
 aw_buf_t *aw_message_write_for_bot(const aw_message_t *msg, int64_t ts_ms, int guest);
 

@@ -36,7 +36,7 @@ typedef struct aw_chat_config {
 /* Kinds of aw_msg_t a session handles. */
 enum {
     AW_SESSION_INBOUND = 1, /* aw_inbound_t: a client message */
-    AW_SESSION_DETACH,      /* aw_detach_t: a socket of this user has closed */
+    AW_SESSION_DETACH,      /* an aw_inbound_t with only `conn`: that socket of this user has closed */
     AW_SESSION_SHUTDOWN,    /* the server is stopping: send what is pending now */
     AW_SESSION__TIMER,      /* private: the session's own timers */
     AW_SESSION__LOADED,     /* private: the history answered where numbering continues */

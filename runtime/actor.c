@@ -194,12 +194,9 @@ static void after_run(aw_runtime_t *rt, aw_actor_t *a, int more)
  * Under load the next actor is usually queued within those few yields, so
  * the worker is not put to sleep and woken again for each one: every such
  * wake was a futex call on the sender's thread (an I/O thread) and a switch
- * that often preempted it. With 1,000 websocket echo connections, two I/O
- * threads and one worker on two cores: 8,000 to 10,000 worker sleeps a
- * second before, about 200 after, and each I/O thread preempted about 2,500
- * times in an 8 s run instead of 34,000 to 47,000. A yield gives the core to
- * any thread that wants it, so this costs nothing a busy thread needs; an
- * idle server pays SPIN system calls per wake.
+ * that often preempted it (bench/README.md has the counts before and after).
+ * A yield gives the core to any thread that wants it, so this costs nothing
+ * a busy thread needs; an idle server pays SPIN system calls per wake.
  */
 #define SPIN 8
 static void linger(aw_runtime_t *rt)

@@ -18,7 +18,8 @@ typedef struct aw_buf {
     char data[]; /* len bytes, then a NUL for convenience */
 } aw_buf_t;
 
-/* Aborts the process: out of memory is not handled (STYLE.md). */
+/* Aborts the process: out of memory is not handled anywhere in the server, so
+ * every allocation that can fail goes through these. */
 static inline void *aw_alloc(size_t size)
 {
     void *p = malloc(size);

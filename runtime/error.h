@@ -10,7 +10,7 @@
 #define AW_ERROR_H
 
 /* XX(name, protocol code, sentence). The protocol code is the `code` field of
- * an `error` frame or body (PROTOCOL.md); internal codes use "internal". */
+ * an `error` frame or body (docs/protocol.md); internal codes use "internal". */
 #define AW_ERRNO_MAP(XX)                                                                                     \
     XX(NOMEM, "internal", "out of memory")                                                                   \
     XX(INVAL, "internal", "invalid argument")                                                                \

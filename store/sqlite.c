@@ -8,18 +8,8 @@
  *
  * synchronous=FULL: a batch the store acknowledged survives a power loss
  * too, since the WAL is synced at each commit. Batching is what pays for it:
- * one sync per batch instead of one per message. `history_bench -r 5 -s 1`
- * (200,000 records of 1,000 users; best of 5 alternating runs per mode; the
- * 2-core machine shared, load average 3 to 4) measured twice: 266,000 and
- * 311,000 records/s batched, 2.1 us of CPU per record, against 3,000 and
- * 5,700/s for one transaction per record, 62 to 76 us of CPU each and the
- * rest waiting for the sync: 88x and 55x. The store before the 32 MiB cache,
- * the 32-row INSERT and the history thread's 64-batch transactions, in the
- * same runs: 147,000 and 191,000/s, 4.6 us per record, 39x and 42x; with a
- * million records, 95,000/s (8.8 us) before and 312,000/s (2.8 us) after.
- * The ratio moves with the cost of a sync: the best one-per-record rate seen
- * here on a quieter disk, about 9,000/s, would need 450,000 records/s
- * batched for 50x, about what 2.1 us per record allows on one free core.
+ * one sync per batch instead of one per message (bench/README.md, "History
+ * benchmark", measures both).
  */
 #include <sqlite3.h>
 #include <stdio.h>

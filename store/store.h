@@ -30,9 +30,9 @@ enum {
 /* Flags of a record. */
 enum {
     /* Written while the user's id was protected: a client had proved the
-     * user's token, so speakers without it are guests (PROTOCOL, Identity
-     * tokens). A user's newest record tells a restarted server whether the
-     * id is protected. */
+     * user's token, so speakers without it are guests (docs/protocol.md,
+     * Identity). A user's newest record tells a restarted server whether
+     * the id is protected. */
     AW_RECORD_PROTECTED = 1,
     /* The user's identity claim: the record that says this id has been
      * issued its token (docs/protocol.md, Identity). It has the key (0, 0),

@@ -77,7 +77,8 @@ typedef struct aw_post {
 /* Queues `post` for `loop` and wakes it. Any thread. */
 void aw_loop__post(aw_loop_t *loop, aw_post_t *post);
 
-/* Registers the routes on the host; the order matters (STACK-NOTES.md). */
+/* Registers the routes on the host. The order matters: h2o 2.2 matches a
+ * path by prefix, in registration order (docs/design.md, "A route"). */
 void aw_http__register(aw_server_t *srv);
 
 /* Registers the admin listener's routes on `hostconf`: GET /healthz and GET

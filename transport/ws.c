@@ -5,7 +5,7 @@
  * while bot frames are framed here once per payload and written straight from
  * the shared buffer. Everything queued for a socket during one drain of the
  * loop's inbox goes out in one writev, which is what keeps a busy server off
- * one system call per message (STACK-NOTES.md). h2o's own websocket layer
+ * one system call per message. h2o's own websocket layer
  * writes one frame per system call, so it is not used.
  *
  * Every function here runs on the websocket's own loop thread, except
