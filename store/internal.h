@@ -12,8 +12,6 @@ typedef struct aw_store_ops {
     int (*append)(aw_store_t *store, const aw_record_t *records, size_t n);
     int (*read)(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq, int64_t before_sub,
                 size_t limit, aw_store_record_cb cb, void *data, int *more);
-    int (*last_seq)(aw_store_t *store, const char *user, size_t user_len, int64_t *seq);
-    int (*ping)(aw_store_t *store);
     void (*close)(aw_store_t *store);
 } aw_store_ops_t;
 

@@ -240,28 +240,6 @@ static int mg_read(aw_store_t *store, const char *user, size_t user_len, int64_t
     return err;
 }
 
-static void take_seq(const bson_t *doc, void *data)
-{
-    *(int64_t *)data = get_int(doc, "seq");
-}
-
-static int mg_last_seq(aw_store_t *store, const char *user, size_t user_len, int64_t *seq)
-{
-    mongo_store_t *s = (mongo_store_t *)store;
-    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
-    bson_append_utf8(&filter, "user", 4, user, (int)user_len);
-    BSON_APPEND_INT32(&filter, "dir", AW_RECORD_OUT);
-    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
-    BSON_APPEND_INT32(&sort, "seq", -1);
-    bson_append_document_end(&opts, &sort);
-    BSON_APPEND_INT64(&opts, "limit", 1);
-    *seq = 0;
-    int err = find(s, &filter, &opts, take_seq, seq);
-    bson_destroy(&filter);
-    bson_destroy(&opts);
-    return err;
-}
-
 static int command(mongo_store_t *s, const char *db, const bson_t *cmd)
 {
     bson_error_t error;
@@ -269,15 +247,6 @@ static int command(mongo_store_t *s, const char *db, const bson_t *cmd)
     bool ok = mongoc_client_command_simple(c, db, cmd, NULL, NULL, &error);
     mongoc_client_pool_push(s->pool, c);
     return ok ? 0 : map_error(&error);
-}
-
-static int mg_ping(aw_store_t *store)
-{
-    bson_t cmd = BSON_INITIALIZER;
-    BSON_APPEND_INT32(&cmd, "ping", 1);
-    int err = command((mongo_store_t *)store, "admin", &cmd);
-    bson_destroy(&cmd);
-    return err != 0 ? AW_EUNAVAILABLE : 0;
 }
 
 static void mg_close(aw_store_t *store)
@@ -293,7 +262,7 @@ static void mg_close(aw_store_t *store)
     free(s);
 }
 
-static const aw_store_ops_t ops = {"mongodb", mg_append, mg_read, mg_last_seq, mg_ping, mg_close};
+static const aw_store_ops_t ops = {"mongodb", mg_append, mg_read, mg_close};
 
 /* The unique index that serves every read and keeps records single. */
 static int create_indexes(mongo_store_t *s)

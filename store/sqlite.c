@@ -22,7 +22,7 @@
 typedef struct sqlite_store {
     aw_store_t super;
     sqlite3 *db;
-    sqlite3_stmt *insert, *insert_rows, *page, *last, *begin, *commit, *rollback;
+    sqlite3_stmt *insert, *insert_rows, *page, *begin, *commit, *rollback;
 } sqlite_store_t;
 
 /* Records per multi-row INSERT. SQLite's cost per statement run (starting,
@@ -178,37 +178,17 @@ static int sq_read(aw_store_t *store, const char *user, size_t user_len, int64_t
     return err;
 }
 
-static int sq_last_seq(aw_store_t *store, const char *user, size_t user_len, int64_t *seq)
-{
-    sqlite_store_t *s = (sqlite_store_t *)store;
-    sqlite3_bind_text(s->last, 1, user, (int)user_len, SQLITE_STATIC);
-    int rc = sqlite3_step(s->last);
-    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(s->last, 0) : 0;
-    int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map(rc);
-    sqlite3_reset(s->last);
-    sqlite3_clear_bindings(s->last);
-    return err;
-}
-
-static int sq_ping(aw_store_t *store)
-{
-    sqlite_store_t *s = (sqlite_store_t *)store;
-    return sqlite3_exec(s->db, "SELECT 1 FROM history LIMIT 1", NULL, NULL, NULL) == SQLITE_OK
-               ? 0
-               : AW_EUNAVAILABLE;
-}
-
 static void sq_close(aw_store_t *store)
 {
     sqlite_store_t *s = (sqlite_store_t *)store;
-    sqlite3_stmt *all[] = {s->insert, s->insert_rows, s->page, s->last, s->begin, s->commit, s->rollback};
+    sqlite3_stmt *all[] = {s->insert, s->insert_rows, s->page, s->begin, s->commit, s->rollback};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(s->db);
     free(s);
 }
 
-static const aw_store_ops_t ops = {"sqlite", sq_append, sq_read, sq_last_seq, sq_ping, sq_close};
+static const aw_store_ops_t ops = {"sqlite", sq_append, sq_read, sq_close};
 
 static int prepare(sqlite_store_t *s)
 {
@@ -221,12 +201,10 @@ static int prepare(sqlite_store_t *s)
                                "< ?2 OR (seq = ?2 AND sub < "
                                "?3))"
                                " ORDER BY seq DESC, sub DESC LIMIT ?4",
-                               "SELECT max(seq) FROM history WHERE user = ? AND dir = 1",
                                "BEGIN IMMEDIATE",
                                "COMMIT",
                                "ROLLBACK"};
-    sqlite3_stmt **out[] = {&s->insert, &s->insert_rows, &s->page,    &s->last,
-                            &s->begin,  &s->commit,      &s->rollback};
+    sqlite3_stmt **out[] = {&s->insert, &s->insert_rows, &s->page, &s->begin, &s->commit, &s->rollback};
     for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++)
         if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, out[i], NULL) != SQLITE_OK)
             return -1;

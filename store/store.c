@@ -30,16 +30,6 @@ int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t 
     return store->ops->read(store, user, user_len, before_seq, before_sub, limit, cb, data, more);
 }
 
-int aw_store_last_seq(aw_store_t *store, const char *user, size_t user_len, int64_t *seq)
-{
-    return store->ops->last_seq(store, user, user_len, seq);
-}
-
-int aw_store_ping(aw_store_t *store)
-{
-    return store->ops->ping(store);
-}
-
 const char *aw_store_backend(aw_store_t *store)
 {
     return store->ops->name;

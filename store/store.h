@@ -83,13 +83,6 @@ int aw_store_append(aw_store_t *store, const aw_record_t *records, size_t n);
 int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq,
                   int64_t before_sub, size_t limit, aw_store_record_cb cb, void *data, int *more);
 
-/* The highest seq stored for `user` (0 when none), so that numbering continues
- * after a restart. */
-int aw_store_last_seq(aw_store_t *store, const char *user, size_t user_len, int64_t *seq);
-
-/* Returns 0 if the store answers right now, AW_EUNAVAILABLE if not. */
-int aw_store_ping(aw_store_t *store);
-
 /* A short name of the backend ("sqlite", "mongodb"), for logs and metrics. */
 const char *aw_store_backend(aw_store_t *store);
 

@@ -275,23 +275,13 @@ static int f_read(aw_store_t *st, const char *user, size_t user_len, int64_t bse
     return aw_store_read(f->real, user, user_len, bseq, bsub, limit, cb, data, more);
 }
 
-static int f_last_seq(aw_store_t *st, const char *user, size_t user_len, int64_t *seq)
-{
-    return aw_store_last_seq(((faulty_t *)st)->real, user, user_len, seq);
-}
-
-static int f_ping(aw_store_t *st)
-{
-    return aw_store_ping(((faulty_t *)st)->real);
-}
-
 static void f_close(aw_store_t *st)
 {
     aw_store_close(((faulty_t *)st)->real);
     free(st);
 }
 
-static const aw_store_ops_t faulty_ops = {"faulty", f_append, f_read, f_last_seq, f_ping, f_close};
+static const aw_store_ops_t faulty_ops = {"faulty", f_append, f_read, f_close};
 
 static aw_history_t *open_faulty_journal(const char *name, faulty_t **out, const char *journal, int fail)
 {
