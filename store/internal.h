@@ -1,29 +1,40 @@
 /*
- * What the store backends share: the table of operations each fills in, and
- * their constructors. store.c picks a backend by the URI's scheme.
+ * What the store backends share with store.c: the descriptor each backend
+ * file exports (its URI schemes, its name, how to open it and its
+ * operations), and the head of every store, which points back to it.
+ * store.c keeps the descriptors in one table and picks a backend by the
+ * URI's scheme, as redis picks a connection type.
  */
 #ifndef AW_STORE_INTERNAL_H
 #define AW_STORE_INTERNAL_H
 
 #include "store/store.h"
 
-typedef struct aw_store_ops {
+typedef struct aw_store_backend {
+    /* "sqlite": what aw_store_backend() says, in logs and metrics. */
     const char *name;
+    /* The URI prefixes it serves ("sqlite:"), NULL-terminated. */
+    const char *const *schemes;
+    /* Opens `uri`, which starts with one of `schemes`. Returns 0 and sets
+     * `*store`, or a negative AW_E... code (aw_store_open lists them). */
+    int (*open)(aw_store_t **store, const char *uri, const aw_store_options_t *options);
+    /* The operations behind aw_store_append, aw_store_read and
+     * aw_store_close, with the same contracts; append is never called with
+     * n == 0, and read finds `*more` already 0. */
     int (*append)(aw_store_t *store, const aw_record_t *records, size_t n);
     int (*read)(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq, int64_t before_sub,
                 size_t limit, aw_store_record_cb cb, void *data, int *more);
     void (*close)(aw_store_t *store);
-} aw_store_ops_t;
+} aw_store_backend_t;
 
 /* The head of every backend's store. */
 struct aw_store {
-    const aw_store_ops_t *ops;
+    const aw_store_backend_t *backend;
 };
 
-/* Opens "sqlite:PATH" (the part after the colon is given). */
-int aw_store__sqlite_open(aw_store_t **store, const char *path, const aw_store_options_t *options);
-
-/* Opens a "mongodb://" or "mongodb+srv://" URI. */
-int aw_store__mongo_open(aw_store_t **store, const char *uri, const aw_store_options_t *options);
+/* The backends, one per file (store/sqlite.c, store/mongo.c), in the table
+ * of store.c. */
+extern const aw_store_backend_t aw_store__sqlite;
+extern const aw_store_backend_t aw_store__mongodb;
 
 #endif

@@ -262,8 +262,6 @@ static void mg_close(aw_store_t *store)
     free(s);
 }
 
-static const aw_store_ops_t ops = {"mongodb", mg_append, mg_read, mg_close};
-
 /* The unique index that serves every read and keeps records single. */
 static int create_indexes(mongo_store_t *s)
 {
@@ -295,12 +293,13 @@ static mongoc_write_concern_t *write_concern(const char *w)
     return wc;
 }
 
-int aw_store__mongo_open(aw_store_t **out, const char *uri, const aw_store_options_t *options)
+/* "mongodb://..." or "mongodb+srv://...", a URI as the driver takes it. */
+static int mg_open(aw_store_t **out, const char *uri, const aw_store_options_t *options)
 {
     bson_error_t error;
     pthread_once(&init_once, init_driver);
     mongo_store_t *s = aw_calloc(1, sizeof(*s));
-    s->super.ops = &ops;
+    s->super.backend = &aw_store__mongodb;
     if ((s->uri = mongoc_uri_new_with_error(uri, &error)) == NULL) {
         aw_log(AW_LOG_ERROR, "store", "the MongoDB URI is not valid: %s", error.message);
         mg_close(&s->super);
@@ -326,3 +325,14 @@ int aw_store__mongo_open(aw_store_t **out, const char *uri, const aw_store_optio
     *out = &s->super;
     return 0;
 }
+
+static const char *const schemes[] = {"mongodb://", "mongodb+srv://", NULL};
+
+const aw_store_backend_t aw_store__mongodb = {
+    .name = "mongodb",
+    .schemes = schemes,
+    .open = mg_open,
+    .append = mg_append,
+    .read = mg_read,
+    .close = mg_close,
+};

@@ -19,6 +19,8 @@
 #include "runtime/error.h"
 #include "store/internal.h"
 
+#define SCHEME "sqlite:"
+
 typedef struct sqlite_store {
     aw_store_t super;
     sqlite3 *db;
@@ -188,8 +190,6 @@ static void sq_close(aw_store_t *store)
     free(s);
 }
 
-static const aw_store_ops_t ops = {"sqlite", sq_append, sq_read, sq_close};
-
 static int prepare(sqlite_store_t *s)
 {
     char rows[sizeof(INSERT_SQL) + ROWS * sizeof("," VALUES_SQL)] = INSERT_SQL VALUES_SQL;
@@ -211,10 +211,14 @@ static int prepare(sqlite_store_t *s)
     return 0;
 }
 
-int aw_store__sqlite_open(aw_store_t **out, const char *path, const aw_store_options_t *options)
+/* "sqlite:PATH": PATH is a file name as sqlite3_open_v2 takes it. */
+static int sq_open(aw_store_t **out, const char *uri, const aw_store_options_t *options)
 {
+    const char *path = uri + strlen(SCHEME);
+    if (*path == '\0')
+        return AW_EINVAL;
     sqlite_store_t *s = aw_calloc(1, sizeof(*s));
-    s->super.ops = &ops;
+    s->super.backend = &aw_store__sqlite;
     int rc =
         sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
@@ -235,3 +239,14 @@ int aw_store__sqlite_open(aw_store_t **out, const char *path, const aw_store_opt
     *out = &s->super;
     return 0;
 }
+
+static const char *const schemes[] = {SCHEME, NULL};
+
+const aw_store_backend_t aw_store__sqlite = {
+    .name = "sqlite",
+    .schemes = schemes,
+    .open = sq_open,
+    .append = sq_append,
+    .read = sq_read,
+    .close = sq_close,
+};

@@ -1,10 +1,15 @@
 /*
  * The history store: one small interface in front of the backends, chosen by
- * URI as redis' ae.c chooses ae_epoll.c or ae_kqueue.c. `sqlite:PATH` (the
- * default, store/sqlite.c) and `mongodb://...` (store/mongo.c). Only the
- * history actor calls a store, from one thread at a time, so a backend needs
- * no locking of its own beyond what its library demands; a slow database
- * therefore never blocks a worker or an I/O thread.
+ * the URI's scheme from one table, as redis chooses a connection type.
+ * `sqlite:PATH` (the default, store/sqlite.c) and `mongodb://...`
+ * (store/mongo.c). Only the history actor calls a store, from one thread at
+ * a time, so a backend needs no locking of its own beyond what its library
+ * demands; a slow database therefore never blocks a worker or an I/O thread.
+ *
+ * Adding a backend is one file and one table row: the file defines an
+ * aw_store_backend_t (store/internal.h: its schemes, name, open function and
+ * operations), the table in store.c gets a row for it, and
+ * store/CMakeLists.txt compiles the file.
  *
  * A record is one message of one user, in either direction, kept as the JSON
  * object that was sent or received. Records of a user are ordered by the key

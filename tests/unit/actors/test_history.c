@@ -281,13 +281,14 @@ static void f_close(aw_store_t *st)
     free(st);
 }
 
-static const aw_store_ops_t faulty_ops = {"faulty", f_append, f_read, f_close};
+static const aw_store_backend_t faulty_backend = {
+    .name = "faulty", .append = f_append, .read = f_read, .close = f_close};
 
 static aw_history_t *open_faulty_journal(const char *name, faulty_t **out, const char *journal, int fail)
 {
     char uri[256];
     faulty_t *f = calloc(1, sizeof(*f));
-    f->super.ops = &faulty_ops;
+    f->super.backend = &faulty_backend;
     f->fail_writes = fail;
     snprintf(uri, sizeof(uri), "sqlite:%s/%s", dir, name);
     CHECK(aw_store_open(&f->real, uri, NULL) == 0);
@@ -300,7 +301,7 @@ static aw_history_t *open_faulty(const char *name, faulty_t **out)
 {
     char uri[256];
     faulty_t *f = calloc(1, sizeof(*f));
-    f->super.ops = &faulty_ops;
+    f->super.backend = &faulty_backend;
     snprintf(uri, sizeof(uri), "sqlite:%s/%s", dir, name);
     CHECK(aw_store_open(&f->real, uri, NULL) == 0);
     *out = f;
