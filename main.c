@@ -431,7 +431,10 @@ static aw_history_t *open_history(const options_t *o)
         snprintf(uri, sizeof(uri), "%s", getenv("MONGO_URI"));
     else
         snprintf(uri, sizeof(uri), "sqlite:%s/anywhere.db", o->data_dir);
-    aw_store_options_t so = {.write_concern = o->write_concern, .timeout_ms = (int)o->store_timeout_ms};
+    /* --write-concern is MongoDB's: the other backends ignore it */
+    aw_store_param_t wc = {"mongodb", "w", o->write_concern};
+    aw_store_options_t so = {
+        .timeout_ms = (int)o->store_timeout_ms, .params = &wc, .n_params = o->write_concern != NULL ? 1 : 0};
     aw_store_t *store;
     int err = aw_store_open(&store, uri, &so);
     if (err != 0) {

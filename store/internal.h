@@ -15,8 +15,14 @@ typedef struct aw_store_backend {
     const char *name;
     /* The URI prefixes it serves ("sqlite:"), NULL-terminated. */
     const char *const *schemes;
-    /* Opens `uri`, which starts with one of `schemes`. Returns 0 and sets
-     * `*store`, or a negative AW_E... code (aw_store_open lists them). */
+    /* The keys of the aw_store_param_t it reads, NULL-terminated; NULL for
+     * none. aw_store_open refuses a param of this backend with another key
+     * before `open` is called. */
+    const char *const *keys;
+    /* Opens `uri`, which starts with one of `schemes`. `options` is never
+     * NULL, its timeout_ms never 0, and its params of this backend have known
+     * keys (aw_store__param reads them). Returns 0 and sets `*store`, or a
+     * negative AW_E... code (aw_store_open lists them). */
     int (*open)(aw_store_t **store, const char *uri, const aw_store_options_t *options);
     /* The operations behind aw_store_append, aw_store_read and
      * aw_store_close, with the same contracts; append is never called with
@@ -36,5 +42,11 @@ struct aw_store {
  * of store.c. */
 extern const aw_store_backend_t aw_store__sqlite;
 extern const aw_store_backend_t aw_store__mongodb;
+
+/* The value of `backend`'s param `key` in `options` (the last one given), or
+ * NULL when there is none. The string is the caller's of aw_store_open:
+ * valid during `open` only. */
+const char *aw_store__param(const aw_store_options_t *options, const aw_store_backend_t *backend,
+                            const char *key);
 
 #endif

@@ -8,6 +8,12 @@
  * The message itself is kept as a subdocument, with user, seq, sub, ts (a
  * date), dir, type and text beside it for people querying the collection,
  * and `flags` when a record has any (AW_RECORD_PROTECTED).
+ *
+ * Its one option (aw_store_param_t of backend "mongodb"; main.c's
+ * --write-concern): "w", the write concern of every batch, "majority" (the
+ * default, waiting 10 s at most) or a number of members (anything else
+ * counts as 1). It goes with each insert, so it takes precedence over a w=
+ * in the URI.
  */
 #include <mongoc/mongoc.h>
 #include <pthread.h>
@@ -283,6 +289,7 @@ static int create_indexes(mongo_store_t *s)
     return err;
 }
 
+/* The "w" option, NULL when not given. */
 static mongoc_write_concern_t *write_concern(const char *w)
 {
     mongoc_write_concern_t *wc = mongoc_write_concern_new();
@@ -305,14 +312,14 @@ static int mg_open(aw_store_t **out, const char *uri, const aw_store_options_t *
         mg_close(&s->super);
         return AW_EINVAL;
     }
-    int timeout = options->timeout_ms != 0 ? options->timeout_ms : 5000;
+    int timeout = options->timeout_ms;
     if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
         mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, timeout);
     if (!mongoc_uri_has_option(s->uri, MONGOC_URI_CONNECTTIMEOUTMS))
         mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_CONNECTTIMEOUTMS, timeout);
     const char *db = mongoc_uri_get_database(s->uri);
     s->db = aw_strndup(db != NULL ? db : "anywhere", strlen(db != NULL ? db : "anywhere"));
-    s->wc = write_concern(options->write_concern);
+    s->wc = write_concern(aw_store__param(options, &aw_store__mongodb, "w"));
     s->pool = mongoc_client_pool_new(s->uri);
     mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
     mongoc_client_pool_set_appname(s->pool, "anywhere");
@@ -327,10 +334,12 @@ static int mg_open(aw_store_t **out, const char *uri, const aw_store_options_t *
 }
 
 static const char *const schemes[] = {"mongodb://", "mongodb+srv://", NULL};
+static const char *const keys[] = {"w", NULL};
 
 const aw_store_backend_t aw_store__mongodb = {
     .name = "mongodb",
     .schemes = schemes,
+    .keys = keys,
     .open = mg_open,
     .append = mg_append,
     .read = mg_read,

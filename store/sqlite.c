@@ -222,7 +222,7 @@ static int sq_open(aw_store_t **out, const char *uri, const aw_store_options_t *
     int rc =
         sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(s->db, options->timeout_ms != 0 ? options->timeout_ms : 5000);
+        sqlite3_busy_timeout(s->db, options->timeout_ms);
         rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK)

@@ -4,7 +4,10 @@
  */
 #include <string.h>
 #include "runtime/error.h"
+#include "runtime/log.h"
 #include "store/internal.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
 
 /* Every backend the server knows. A new one is a file that defines its
  * descriptor (store/internal.h) and one row here. */
@@ -22,13 +25,49 @@ static const aw_store_backend_t *find_backend(const char *uri)
     return NULL;
 }
 
+static int has_key(const aw_store_backend_t *backend, const char *key)
+{
+    for (const char *const *k = backend->keys; k != NULL && *k != NULL; k++)
+        if (strcmp(*k, key) == 0)
+            return 1;
+    return 0;
+}
+
+/* A misspelt key would otherwise be ignored without a word. */
+static int check_params(const aw_store_backend_t *backend, const aw_store_options_t *options)
+{
+    for (size_t i = 0; i < options->n_params; i++) {
+        const aw_store_param_t *p = &options->params[i];
+        if (strcmp(p->backend, backend->name) == 0 && !has_key(backend, p->key)) {
+            aw_log(AW_LOG_ERROR, "store", "the %s store has no option \"%s\"", backend->name, p->key);
+            return AW_EINVAL;
+        }
+    }
+    return 0;
+}
+
+const char *aw_store__param(const aw_store_options_t *options, const aw_store_backend_t *backend,
+                            const char *key)
+{
+    const char *value = NULL;
+    for (size_t i = 0; i < options->n_params; i++) {
+        const aw_store_param_t *p = &options->params[i];
+        if (strcmp(p->backend, backend->name) == 0 && strcmp(p->key, key) == 0)
+            value = p->value;
+    }
+    return value;
+}
+
 int aw_store_open(aw_store_t **store, const char *uri, const aw_store_options_t *options)
 {
-    static const aw_store_options_t defaults = {0};
+    aw_store_options_t o = options != NULL ? *options : (aw_store_options_t){0};
+    if (o.timeout_ms == 0)
+        o.timeout_ms = DEFAULT_TIMEOUT_MS;
     const aw_store_backend_t *backend = find_backend(uri);
     if (backend == NULL)
         return AW_EINVAL;
-    return backend->open(store, uri, options != NULL ? options : &defaults);
+    int err = check_params(backend, &o);
+    return err != 0 ? err : backend->open(store, uri, &o);
 }
 
 int aw_store_append(aw_store_t *store, const aw_record_t *records, size_t n)

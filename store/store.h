@@ -54,7 +54,7 @@ typedef struct aw_record {
     int64_t sub;      /* 0 for a bot message, >= 1 for the person's */
     int64_t ts_ms;    /* milliseconds since the epoch */
     int direction;    /* AW_RECORD_IN or AW_RECORD_OUT */
-    int flags;        /* AW_RECORD_PROTECTED or 0 */
+    int flags;        /* AW_RECORD_PROTECTED, AW_RECORD_CLAIM or 0 */
     const char *json; /* the whole message object, as the client will get it back */
     size_t json_len;
 } aw_record_t;
@@ -62,15 +62,33 @@ typedef struct aw_record {
 /* Receives one record of a page; pointers are valid during the call only. */
 typedef void (*aw_store_record_cb)(const aw_record_t *record, void *data);
 
+/* An option of one backend, such as MongoDB's write concern
+ * {"mongodb", "w", "majority"}. The backend of that name reads it and
+ * refuses a key it does not know; the others ignore it, so a caller may
+ * pass the options of every backend whichever the URI names. The keys a
+ * backend reads are listed at the top of its file. */
+typedef struct aw_store_param {
+    const char *backend; /* a backend's name, as aw_store_backend() gives it */
+    const char *key;
+    const char *value;
+} aw_store_param_t;
+
 typedef struct aw_store_options {
-    const char *write_concern; /* MongoDB: "majority" (default), "1", ...; ignored by SQLite */
-    int timeout_ms;            /* connect / server selection timeout; 0 means 5000 */
+    /* How long one store call may wait (SQLite's busy timeout, MongoDB's
+     * connect and server selection timeouts); 0 means 5000. Every backend
+     * honours it. */
+    int timeout_ms;
+    /* `n_params` options of single backends, read during aw_store_open only;
+     * of two with the same backend and key, the later counts. */
+    const aw_store_param_t *params;
+    size_t n_params;
 } aw_store_options_t;
 
 /* Opens the store named by `uri`: "sqlite:PATH" or "mongodb://..." /
  * "mongodb+srv://...". Creates the schema or indexes if missing. `options`
- * may be NULL. Returns 0, or AW_EINVAL for an unknown scheme, AW_EUNAVAILABLE
- * when the store cannot be reached, AW_EIO / AW_ESTORE otherwise. */
+ * may be NULL. Returns 0, or AW_EINVAL for an unknown scheme or a param key
+ * the backend does not know, AW_EUNAVAILABLE when the store cannot be
+ * reached, AW_EIO / AW_ESTORE otherwise. */
 int aw_store_open(aw_store_t **store, const char *uri, const aw_store_options_t *options);
 
 /* Writes `n` records as one batch (one transaction in SQLite, one unordered

@@ -2,7 +2,8 @@
 first refuses writes (not primary), then goes away entirely, then comes back
 on the same port. Chat over the webhook keeps answering throughout; healthz
 says the store is down meanwhile; once it is back every record that was
-acknowledged to a client is written, each exactly once.
+acknowledged to a client is written, each exactly once, with the write
+concern --write-concern asked for.
 
 Run by ctest as: mongo_outage.py ANYWHERE_BINARY"""
 import json
@@ -29,6 +30,7 @@ class Mongo:
 
     def __init__(self, port=None):
         self.docs = {}
+        self.write_concerns = set()
         self.refuse = False
         self.lock = threading.Lock()
         self.start(port)
@@ -52,6 +54,7 @@ class Mongo:
                 return r.replies({'ok': 0, 'code': 10107, 'errmsg': 'not primary'})
             docs = list(r.docs[1:]) if len(r.docs) > 1 else list(r.doc.get('documents', []))
             with self.lock:
+                self.write_concerns.add(repr(r.doc.get('writeConcern', {}).get('w')))
                 for d in docs:
                     key = (d['_id']['u'], d['_id']['s'], d['_id']['k'])
                     self.docs[key] = self.docs.get(key, 0) + 1
@@ -98,7 +101,8 @@ def main():
     data = tempfile.mkdtemp(prefix='anywhere-mongo-')
     uri = 'mongodb://127.0.0.1:%d/anywhere?serverSelectionTimeoutMS=500&connectTimeoutMS=500' % mongo.port
     server = subprocess.Popen([sys.argv[1], '--port', str(port), '--data-dir', data, '--bot', 'echo',
-                               '--store', uri, '--rate', '0', '--workers', '2', '--io-threads', '2'],
+                               '--store', uri, '--write-concern', '1', '--rate', '0', '--workers', '2',
+                               '--io-threads', '2'],
                               stderr=subprocess.PIPE, text=True)
     log = []
     threading.Thread(target=lambda: log.extend(server.stderr), daemon=True).start()
@@ -129,6 +133,7 @@ def main():
         seqs = sorted(k[1] for k in mongo.docs if k[2] == 0)
         expect(seqs == sorted(said), 'every acknowledged reply stored: %r vs %r' % (seqs, said))
         expect(any('store_down' in l for l in log) and any('store_up' in l for l in log), 'outage logged')
+        expect(mongo.write_concerns == {'1'}, '--write-concern 1 on every insert: %r' % mongo.write_concerns)
     except Exception:
         # what the server said is what explains a failure
         server.terminate()

@@ -87,6 +87,15 @@ def script(server):
     expect(r.command_name == 'insert', 'a write error')
     r.replies({'ok': 1, 'n': 1, 'writeErrors': [{'index': 0, 'code': 121, 'errmsg': 'validation failed'}]})
 
+    # a store opened with the option w=1 (main.c's --write-concern 1)
+    r = server.receives(timeout=10)
+    expect(r.command_name == 'createIndexes', 'the second store: %r' % r.doc)
+    r.ok()
+    r = server.receives(timeout=10)
+    expect(r.command_name == 'insert', 'an insert of the second store: %r' % r.doc)
+    expect(r.doc.get('writeConcern', {}).get('w') == 1, 'write concern 1: %r' % r.doc)
+    r.ok(n=1)
+
 
 def main():
     server = MockupDB()

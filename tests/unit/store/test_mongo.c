@@ -46,8 +46,8 @@ int main(int argc, char **argv)
     aw_store_t *s;
     if (argc < 2)
         return 2;
-    aw_store_options_t opts = {.write_concern = "majority", .timeout_ms = 3000};
-    CHECK(aw_store_open(&s, argv[1], &opts) == 0); /* createIndexes */
+    aw_store_options_t opts = {.timeout_ms = 3000}; /* the write concern by default: majority */
+    CHECK(aw_store_open(&s, argv[1], &opts) == 0);  /* createIndexes */
     if (check_failures != 0)
         return 1;
     CHECK(strcmp(aw_store_backend(s), "mongodb") == 0);
@@ -71,5 +71,19 @@ int main(int argc, char **argv)
     CHECK(aw_store_append(s, batch, 2) == 0);               /* the mock: all duplicates */
     CHECK(aw_store_append(s, batch, 2) == AW_ESTORE);       /* the mock: a real write error */
     aw_store_close(s);
+
+    /* --write-concern 1, as main.c passes it: a param for this backend; one
+     * for another backend is not this one's business */
+    aw_store_param_t params[] = {{"mongodb", "w", "1"}, {"sqlite", "w", "whatever"}};
+    opts.params = params;
+    opts.n_params = 2;
+    CHECK(aw_store_open(&s, argv[1], &opts) == 0);
+    CHECK(aw_store_append(s, batch, 1) == 0); /* the mock: writeConcern {w: 1} */
+    aw_store_close(s);
+    /* a key it does not know is refused before anything is sent */
+    aw_store_param_t typo = {"mongodb", "write_concern", "1"};
+    opts.params = &typo;
+    opts.n_params = 1;
+    CHECK(aw_store_open(&s, argv[1], &opts) == AW_EINVAL);
     return check_exit("test_mongo");
 }
