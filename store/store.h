@@ -9,7 +9,9 @@
  * Adding a backend is one file and one table row: the file defines an
  * aw_store_backend_t (store/internal.h: its schemes, name, open function and
  * operations), the table in store.c gets a row for it, and
- * store/CMakeLists.txt compiles the file.
+ * store/CMakeLists.txt compiles the file. tests/unit/store/conformance.c
+ * holds every backend to the contract below: give it a ctest entry with a
+ * URI of the new backend.
  *
  * A record is one message of one user, in either direction, kept as the JSON
  * object that was sent or received. Records of a user are ordered by the key

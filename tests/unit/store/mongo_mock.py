@@ -1,9 +1,20 @@
-"""Runs test_mongo against MongoDB's wire-protocol mock server (mockupdb):
-answers the handshake, then receives each command the store sends, checks
-it and scripts the answer. Fails if either side finds a mismatch, and never
-waits long: every receive and the child process have timeouts."""
+"""Runs a store test against MongoDB's wire-protocol mock server (mockupdb),
+in one of two modes, and fails if either side finds a mismatch:
+
+  mongo_mock.py scripted PROGRAM   receives each command the store sends,
+      checks it and scripts the answer, failures included (test_mongo).
+  mongo_mock.py database PROGRAM   answers as a MongoDB holding one
+      collection would, for the commands the store sends (conformance.c).
+      The program may ask for an outage on its stdout: a line "mock: stop"
+      stops the server (connections are cut, the port refuses), "mock:
+      start" starts it again on the same port with the same documents; the
+      answer is a line "done" on its stdin.
+
+The program gets the server's URI as its one argument. Nothing waits long:
+every receive and the child process have timeouts."""
 import subprocess
 import sys
+import threading
 
 from bson.int64 import Int64
 from mockupdb import MockupDB
@@ -97,22 +108,121 @@ def script(server):
     r.ok(n=1)
 
 
-def main():
+class Database:
+    """What the store asks of MongoDB, answered from memory: createIndexes;
+    an unordered insert that refuses a duplicate _id with write error 11000
+    and inserts the rest; a find with a filter of equalities, $lt and $or,
+    a sort and a limit."""
+
+    def __init__(self):
+        self.docs = {}
+        self.lock = threading.Lock()
+        self.server = None
+
+    def start(self, port=0):
+        self.server = MockupDB(port=port)
+        self.server.autoresponds(self.answer)
+        self.server.run()
+        return self.server.uri
+
+    def answer(self, r):
+        if automatic(r) is not False:
+            return True
+        name = (r.command_name or '').lower()
+        if name == 'createindexes':
+            return r.ok()
+        if name == 'insert':
+            return self.insert(r)
+        if name == 'find':
+            return self.find(r)
+        return r.replies({'ok': 0, 'code': 59, 'errmsg': 'the mock knows no command %r' % name})
+
+    def insert(self, r):
+        errors, n = [], 0
+        with self.lock:
+            for i, d in enumerate(documents(r)):
+                key = tuple(sorted(d['_id'].items()))
+                if key in self.docs:
+                    errors.append({'index': i, 'code': 11000, 'errmsg': 'E11000 duplicate key'})
+                else:
+                    self.docs[key] = d
+                    n += 1
+        return r.replies({'ok': 1, 'n': n, 'writeErrors': errors} if errors else {'ok': 1, 'n': n})
+
+    def find(self, r):
+        cmd = r.docs[0]
+        with self.lock:
+            found = [d for d in self.docs.values() if matches(d, cmd.get('filter', {}))]
+        for key, direction in reversed(list(cmd.get('sort', {}).items())):
+            found.sort(key=lambda d: d[key], reverse=direction < 0)
+        if cmd.get('limit'):
+            found = found[:abs(cmd['limit'])]
+        return r.replies({'cursor': {'id': Int64(0), 'ns': 'anywhere.history', 'firstBatch': found}, 'ok': 1})
+
+
+def matches(d, query):
+    for key, want in query.items():
+        if key == '$or':
+            if not any(matches(d, q) for q in want):
+                return False
+        elif isinstance(want, dict) and list(want) == ['$lt']:
+            if key not in d or not d[key] < want['$lt']:
+                return False
+        elif isinstance(want, dict) and any(k.startswith('$') for k in want):
+            raise AssertionError('the mock knows no operator in %r' % want)
+        elif d.get(key) != want:
+            return False
+    return True
+
+
+def run_database(program):
+    db = Database()
+    uri = db.start()
+    port = db.server.port
+    child = subprocess.Popen([program, uri + '/anywhere'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    timer = threading.Timer(60, child.kill)
+    timer.start()
+    try:
+        for line in child.stdout:
+            if line == 'mock: stop\n':
+                db.server.stop()
+            elif line == 'mock: start\n':
+                db.start(port)
+            else:
+                sys.stdout.write(line)
+                continue
+            child.stdin.write('done\n')
+            child.stdin.flush()
+        return child.wait()
+    finally:
+        timer.cancel()
+        db.server.stop()
+
+
+def run_scripted(program):
     server = MockupDB()
     server.autoresponds(automatic)
     server.run()
-    child = subprocess.Popen([sys.argv[1], server.uri + '/anywhere?serverSelectionTimeoutMS=3000'])
+    child = subprocess.Popen([program, server.uri + '/anywhere?serverSelectionTimeoutMS=3000'])
     try:
         script(server)
-        code = child.wait(timeout=30)
+        return child.wait(timeout=30)
     except Exception:
         child.kill()
         child.wait()
         raise
     finally:
         server.stop()
+
+
+def main():
+    modes = {'scripted': run_scripted, 'database': run_database}
+    if len(sys.argv) != 3 or sys.argv[1] not in modes:
+        sys.exit('usage: mongo_mock.py scripted|database PROGRAM')
+    code = modes[sys.argv[1]](sys.argv[2])
     if code != 0:
-        sys.exit('test_mongo failed with exit code %d' % code)
+        sys.exit('%s failed with exit code %d' % (sys.argv[2], code))
     print('mongo_mock: ok')
 
 

@@ -1,32 +1,20 @@
 /*
- * The MongoDB backend at the wire level, against MongoDB's own mock server
- * (mongo_mock.py starts it and runs this program with its URI). This side
- * checks what the store returns; the mock checks what the store sent and
- * scripts the answers, including failures. Both must pass.
+ * What only the MongoDB backend does, at the wire level, against MongoDB's
+ * own mock server (mongo_mock.py scripted starts it and runs this program
+ * with its URI; conformance.c holds the backend to the contract every
+ * backend keeps): the mock checks the index, the documents, the queries and
+ * the write concern the store sends, and scripts the answers, the server's
+ * failures included; this side checks what the store makes of them. Both
+ * must pass.
  */
-#include <stdio.h>
 #include <string.h>
 #include "runtime/error.h"
 #include "store/store.h"
 #include "tests/check.h"
 
-typedef struct got {
-    int64_t seq[8], sub[8];
-    int flags[8];
-    char json[8][256];
-    int n;
-} got_t;
-
-static void on_record(const aw_record_t *r, void *data)
+static void count(const aw_record_t *r, void *data)
 {
-    got_t *g = data;
-    if (g->n < 8) {
-        g->seq[g->n] = r->seq;
-        g->sub[g->n] = r->sub;
-        g->flags[g->n] = r->flags;
-        snprintf(g->json[g->n], sizeof(g->json[0]), "%.*s", (int)r->json_len, r->json);
-        g->n++;
-    }
+    (*(int *)data)++;
 }
 
 static aw_record_t rec(int64_t seq, int64_t sub, const char *json)
@@ -57,14 +45,9 @@ int main(int argc, char **argv)
     batch[1].flags = AW_RECORD_PROTECTED;     /* a field of its document; the others have none */
     CHECK(aw_store_append(s, batch, 3) == 0); /* one insert of three documents */
 
-    got_t g = {0};
-    int more = -1;
-    CHECK(aw_store_read(s, "u\"1", 3, INT64_MAX, INT64_MAX, 2, on_record, &g, &more) == 0);
-    CHECK(g.n == 2 && more == 1); /* the mock answers three for limit 2 + 1 */
-    CHECK(g.n == 2 && g.seq[0] == 1 && g.sub[0] == 1 && g.seq[1] == 2 && g.sub[1] == 0); /* oldest first */
-    CHECK(strstr(g.json[0], "\"text\" : \"yo\"") != NULL || strstr(g.json[0], "\"text\":\"yo\"") != NULL);
-    CHECK(strstr(g.json[0], "12345678901") != NULL); /* a plain number, not {"$numberLong"} */
-    CHECK(g.n == 2 && g.flags[0] == 0 && g.flags[1] == AW_RECORD_PROTECTED); /* as the documents say */
+    int n = 0, more = -1;
+    CHECK(aw_store_read(s, "u\"1", 3, INT64_MAX, INT64_MAX, 2, count, &n, &more) == 0);
+    CHECK(n == 2 && more == 1); /* the mock answers three for limit 2 + 1 */
 
     CHECK(aw_store_append(s, batch, 1) == AW_EUNAVAILABLE); /* the mock: shutting down */
     CHECK(aw_store_append(s, batch, 1) == 0);               /* the retry */
