@@ -52,12 +52,15 @@ enum {
 typedef struct aw_record {
     const char *user; /* user id, UTF-8, 1..256 bytes */
     size_t user_len;
-    int64_t seq;      /* see the key above; >= 0 */
-    int64_t sub;      /* 0 for a bot message, >= 1 for the person's */
-    int64_t ts_ms;    /* milliseconds since the epoch */
-    int direction;    /* AW_RECORD_IN or AW_RECORD_OUT */
-    int flags;        /* AW_RECORD_PROTECTED, AW_RECORD_CLAIM or 0 */
-    const char *json; /* the whole message object, as the client will get it back */
+    int64_t seq;   /* see the key above; >= 0 */
+    int64_t sub;   /* 0 for a bot message, >= 1 for the person's */
+    int64_t ts_ms; /* milliseconds since the epoch */
+    int direction; /* AW_RECORD_IN or AW_RECORD_OUT */
+    int flags;     /* AW_RECORD_PROTECTED, AW_RECORD_CLAIM or 0 */
+    /* The whole message object, as the client will get it back. A backend
+     * that keeps the object rather than its text may space it its own way; a
+     * claim comes back byte for byte (the history actor compares it). */
+    const char *json;
     size_t json_len;
 } aw_record_t;
 
