@@ -15,6 +15,7 @@
 #include "actors/bridge.h"
 #include "actors/identity.h"
 #include "actors/metrics.h"
+#include "actors/protocol.h"
 #include "actors/registry.h"
 #include "runtime/error.h"
 
@@ -26,25 +27,6 @@ typedef struct pending {
 } pending_t;
 
 static const char json_type[] = "application/json; charset=utf-8";
-
-static int status_of(int err)
-{
-    switch (err) {
-    case AW_EBADJSON:
-    case AW_EBADMSG:
-        return 400;
-    case AW_EUNAUTHORIZED:
-        return 401;
-    case AW_ETOOLARGE:
-        return 413;
-    case AW_ERATELIMITED:
-        return 429;
-    case AW_ETIMEDOUT:
-        return 504;
-    default:
-        return 503;
-    }
-}
 
 static void send_json(h2o_req_t *req, int status, const char *body, size_t len)
 {
@@ -62,16 +44,17 @@ static void send_json(h2o_req_t *req, int status, const char *body, size_t len)
 /* The history routes answer failures in the shape Botkit's client expects. */
 static void send_history_error(h2o_req_t *req, int err)
 {
+    aw_protocol_error_t e = aw_protocol_error(err);
     char body[256];
-    int len = snprintf(body, sizeof(body), "{\"success\":false,\"error\":\"%s\",\"code\":\"%s\"}",
-                       aw_strerror(err), aw_err_code(err));
-    send_json(req, status_of(err), body, (size_t)len);
+    int len = snprintf(body, sizeof(body), "{\"success\":false,\"error\":\"%s\",\"code\":\"%s\"}", e.message,
+                       e.code);
+    send_json(req, e.status, body, (size_t)len);
 }
 
 static void send_error(h2o_req_t *req, int err)
 {
     aw_buf_t *b = aw_frame_error(err);
-    send_json(req, status_of(err), b->data, b->len);
+    send_json(req, aw_protocol_error(err).status, b->data, b->len);
     aw_buf_release(b);
 }
 
