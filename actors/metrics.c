@@ -62,7 +62,8 @@ void aw_metrics_line(char **buf, size_t *len, size_t *cap, const char *name, con
 static void channels(char **buf, size_t *len, size_t *cap, const char *name, const char *help,
                      const uint64_t *v)
 {
-    static const char *const names[] = {"websocket", "webhook", "api"};
+    static const char *const names[] = {"websocket", "webhook", "api"}; /* by aw_channel_t */
+    _Static_assert(sizeof(names) / sizeof(names[0]) == AW_CHANNEL_N, "a name for every channel");
     appendf(buf, len, cap, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
     for (int i = 0; i < AW_CHANNEL_N; i++)
         appendf(buf, len, cap, "%s{channel=\"%s\"} %llu\n", name, names[i], (unsigned long long)get(&v[i]));

@@ -354,7 +354,7 @@ static int on_webhook(h2o_handler_t *self, h2o_req_t *req, int mode)
     }
     AW_METRIC_INC(messages_in[AW_CHANNEL_WEBHOOK]);
     pending_t *p = new_pending(srv, req, mode);
-    aw_inbound_t *in = aw_inbound_new(&msg, NULL, &p->super, "webhook");
+    aw_inbound_t *in = aw_inbound_new(&msg, NULL, &p->super, AW_CHANNEL_WEBHOOK);
     aw_sink_release(&p->super); /* aw_inbound_new took its own */
     if ((err = aw_registry_send(srv->cfg.registry, in->msg.user, in->msg.user_len, &in->super, 1)) != 0) {
         aw_msg_release(&in->super);
@@ -575,7 +575,7 @@ static int on_send(h2o_handler_t *self, h2o_req_t *req)
         send_error(req, err);
         return 0;
     }
-    AW_METRIC_INC(messages_in[AW_CHANNEL_API]);
+    AW_METRIC_INC(messages_in[AW_CHANNEL_PUSH]);
     pending_t *p = new_pending(srv, req, AW_SINK_PUSH);
     aw_inbound_t *in = aw_push_new(reply, &p->super);
     aw_sink_release(&p->super); /* the inbound took its own */
