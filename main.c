@@ -526,13 +526,13 @@ int main(int argc, char **argv)
                                  .secret = secret,
                                  .secret_len = secret_len,
                                  .fallback = o.bot_fallback};
-        if ((bridge = aw_bridge_start(&bc)) == NULL)
+        if (aw_bridge_start(&bridge, &bc) != 0)
             return 2;
         bot = aw_bot_remote(bridge);
     } else if (o.script != NULL) {
         char err[600];
         /* a wrong script stops the server now, never at the first message */
-        if ((bot = aw_script_load(o.script, err, sizeof(err))) == NULL) {
+        if (aw_script_load(&bot, o.script, err, sizeof(err)) != 0) {
             aw_log(AW_LOG_ERROR, "script", "%s", err);
             return 2;
         }

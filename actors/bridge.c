@@ -293,11 +293,11 @@ static void run(void *arg)
     uv_run(&b->loop, UV_RUN_DEFAULT);
 }
 
-aw_bridge_t *aw_bridge_start(const aw_bridge_config_t *cfg)
+int aw_bridge_start(aw_bridge_t **out, const aw_bridge_config_t *cfg)
 {
     if (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8) != 0) {
         aw_log(AW_LOG_ERROR, "bot_url", "--bot-url must start with http:// or https://");
-        return NULL;
+        return AW_EINVAL;
     }
     aw_bridge_t *b = aw_calloc(1, sizeof(*b));
     b->cfg = *cfg;
@@ -322,7 +322,8 @@ aw_bridge_t *aw_bridge_start(const aw_bridge_config_t *cfg)
     curl_multi_setopt(b->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
     curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, b);
     uv_thread_create(&b->thread, run, b);
-    return b;
+    *out = b;
+    return 0;
 }
 
 int aw_bridge_post(aw_bridge_t *b, aw_buf_t *body, aw_bridge_cb cb, void *data)

@@ -37,9 +37,10 @@ typedef struct aw_bridge_stats {
  * bridge thread: hand the result on, never block. */
 typedef void (*aw_bridge_cb)(int err, aw_reply_t **replies, size_t n, void *data);
 
-/* Starts the bridge thread. Returns NULL with a message on stderr when the URL
- * is not http(s). Main thread. */
-aw_bridge_t *aw_bridge_start(const aw_bridge_config_t *config);
+/* Starts the bridge thread, and returns 0 with the bridge in `*bridge`; or
+ * AW_EINVAL with a message on stderr when the URL is not http(s), having
+ * started nothing. Main thread. */
+int aw_bridge_start(aw_bridge_t **bridge, const aw_bridge_config_t *config);
 
 /* Queues a POST of `body` (retained). `cb` is called exactly once, unless
  * this returns AW_ESTOPPED. Any thread. */

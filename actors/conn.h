@@ -1,10 +1,11 @@
 /*
- * What the chat actors know of the transport: a connection that frames can be
- * sent to (a websocket), and a sink that takes the replies of one webhook
- * turn. Both are implemented in transport/ and handed to the session actor,
- * which may call them from any worker thread; the implementation hops to the
- * connection's own I/O thread. Both are reference-counted because a session
- * and an I/O thread hold them at once.
+ * What the chat actors know of the transport: the channel a message came on,
+ * a connection that frames can be sent to (a websocket), and a sink that
+ * takes the replies of one webhook turn. The last two are implemented in
+ * transport/ and handed to the session actor, which may call them from any
+ * worker thread; the implementation hops to the connection's own I/O thread.
+ * Both are reference-counted because a session and an I/O thread hold them
+ * at once.
  */
 #ifndef AW_ACTORS_CONN_H
 #define AW_ACTORS_CONN_H
@@ -15,6 +16,29 @@
 
 typedef struct aw_conn aw_conn_t;
 typedef struct aw_sink aw_sink_t;
+
+/* The channel a message came on: set by the transport that received it, and
+ * carried by the session to the frames and counters of its turn. */
+typedef enum aw_channel {
+    AW_CHANNEL_WEBSOCKET, /* a frame on a websocket */
+    AW_CHANNEL_WEBHOOK,   /* POST /botkit/receive or /api/messages */
+    AW_CHANNEL_PUSH,      /* POST /api/send: the bot's own message to a user ("api" in /metrics) */
+    AW_CHANNEL_N
+} aw_channel_t;
+
+/* The channel a bot message travels on: a push reaches its user over the
+ * user's websockets, so it goes, is labelled (the `channel` of its frame)
+ * and is counted as a websocket message. */
+static inline aw_channel_t aw_channel_out(aw_channel_t in)
+{
+    return in == AW_CHANNEL_PUSH ? AW_CHANNEL_WEBSOCKET : in;
+}
+
+/* The `channel` field of a bot message's frame, for a channel of aw_channel_out. */
+static inline const char *aw_channel_frame_name(aw_channel_t out)
+{
+    return out == AW_CHANNEL_WEBHOOK ? "webhook" : "websocket";
+}
 
 struct aw_conn {
     unsigned int refcnt; /* atomic */

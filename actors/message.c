@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
+#include "actors/protocol.h"
 #include "runtime/error.h"
 
 /* Returns non-zero when arrays and objects nest deeper than `max`. It must
@@ -906,12 +907,13 @@ aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token,
 
 aw_buf_t *aw_frame_error(int err)
 {
+    aw_protocol_error_t e = aw_protocol_error(err);
     jw_t w;
     jw_init(&w, 128);
     jw_char(&w, '{');
     write_opt_str(&w, "type", "error");
-    write_opt_str(&w, "code", aw_err_code(err));
-    write_opt_str(&w, "message", aw_strerror(err));
+    write_opt_str(&w, "code", e.code);
+    write_opt_str(&w, "message", e.message);
     jw_char(&w, '}');
     return jw_finish(&w);
 }

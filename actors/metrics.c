@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "actors/protocol.h"
 #include "runtime/buf.h"
 #include "runtime/error.h"
 
@@ -61,7 +62,8 @@ void aw_metrics_line(char **buf, size_t *len, size_t *cap, const char *name, con
 static void channels(char **buf, size_t *len, size_t *cap, const char *name, const char *help,
                      const uint64_t *v)
 {
-    static const char *const names[] = {"websocket", "webhook", "api"};
+    static const char *const names[] = {"websocket", "webhook", "api"}; /* by aw_channel_t */
+    _Static_assert(sizeof(names) / sizeof(names[0]) == AW_CHANNEL_N, "a name for every channel");
     appendf(buf, len, cap, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
     for (int i = 0; i < AW_CHANNEL_N; i++)
         appendf(buf, len, cap, "%s{channel=\"%s\"} %llu\n", name, names[i], (unsigned long long)get(&v[i]));
@@ -77,10 +79,13 @@ void aw_metrics_write(char **buf, size_t *len, size_t *cap)
     appendf(buf, len, cap,
             "# HELP anywhere_errors_total Refused input and failed requests, by code.\n"
             "# TYPE anywhere_errors_total counter\n");
-    static const int codes[] = {AW_EBADJSON,      AW_EBADMSG,      AW_ETOOLARGE, AW_ERATELIMITED,
-                                AW_EUNAUTHORIZED, AW_EUNAVAILABLE, AW_ETIMEDOUT};
+    static const int codes[] = {
+#define AW__METRICS_CODE(name, code, status, message) AW_E##name,
+        AW_PROTOCOL_ERROR_MAP(AW__METRICS_CODE)
+#undef AW__METRICS_CODE
+    };
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-        appendf(buf, len, cap, "anywhere_errors_total{code=\"%s\"} %llu\n", aw_err_code(codes[i]),
+        appendf(buf, len, cap, "anywhere_errors_total{code=\"%s\"} %llu\n", aw_protocol_error(codes[i]).code,
                 (unsigned long long)get(&aw_metrics.errors[codes[i] - AW_E__BASE - 1]));
     aw_metrics_line(buf, len, cap, "anywhere_rate_limited_total", "counter",
                     "Messages dropped by the rate limit.",

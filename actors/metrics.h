@@ -9,12 +9,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-enum { AW_CHANNEL_WEBSOCKET, AW_CHANNEL_WEBHOOK, AW_CHANNEL_API, AW_CHANNEL_N };
+#include "actors/conn.h"
 
 typedef struct aw_metrics {
-    uint64_t messages_in[AW_CHANNEL_N];  /* client messages accepted */
-    uint64_t messages_out[AW_CHANNEL_N]; /* bot messages sent, by the channel of the turn */
+    uint64_t messages_in[AW_CHANNEL_N];  /* client messages accepted, by aw_channel_t */
+    uint64_t messages_out[AW_CHANNEL_N]; /* bot messages sent, by aw_channel_out of the turn's */
     uint64_t frames_out;                 /* frames handed to sockets (a message to 3 tabs counts 3) */
     uint64_t errors[32];                 /* refused input and failed requests, by AW_E... code */
     uint64_t connections_accepted;

@@ -3,8 +3,7 @@
  * session on first contact and forgets it when the session, idle with no
  * socket, asks to be reaped. It is the only way messages for a user reach a
  * session, which is what makes reaping safe: the registry pushes under the
- * same shard lock that a reap takes. Any thread may call it. A registry that
- * shares users with other nodes may answer AW_ENOTHERE; this one never does.
+ * same shard lock that a reap takes. Any thread may call it.
  */
 #ifndef AW_ACTORS_REGISTRY_H
 #define AW_ACTORS_REGISTRY_H

@@ -18,6 +18,7 @@
 #include <yajl/yajl_tree.h>
 #include "actors/internal.h"
 #include "runtime/buf.h"
+#include "runtime/error.h"
 
 #define MAX_TYPING_MS 60000
 #define MAX_SCRIPT_BYTES (4u << 20)
@@ -781,26 +782,27 @@ static int compile(ctx_t *c, aw_bot_t *bot, script_t *sc, yajl_val root)
     return 0;
 }
 
-aw_bot_t *aw_script_compile(const char *name, const char *json, size_t len, char *err, size_t err_len)
+int aw_script_compile(aw_bot_t **out, const char *name, const char *json, size_t len, char *err,
+                      size_t err_len)
 {
     ctx_t c = {.name = name, .err = err, .err_len = err_len};
     char errbuf[256];
     if (len == 0 || memchr(json, '\0', len) != NULL) {
         fail(&c, "line 1, column 1", "the file is empty or not text");
-        return NULL;
+        return AW_EINVAL;
     }
     /* yajl's tree parser and its free recurse once per level, with no limit:
      * a file of a million "[" would overflow the stack. */
     if (aw_json_too_deep(json, len, AW_MAX_DEPTH)) {
         fail(&c, "", "arrays and objects nest deeper than %d", AW_MAX_DEPTH);
-        return NULL;
+        return AW_EINVAL;
     }
     char *copy = aw_strndup(json, len);
     yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
     free(copy);
     if (root == NULL) {
         syntax_error(&c, json, len);
-        return NULL;
+        return AW_EINVAL;
     }
     aw_bot_t *bot = aw_bot_new(name);
     script_t *sc = aw_calloc(1, sizeof(*sc));
@@ -809,26 +811,27 @@ aw_bot_t *aw_script_compile(const char *name, const char *json, size_t len, char
     yajl_tree_free(root);
     if (r != 0) {
         aw_bot_free(bot);
-        return NULL;
+        return AW_EINVAL;
     }
-    return bot;
+    *out = bot;
+    return 0;
 }
 
-aw_bot_t *aw_script_load(const char *path, char *err, size_t err_len)
+int aw_script_load(aw_bot_t **bot, const char *path, char *err, size_t err_len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
+        return AW_EIO;
     }
     char *buf = aw_alloc(MAX_SCRIPT_BYTES + 1);
     size_t n = fread(buf, 1, MAX_SCRIPT_BYTES + 1, f);
     fclose(f);
-    aw_bot_t *bot = NULL;
+    int r = AW_ETOOLARGE;
     if (n > MAX_SCRIPT_BYTES)
         snprintf(err, err_len, "%s: larger than %u bytes", path, MAX_SCRIPT_BYTES);
     else
-        bot = aw_script_compile(path, buf, n, err, err_len);
+        r = aw_script_compile(bot, path, buf, n, err, err_len);
     free(buf);
-    return bot;
+    return r;
 }

@@ -11,14 +11,18 @@
 #include <stddef.h>
 #include "actors/bot.h"
 
-/* Compiles the script in `json` (`len` bytes). `name` is used in messages.
- * On error returns NULL and writes one line to `err`: "NAME: at PLACE: what is
- * wrong", where PLACE is "line L, column C" for malformed JSON or a path like
- * "triggers[2].regex" for a wrong field. Main thread, at start. */
-aw_bot_t *aw_script_compile(const char *name, const char *json, size_t len, char *err, size_t err_len);
+/* Compiles the script in `json` (`len` bytes) into a new bot in `*bot` (the
+ * caller frees it with aw_bot_free), and returns 0. `name` is used in
+ * messages. On error returns AW_EINVAL, leaves `*bot` alone and writes one
+ * line to `err`: "NAME: at PLACE: what is wrong", where PLACE is "line L,
+ * column C" for malformed JSON or a path like "triggers[2].regex" for a wrong
+ * field. Main thread, at start. */
+int aw_script_compile(aw_bot_t **bot, const char *name, const char *json, size_t len, char *err,
+                      size_t err_len);
 
-/* Reads `path` (at most 4 MiB) and compiles it; errors as above, naming the
- * file. */
-aw_bot_t *aw_script_load(const char *path, char *err, size_t err_len);
+/* Reads `path` (at most 4 MiB) and compiles it; returns as above, or AW_EIO
+ * when the file cannot be read and AW_ETOOLARGE when it is over 4 MiB, with
+ * the line in `err` naming the file. */
+int aw_script_load(aw_bot_t **bot, const char *path, char *err, size_t err_len);
 
 #endif

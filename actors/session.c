@@ -217,18 +217,19 @@ static void keep(aw_session_t *s, int64_t seq, int64_t sub, int64_t ts, int dire
 
 /* Numbers, sends and keeps one bot message. A guest's reply is neither
  * numbered in the user's stream nor kept: it is the guest's alone. */
-static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, const char *channel, const aw_reply_t *r,
+static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, aw_channel_t channel, const aw_reply_t *r,
                           int guest)
 {
     int64_t seq = guest ? -1 : ++s->st->seq, ts = wall_ms();
-    aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, channel, seq, ts);
+    aw_channel_t out = aw_channel_out(channel);
+    aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, aw_channel_frame_name(out), seq, ts);
     if (!guest) {
         s->st->sub = 0;
         remember(s, seq, frame);
         keep(s, seq, 0, ts, AW_RECORD_OUT, frame);
     }
     deliver(s, origin, frame, guest);
-    AW_METRIC_INC(messages_out[strcmp(channel, "webhook") == 0 ? AW_CHANNEL_WEBHOOK : AW_CHANNEL_WEBSOCKET]);
+    AW_METRIC_INC(messages_out[out]);
     return frame;
 }
 
@@ -744,7 +745,8 @@ static void send_later(aw_session_t *s)
             aw_conn_t *origin = st->later[i].origin;
             if (origin != NULL && find_conn(s, origin) == NULL)
                 origin = NULL;
-            aw_buf_release(send_bot(s, origin, "websocket", st->later[i].reply, st->later[i].guest));
+            /* a later message has only sockets to go to, whatever its turn's channel */
+            aw_buf_release(send_bot(s, origin, AW_CHANNEL_WEBSOCKET, st->later[i].reply, st->later[i].guest));
             aw_reply_free(st->later[i].reply);
             aw_conn_release(st->later[i].origin);
         } else {
@@ -994,7 +996,7 @@ static void inbound_free(aw_msg_t *m)
     free(in);
 }
 
-aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, const char *channel)
+aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, aw_channel_t channel)
 {
     aw_inbound_t *in = aw_calloc(1, sizeof(*in));
     in->super.type = AW_SESSION_INBOUND;
@@ -1010,7 +1012,7 @@ aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink
 aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink)
 {
     aw_message_t empty = {0};
-    aw_inbound_t *in = aw_inbound_new(&empty, NULL, sink, "websocket");
+    aw_inbound_t *in = aw_inbound_new(&empty, NULL, sink, AW_CHANNEL_PUSH);
     in->push = reply;
     return in;
 }

@@ -51,14 +51,15 @@ typedef struct aw_inbound {
     aw_message_t msg;        /* owned */
     aw_conn_t *conn;         /* the socket it came on (a reference), or NULL */
     aw_sink_t *sink;         /* the webhook request waiting for the replies (a reference), or NULL */
-    const char *channel;     /* "websocket" or "webhook": the channel replies are labelled with */
+    aw_channel_t channel;    /* the channel it came on */
     struct aw_inbound *next; /* the session's queue of waiting turns */
     aw_reply_t *push;        /* a message to deliver as it is (POST /api/send), or NULL */
 } aw_inbound_t;
 
-/* Wraps a parsed message, taking it over (`msg` is left empty) and taking
- * references to `conn` and `sink` (either may be NULL). */
-aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, const char *channel);
+/* Wraps a parsed message that came on `channel`, taking it over (`msg` is
+ * left empty) and taking references to `conn` and `sink` (either may be
+ * NULL). */
+aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, aw_channel_t channel);
 
 /* A proactive message for the user (POST /api/send): delivered to every
  * verified socket, kept with its seq, and answered through `sink` (mode

@@ -8,12 +8,11 @@
 
 struct errinfo {
     const char *name;
-    const char *code;
     const char *msg;
 };
 
 static const struct errinfo table[] = {
-#define AW__ERR_ROW(n, c, m) {#n, c, m},
+#define AW__ERR_ROW(n, m) {#n, m},
     AW_ERRNO_MAP(AW__ERR_ROW)
 #undef AW__ERR_ROW
 };
@@ -30,12 +29,6 @@ const char *aw_err_name(int err)
 {
     const struct errinfo *e = lookup(err);
     return e != NULL ? e->name : "UNKNOWN";
-}
-
-const char *aw_err_code(int err)
-{
-    const struct errinfo *e = lookup(err);
-    return e != NULL ? e->code : "internal";
 }
 
 const char *aw_strerror(int err)

@@ -9,30 +9,27 @@
 #ifndef AW_ERROR_H
 #define AW_ERROR_H
 
-/* XX(name, protocol code, sentence). The protocol code is the `code` field of
- * an `error` frame or body (docs/protocol.md); internal codes use "internal". */
+/* XX(name, sentence). What a client is told of an error, and in which words,
+ * is up to the layer that speaks to clients, not this table. */
 #define AW_ERRNO_MAP(XX)                                                                                     \
-    XX(NOMEM, "internal", "out of memory")                                                                   \
-    XX(INVAL, "internal", "invalid argument")                                                                \
-    XX(BADJSON, "bad_json", "the frame is not a JSON object in valid UTF-8")                                 \
-    XX(BADMSG, "bad_message", "the message lacks a field or has a field of the wrong type")                  \
-    XX(TOOLARGE, "too_large", "the message is over the size limit")                                          \
-    XX(RATELIMITED, "rate_limited", "too many messages: slow down")                                          \
-    XX(UNAUTHORIZED, "unauthorized", "a valid token for this user is required")                              \
-    XX(UNAVAILABLE, "unavailable", "the history store is unreachable; try again later")                      \
-    XX(NOTFOUND, "not_found", "no such thing")                                                               \
-    XX(NOTHERE, "internal", "that user is served by another node")                                           \
-    XX(STOPPED, "internal", "the server is stopping")                                                        \
-    XX(FULL, "internal", "a queue is full")                                                                  \
-    XX(EXIST, "internal", "it exists already")                                                               \
-    XX(IO, "internal", "an input/output operation failed")                                                   \
-    XX(TIMEDOUT, "timeout", "the bot did not answer in time")                                                \
-    XX(CONFIG, "internal", "invalid configuration")                                                          \
-    XX(STORE, "internal", "the history store refused the operation")
+    XX(INVAL, "invalid argument")                                                                            \
+    XX(BADJSON, "not valid JSON")                                                                            \
+    XX(BADMSG, "a field is missing or has the wrong type")                                                   \
+    XX(TOOLARGE, "over the size limit")                                                                      \
+    XX(RATELIMITED, "over the rate limit")                                                                   \
+    XX(UNAUTHORIZED, "not authorized")                                                                       \
+    XX(UNAVAILABLE, "unavailable for now; try again later")                                                  \
+    XX(NOTFOUND, "no such thing")                                                                            \
+    XX(STOPPED, "the server is stopping")                                                                    \
+    XX(FULL, "a queue is full")                                                                              \
+    XX(EXIST, "it exists already")                                                                           \
+    XX(IO, "an input/output operation failed")                                                               \
+    XX(TIMEDOUT, "timed out")                                                                                \
+    XX(STORE, "the history store refused the operation")
 
 enum {
     AW_E__BASE = -1000,
-#define AW__ERR_ENUM(name, code, msg) AW_E##name,
+#define AW__ERR_ENUM(name, msg) AW_E##name,
     AW_ERRNO_MAP(AW__ERR_ENUM)
 #undef AW__ERR_ENUM
         AW_E__END
@@ -40,9 +37,7 @@ enum {
 
 /* The short name of an error code ("BADJSON"), or "UNKNOWN". Any thread. */
 const char *aw_err_name(int err);
-/* The protocol code of an error ("bad_json"), for error frames. Any thread. */
-const char *aw_err_code(int err);
-/* The sentence for a person ("the frame is not ..."). Any thread. */
+/* The sentence for a person ("not valid JSON"), for logs. Any thread. */
 const char *aw_strerror(int err);
 
 #endif

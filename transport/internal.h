@@ -1,7 +1,8 @@
 /*
  * What the files of transport/ share: the per-thread loop, the cross-thread
- * post queue into it, and the entry points of the websocket and HTTP parts.
- * Everything here belongs to one I/O thread unless it says otherwise.
+ * post queue into it, the entry points of the websocket and HTTP parts, and
+ * the route seam between h2o and the HTTP handlers. Everything here belongs
+ * to one I/O thread unless it says otherwise.
  */
 #ifndef AW_TRANSPORT_INTERNAL_H
 #define AW_TRANSPORT_INTERNAL_H
@@ -10,6 +11,7 @@
 #include <uv.h>
 #include <h2o.h>
 #include "actors/conn.h"
+#include "actors/message.h"
 #include "transport/server.h"
 
 typedef struct aw_loop aw_loop_t;
@@ -77,8 +79,8 @@ typedef struct aw_post {
 /* Queues `post` for `loop` and wakes it. Any thread. */
 void aw_loop__post(aw_loop_t *loop, aw_post_t *post);
 
-/* Registers the routes on the host. The order matters: h2o 2.2 matches a
- * path by prefix, in registration order (docs/design.md, "A route"). */
+/* Registers the routes of the main address on srv->hostconf, in the order
+ * of http.c's table (the order matters: see the route seam below). */
 void aw_http__register(aw_server_t *srv);
 
 /* Registers the admin listener's routes on `hostconf`: GET /healthz and GET
@@ -116,5 +118,117 @@ typedef struct aw_asset {
 } aw_asset_t;
 extern const aw_asset_t aw_assets[];
 extern const size_t aw_assets_count;
+
+/*
+ * The route seam (routes.c). Each route is one row of a table (http.c holds
+ * the tables of both addresses): its path and what may use it. The seam
+ * runs a row's checks in this order, and answers what fails them itself:
+ *
+ *   1. websocket: a handshake upgrades (once its Origin passes, else 403);
+ *   2. the path (match), and whether the row is on at all: else 404;
+ *   3. cors: the Origin (403), the preflight (204), readable answers;
+ *   4. methods: else 405;
+ *   5. auth AW_ROUTE_API_KEY: else 401;
+ *   6. body: else 413;
+ *   7. parse: its error (400, ...);
+ *   8. auth AW_ROUTE_USER_TOKEN, on the user parse found: else 401;
+ *   9. serve.
+ *
+ * 403, 404 and 405 are plain text; the rest is JSON in the row's `errors`
+ * shape with the protocol's status (actors/protocol.h), and counted in
+ * /metrics. So a handler sees only requests its row allows.
+ *
+ * h2o 2.2 gives a request to the first row, in registration order, whose
+ * path is the request's path (its query aside) or a prefix of it followed by
+ * "/": "/healthz" takes "/healthz/x" too, never "/healthzx", and "/" takes
+ * everything left. So a row must come before every row whose path is a
+ * prefix of its own, and "/" comes last; aw_route__register checks it.
+ */
+typedef struct aw_route aw_route_t;
+typedef struct aw_route_call aw_route_call_t;
+
+/* Methods of a route (a mask). HEAD is served only where it is listed. */
+enum { AW_ROUTE_GET = 1, AW_ROUTE_HEAD = 2, AW_ROUTE_POST = 4, AW_ROUTE_ANY = ~0 };
+
+/* How much of the path a row takes, beyond h2o's prefix match. */
+enum {
+    AW_ROUTE_PREFIX, /* whatever h2o gives it */
+    AW_ROUTE_EXACT,  /* its own path only (a query aside); anything longer is 404 */
+    AW_ROUTE_FILES,  /* an embedded file of the chat page ("/" is /index.html), in c->file; else 404 */
+};
+
+/* Who may use a route. */
+enum {
+    AW_ROUTE_OPEN,       /* anyone */
+    AW_ROUTE_USER_TOKEN, /* the user the request names (parse sets c->user), with that user's token when
+                          * --history-auth is on; 401 otherwise */
+    AW_ROUTE_API_KEY,    /* Authorization: Bearer <--api-key>, else 401; without a key the route does not
+                          * exist (404) */
+};
+
+/* What a body may hold. */
+enum {
+    AW_ROUTE_BODY_ANY,     /* only h2o's bound (4 x --max-message) */
+    AW_ROUTE_BODY_MESSAGE, /* one message: at most --max-message, else 413 */
+};
+
+/* The JSON shape of an error answer: the protocol's `error` object, or the
+ * {"success": false, ...} that Botkit's history client reads. */
+enum { AW_ROUTE_ERRORS_FRAME, AW_ROUTE_ERRORS_HISTORY };
+
+/* One row. Every field left out (0) takes the first value of its list. */
+struct aw_route {
+    const char *path;     /* as h2o matches it (above) */
+    unsigned int methods; /* AW_ROUTE_GET | ..., or AW_ROUTE_ANY */
+    int match;            /* AW_ROUTE_PREFIX, EXACT or FILES */
+    int cors;             /* 1: a browser route: Origin checked, preflight answered, answer readable */
+    int websocket;        /* 1: a websocket handshake here upgrades */
+    int auth;             /* AW_ROUTE_OPEN, USER_TOKEN or API_KEY */
+    int body;             /* AW_ROUTE_BODY_ANY or MESSAGE */
+    int errors;           /* AW_ROUTE_ERRORS_FRAME or HISTORY */
+    /* Reads the request into `c` (and c->user for AW_ROUTE_USER_TOKEN);
+     * returns 0 or the AW_E... code to refuse it with. NULL: nothing to read. */
+    int (*parse)(aw_route_call_t *c);
+    /* Answers the request, now or later. NULL: 404 (a host's catch-all). */
+    void (*serve)(aw_route_call_t *c);
+};
+
+/* One request on its way through its route, on the loop thread's stack. */
+struct aw_route_call {
+    aw_server_t *srv;
+    const aw_route_t *route;
+    h2o_req_t *req;
+    h2o_iovec_t body;       /* the request's body; "" when it has none */
+    const aw_asset_t *file; /* AW_ROUTE_FILES: the file the path names */
+    /* Filled by parse; what serve leaves in msg and push.reply is freed after it. */
+    aw_message_t msg;         /* a client message */
+    aw_history_query_t query; /* a history request */
+    struct {
+        char user[AW_MAX_USER_LEN];
+        size_t user_len;
+        aw_reply_t *reply;
+    } push;           /* a message for a user from the bot's backend */
+    const char *user; /* AW_ROUTE_USER_TOKEN: whom the request speaks for, */
+    size_t user_len;
+    const char *token; /* and the token it shows ("" for none) */
+};
+
+/* Registers the `n` rows of `table` (which must outlive the server) on
+ * `hostconf`, in order. Main thread, before the loops start. */
+void aw_route__register(aw_server_t *srv, h2o_hostconf_t *hostconf, const aw_route_t *table, size_t n);
+
+/* Answers `err` in the shape of c's route, and counts it in /metrics as a
+ * refused request when `refused`. Loop thread. */
+void aw_route__error(aw_route_call_t *c, int err, int refused);
+
+/* The token of an Authorization: Bearer header, or an empty iovec. */
+h2o_iovec_t aw_route__bearer(h2o_req_t *req);
+
+/* Answers with a JSON body (copied), no-store. Loop thread. */
+void aw_route__send_json(h2o_req_t *req, int status, const char *body, size_t len);
+
+/* Answers `err` as a JSON object of shape AW_ROUTE_ERRORS_FRAME or
+ * AW_ROUTE_ERRORS_HISTORY, with the protocol's status. Loop thread. */
+void aw_route__send_error(h2o_req_t *req, int shape, int err);
 
 #endif

@@ -471,8 +471,12 @@ int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
     if (cfg->http_timeout_ms != 0)
         srv->globalconf.http1.req_timeout = cfg->http_timeout_ms;
     uv_mutex_init(&srv->ip_lock);
-    if (cfg->tls_cert != NULL && (srv->ssl_ctx = make_ssl_ctx(cfg->tls_cert, cfg->tls_key)) == NULL)
+    if (cfg->tls_cert != NULL && (srv->ssl_ctx = make_ssl_ctx(cfg->tls_cert, cfg->tls_key)) == NULL) {
+        uv_mutex_destroy(&srv->ip_lock);
+        h2o_config_dispose(&srv->globalconf);
+        free(srv);
         return AW_EIO;
+    }
     srv->hostconf = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     srv->hosts[0] = srv->hostconf;
     aw_http__register(srv);

@@ -41,9 +41,10 @@ typedef struct aw_server_config {
  * so this is what it may add to the open files. */
 #define AW_SERVER_ADMIN_MAX_CONNECTIONS 64
 
-/* Binds, then starts the I/O threads. Returns 0, or AW_EIO with a message on
- * stderr (bad TLS files). An address that cannot be bound (in use, bad host),
- * main or admin, exits the process with 1. Main thread. */
+/* Binds, then starts the I/O threads, and returns 0 with the server in
+ * `*server`; or AW_EIO with a message on stderr (bad TLS files), having
+ * started nothing. An address that cannot be bound (in use, bad host), main
+ * or admin, exits the process with 1. Main thread. */
 int aw_server_start(aw_server_t **server, const aw_server_config_t *config);
 
 /* The port actually bound. */

@@ -411,7 +411,7 @@ static void on_text(aw_ws_t *ws, const char *data, size_t len)
         ws->user = aw_strndup(msg.user, msg.user_len);
         ws->user_len = msg.user_len;
     }
-    aw_inbound_t *in = aw_inbound_new(&msg, &ws->super, NULL, "websocket");
+    aw_inbound_t *in = aw_inbound_new(&msg, &ws->super, NULL, AW_CHANNEL_WEBSOCKET);
     if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, &in->super, 1) != 0)
         aw_msg_release(&in->super);
 }

@@ -11,8 +11,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[600];
     err[0] = '\0';
-    aw_bot_t *bot = aw_script_compile("fuzz.json", (const char *)data, size, err, sizeof(err));
-    if (bot == NULL && strncmp(err, "fuzz.json: at ", 14) != 0)
+    aw_bot_t *bot = NULL;
+    if (aw_script_compile(&bot, "fuzz.json", (const char *)data, size, err, sizeof(err)) != 0 &&
+        (bot != NULL || strncmp(err, "fuzz.json: at ", 14) != 0))
         abort();
     aw_bot_free(bot);
     return 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "actors/internal.h"
 #include "actors/script.h"
+#include "runtime/error.h"
 #include "tests/check.h"
 
 /* One user's state across turns, as the session keeps it. */
@@ -71,8 +72,8 @@ static void done(user_t *u)
 static void test_triggers(void)
 {
     char err[512];
-    aw_bot_t *bot = aw_script_load(AW_EXAMPLES "/faq.json", err, sizeof(err));
-    if (bot == NULL)
+    aw_bot_t *bot = NULL;
+    if (aw_script_load(&bot, AW_EXAMPLES "/faq.json", err, sizeof(err)) != 0)
         fprintf(stderr, "%s\n", err);
     CHECK(bot != NULL);
     if (bot == NULL)
@@ -98,8 +99,8 @@ static void test_triggers(void)
 static void test_conversation(void)
 {
     char err[512];
-    aw_bot_t *bot = aw_script_load(AW_EXAMPLES "/booking.json", err, sizeof(err));
-    if (bot == NULL)
+    aw_bot_t *bot = NULL;
+    if (aw_script_load(&bot, AW_EXAMPLES "/booking.json", err, sizeof(err)) != 0)
         fprintf(stderr, "%s\n", err);
     CHECK(bot != NULL);
     if (bot == NULL)
@@ -127,7 +128,8 @@ static void test_conversation(void)
 static void expect_error(const char *json, const char *want)
 {
     char err[512] = "";
-    aw_bot_t *bot = aw_script_compile("bot.json", json, strlen(json), err, sizeof(err));
+    aw_bot_t *bot = NULL;
+    CHECK(aw_script_compile(&bot, "bot.json", json, strlen(json), err, sizeof(err)) == AW_EINVAL);
     CHECK(bot == NULL);
     aw_bot_free(bot);
     if (strstr(err, want) == NULL)
@@ -184,7 +186,8 @@ static void test_error_long_path_is_marked(void)
     name[600] = '\0';
     snprintf(json, sizeof(json),
              "{\"triggers\":[{\"exact\":\"a\",\"conversation\":\"c\"}],\"conversations\":{\"%s\":[]}}", name);
-    aw_bot_t *bot = aw_script_compile("bot.json", json, strlen(json), err, sizeof(err));
+    aw_bot_t *bot = NULL;
+    CHECK(aw_script_compile(&bot, "bot.json", json, strlen(json), err, sizeof(err)) == AW_EINVAL);
     CHECK(bot == NULL);
     aw_bot_free(bot);
     CHECK(strstr(err, "bot.json: at conversations.xxx") == err);
@@ -198,7 +201,8 @@ int main(void)
     test_errors();
     test_error_long_path_is_marked();
     char err[256];
-    CHECK(aw_script_load("/nonexistent/bot.json", err, sizeof(err)) == NULL &&
+    aw_bot_t *none = NULL;
+    CHECK(aw_script_load(&none, "/nonexistent/bot.json", err, sizeof(err)) == AW_EIO && none == NULL &&
           strstr(err, "cannot open") != NULL);
     return check_exit("test_script");
 }
