@@ -14,8 +14,8 @@
 #include "actors/history.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
-#include "store/internal.h"
 #include "tests/check.h"
+#include "tests/unit/actors/faulty_store.h"
 
 static char dir[] = "/tmp/aw-test-history-XXXXXX";
 
@@ -245,53 +245,11 @@ static void test_stop_writes_everything(void)
     /* after stop nothing more is accepted */
 }
 
-/* A store in front of a real one that refuses writes or reads on demand. */
-typedef struct faulty {
-    aw_store_t super;
-    aw_store_t *real;
-    int fail_writes, fail_reads; /* atomic */
-    int lie_writes;              /* atomic: writes that succeed but are reported failed */
-} faulty_t;
-
-static int f_append(aw_store_t *st, const aw_record_t *r, size_t n)
-{
-    faulty_t *f = (faulty_t *)st;
-    if (__atomic_load_n(&f->fail_writes, __ATOMIC_SEQ_CST))
-        return AW_EUNAVAILABLE;
-    int err = aw_store_append(f->real, r, n);
-    if (err == 0 && __atomic_load_n(&f->lie_writes, __ATOMIC_SEQ_CST) > 0) {
-        __atomic_sub_fetch(&f->lie_writes, 1, __ATOMIC_SEQ_CST);
-        return AW_EUNAVAILABLE;
-    }
-    return err;
-}
-
-static int f_read(aw_store_t *st, const char *user, size_t user_len, int64_t bseq, int64_t bsub, size_t limit,
-                  aw_store_record_cb cb, void *data, int *more)
-{
-    faulty_t *f = (faulty_t *)st;
-    if (__atomic_load_n(&f->fail_reads, __ATOMIC_SEQ_CST))
-        return AW_EUNAVAILABLE;
-    return aw_store_read(f->real, user, user_len, bseq, bsub, limit, cb, data, more);
-}
-
-static void f_close(aw_store_t *st)
-{
-    aw_store_close(((faulty_t *)st)->real);
-    free(st);
-}
-
-static const aw_store_backend_t faulty_backend = {
-    .name = "faulty", .append = f_append, .read = f_read, .close = f_close};
-
 static aw_history_t *open_faulty_journal(const char *name, faulty_t **out, const char *journal, int fail)
 {
     char uri[256];
-    faulty_t *f = calloc(1, sizeof(*f));
-    f->super.backend = &faulty_backend;
-    f->fail_writes = fail;
     snprintf(uri, sizeof(uri), "sqlite:%s/%s", dir, name);
-    CHECK(aw_store_open(&f->real, uri, NULL) == 0);
+    faulty_t *f = faulty_open(uri, fail);
     *out = f;
     aw_history_config_t cfg = {.batch = 512, .flush_ms = 1, .journal = journal};
     return aw_history_start(&f->super, &cfg);
@@ -300,10 +258,8 @@ static aw_history_t *open_faulty_journal(const char *name, faulty_t **out, const
 static aw_history_t *open_faulty(const char *name, faulty_t **out)
 {
     char uri[256];
-    faulty_t *f = calloc(1, sizeof(*f));
-    f->super.backend = &faulty_backend;
     snprintf(uri, sizeof(uri), "sqlite:%s/%s", dir, name);
-    CHECK(aw_store_open(&f->real, uri, NULL) == 0);
+    faulty_t *f = faulty_open(uri, 0);
     *out = f;
     aw_history_config_t cfg = {.batch = 512, .flush_ms = 1};
     return aw_history_start(&f->super, &cfg);
