@@ -1,0 +1,574 @@
+/*
+ * Unit tests of the session actor (actors/session.c) on a real runtime,
+ * registry and history (SQLite behind the fault-injecting store), with fake
+ * websockets and webhook requests (fake_chat.h) in place of the transport:
+ * who gets a turn's replies and with which seq, when a brand-new user is
+ * issued its token (only once its claim is durable, and once), wrong tokens,
+ * guests, numbering across a freed session and a restart, the rate limit,
+ * the replay of missed messages, and shutdown. What docs/protocol.md says of
+ * these, checked frame by frame.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+#include <yajl/yajl_tree.h>
+#include "actors/bot.h"
+#include "tests/check.h"
+#include "tests/unit/actors/fake_chat.h"
+
+static char dir[] = "/tmp/aw-test-session-XXXXXX";
+
+static const char *db_path(const char *name)
+{
+    static char path[300];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return path;
+}
+
+/* --- the bot: a few skills whose replies the tests know --- */
+
+static void say_data(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    aw_turn_say(turn, data);
+}
+
+static void on_three(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    aw_turn_say(turn, "one");
+    aw_turn_say(turn, "two");
+    aw_turn_say(turn, "three");
+}
+
+static void on_later(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    aw_turn_say(turn, "soon");
+    aw_turn_later(turn, "late", 60000);
+}
+
+static void on_typed(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    aw_turn_say_typing(turn, "slow", 60000);
+}
+
+static void on_echo(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    aw_turn_say(turn, msg->text != NULL ? msg->text : "");
+}
+
+static aw_bot_t *test_bot(void)
+{
+    aw_bot_t *bot = aw_bot_new("test");
+    aw_bot_hears(bot, AW_HEAR_EXACT, "three", on_three, NULL);
+    aw_bot_hears(bot, AW_HEAR_EXACT, "later", on_later, NULL);
+    aw_bot_hears(bot, AW_HEAR_EXACT, "typed", on_typed, NULL);
+    aw_bot_on(bot, "hello", say_data, "hi");
+    aw_bot_on(bot, "welcome_back", say_data, "welcome back");
+    aw_bot_on(bot, "message", on_echo, NULL);
+    return bot; /* "reconnect" is not answered */
+}
+
+static aw_bot_t *bot;
+
+/* --- checks --- */
+
+/* Checks frame `i` of `c`: its type, text (unless NULL) and seq (-1: none). */
+static void expect_frame(fake_conn_t *c, const char *name, size_t i, const char *type, const char *text,
+                         int64_t seq, int line)
+{
+    fake_frame_t f;
+    int ok = fake_conn_frame(c, i, &f) && strcmp(f.type, type) == 0 &&
+             (text == NULL || strcmp(f.text, text) == 0) && f.seq == seq;
+    if (!ok) {
+        fprintf(stderr, "line %d: %s frame %zu: want type %s text %s seq %lld\n", line, name, i, type,
+                text != NULL ? text : "(any)", (long long)seq);
+        fake_conn_dump(c, name);
+    }
+    CHECK(ok);
+}
+
+#define EXPECT(c, i, type, text, seq) expect_frame(c, #c, i, type, text, seq, __LINE__)
+
+/* Checks that frame `i` of `c` is a session frame with `seq` that carries
+ * `token` ("" for none). */
+static void expect_session(fake_conn_t *c, const char *name, size_t i, int64_t seq, const char *token,
+                           int line)
+{
+    fake_frame_t f;
+    expect_frame(c, name, i, "session", NULL, seq, line);
+    fake_conn_frame(c, i, &f);
+    if (strcmp(f.token, token) != 0)
+        fprintf(stderr, "line %d: %s frame %zu: token \"%s\", want \"%s\"\n", line, name, i, f.token, token);
+    CHECK(strcmp(f.token, token) == 0);
+}
+
+#define EXPECT_SESSION(c, i, seq, token) expect_session(c, #c, i, seq, token, __LINE__)
+
+/* Waits for `c` to have `n` frames and checks it has exactly that many. */
+static void expect_count(fake_conn_t *c, const char *name, size_t n, int line)
+{
+    size_t got = fake_conn_wait(c, n, FAKE_WAIT_MS);
+    if (got != n) {
+        fprintf(stderr, "line %d: %s has %zu frames, want %zu\n", line, name, got, n);
+        fake_conn_dump(c, name);
+    }
+    CHECK(got == n);
+}
+
+#define EXPECT_COUNT(c, n) expect_count(c, #c, n, __LINE__)
+
+/* A page of a user's history (botkit's shape: the latest 100 records). */
+typedef struct page {
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    int done, err;
+    aw_buf_t *body;
+} page_t;
+
+static void on_page(int err, aw_buf_t *body, void *data)
+{
+    page_t *p = data; /* history thread */
+    uv_mutex_lock(&p->lock);
+    p->err = err;
+    p->body = body;
+    p->done = 1;
+    uv_cond_signal(&p->cond);
+    uv_mutex_unlock(&p->lock);
+}
+
+/* Returns the texts of `user`'s stored records, oldest first, each followed
+ * by '|' ("seen|hi|" ...), or NULL when the history did not answer. */
+static char *stored_texts(aw_history_t *h, const char *user)
+{
+    page_t p = {.done = 0};
+    uv_mutex_init(&p.lock);
+    uv_cond_init(&p.cond);
+    CHECK(aw_history_page(h, user, strlen(user), INT64_MAX, 100, 1, on_page, &p) == 0);
+    uint64_t deadline = aw_now_ms() + FAKE_WAIT_MS;
+    uv_mutex_lock(&p.lock);
+    while (!p.done && fake_wait_until(&p.cond, &p.lock, deadline))
+        ;
+    uv_mutex_unlock(&p.lock);
+    uv_cond_destroy(&p.cond);
+    uv_mutex_destroy(&p.lock);
+    CHECK(p.done && p.err == 0 && p.body != NULL);
+    if (!p.done || p.body == NULL)
+        return NULL;
+    yajl_val root = yajl_tree_parse(p.body->data, NULL, 0);
+    const char *path[] = {"history", NULL};
+    yajl_val list = root != NULL ? yajl_tree_get(root, path, yajl_t_array) : NULL;
+    CHECK(list != NULL);
+    size_t cap = 1, len = 0;
+    char *out = calloc(1, cap);
+    for (size_t i = 0; list != NULL && i < YAJL_GET_ARRAY(list)->len; i++) {
+        const char *tp[] = {"text", NULL};
+        yajl_val t = yajl_tree_get(YAJL_GET_ARRAY(list)->values[i], tp, yajl_t_string);
+        const char *s = t != NULL ? YAJL_GET_STRING(t) : "";
+        out = realloc(out, cap += strlen(s) + 1);
+        len += (size_t)sprintf(out + len, "%s|", s);
+    }
+    yajl_tree_free(root);
+    aw_buf_release(p.body);
+    return out;
+}
+
+static void expect_stored(aw_history_t *h, const char *user, const char *want, int line)
+{
+    char *got = stored_texts(h, user);
+    if (got == NULL || strcmp(got, want) != 0)
+        fprintf(stderr, "line %d: stored for %s:\n  got  %s\n  want %s\n", line, user,
+                got != NULL ? got : "(no answer)", want);
+    CHECK(got != NULL && strcmp(got, want) == 0);
+    free(got);
+}
+
+#define EXPECT_STORED(h, user, want) expect_stored(h, user, want, __LINE__)
+
+/* --- the tests --- */
+
+/* A turn's replies are numbered 1, 2, ... in the user's one stream and go,
+ * in order, to the socket the turn came on and to every socket that proved
+ * the identity, never to another socket of the same id that did not. Once
+ * the id is protected, a socket that names it without the token is a guest:
+ * answered alone, without seq, and nothing of its turn is stored. A wrong
+ * token is refused and changes nothing. */
+static void test_fanout_guests_and_wrong_tokens(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 60000};
+    fake_world_open(&w, db_path("fanout.db"), bot, &cfg);
+    char tok[AW_TOKEN_LEN + 1], bad[AW_TOKEN_LEN + 1];
+    fake_token("alice", tok);
+    memcpy(bad, tok, sizeof(bad));
+    bad[AW_TOKEN_LEN - 1] = bad[AW_TOKEN_LEN - 1] == '0' ? '1' : '0';
+    fake_conn_t *a = fake_conn_new(), *b = fake_conn_new(), *c = fake_conn_new(), *d = fake_conn_new();
+    char json[256];
+
+    /* a brand-new user is issued the token, and its socket sees every reply */
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"alice\"}") == 0);
+    EXPECT_COUNT(a, 2);
+    EXPECT_SESSION(a, 0, 0, tok);
+    EXPECT(a, 1, "message", "hi", 1);
+    fake_frame_t f;
+    fake_conn_frame(a, 1, &f);
+    CHECK(strcmp(f.user, "alice") == 0 && strcmp(f.channel, "websocket") == 0);
+
+    /* a second greeting of the id: no token; its replies reach it and `a` */
+    CHECK(fake_send(&w, c, NULL, "{\"type\":\"hello\",\"user\":\"alice\"}") == 0);
+    EXPECT_COUNT(c, 2);
+    EXPECT_SESSION(c, 0, 1, "");
+    EXPECT(c, 1, "message", "hi", 2);
+    EXPECT_COUNT(a, 3);
+    EXPECT(a, 2, "message", "hi", 2);
+
+    /* a socket that proves the token sees what follows; `c` does not */
+    snprintf(json, sizeof(json), "{\"type\":\"welcome_back\",\"user\":\"alice\",\"token\":\"%s\"}", tok);
+    CHECK(fake_send(&w, b, NULL, json) == 0);
+    EXPECT_COUNT(b, 2);
+    EXPECT_SESSION(b, 0, 2, tok);
+    EXPECT(b, 1, "message", "welcome back", 3);
+    EXPECT_COUNT(a, 4);
+    EXPECT(a, 3, "message", "welcome back", 3);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"alice\",\"text\":\"three\"}") == 0);
+    EXPECT_COUNT(a, 7);
+    EXPECT_COUNT(b, 5);
+    for (int i = 0; i < 3; i++) {
+        static const char *const texts[] = {"one", "two", "three"};
+        EXPECT(a, 4 + i, "message", texts[i], 4 + i);
+        EXPECT(b, 2 + i, "message", texts[i], 4 + i);
+    }
+    EXPECT_COUNT(c, 2); /* every send to `b` is done: `c` would have had them first */
+
+    /* `c` is now a guest: answered alone, unnumbered */
+    CHECK(fake_send(&w, c, NULL, "{\"type\":\"message\",\"user\":\"alice\",\"text\":\"psst\"}") == 0);
+    EXPECT_COUNT(c, 3);
+    EXPECT(c, 2, "message", "psst", -1);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"alice\",\"text\":\"x\"}") == 0);
+    EXPECT_COUNT(a, 8);
+    EXPECT(a, 7, "message", "x", 7);
+    EXPECT_COUNT(b, 6);
+    EXPECT(b, 5, "message", "x", 7);
+
+    /* wrong tokens: refused, nothing else, nothing stored */
+    snprintf(json, sizeof(json), "{\"type\":\"hello\",\"user\":\"alice\",\"token\":\"%s\"}", bad);
+    CHECK(fake_send(&w, d, NULL, json) == 0);
+    snprintf(json, sizeof(json),
+             "{\"type\":\"message\",\"user\":\"alice\",\"text\":\"intruder\",\"token\":\"%s\"}", "abc");
+    CHECK(fake_send(&w, d, NULL, json) == 0);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"alice\",\"text\":\"y\"}") == 0);
+    EXPECT_COUNT(a, 9);
+    EXPECT(a, 8, "message", "y", 8);
+    EXPECT_COUNT(d, 2);
+    for (size_t i = 0; i < 2; i++) {
+        EXPECT(d, i, "error", NULL, -1);
+        fake_conn_frame(d, i, &f);
+        CHECK(strcmp(f.code, "unauthorized") == 0);
+    }
+    EXPECT_COUNT(b, 7);
+    EXPECT_COUNT(c, 3);
+
+    EXPECT_STORED(w.history, "alice", "hi|hi|welcome back|three|one|two|three|x|x|y|y|");
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+    aw_conn_release(&b->super);
+    aw_conn_release(&c->super);
+    aw_conn_release(&d->super);
+}
+
+/* While the store takes no writes, a brand-new user's greeting waits for the
+ * id's claim up to claim_ms, then goes on without a token; a greeting of the
+ * id meanwhile gets none either; once the claim is written the first socket
+ * is sent the token in a later session frame, and sees the user's messages
+ * from then on. */
+static void test_claim_waits_for_the_store(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 60000, .claim_ms = 300};
+    fake_world_open(&w, db_path("claim.db"), bot, &cfg);
+    char tok[AW_TOKEN_LEN + 1];
+    fake_token("bob", tok);
+    fake_conn_t *a = fake_conn_new(), *e = fake_conn_new(), *g = fake_conn_new();
+    faulty_set(&w.store->fail_writes, 1);
+
+    uint64_t start = aw_now_ms();
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"bob\"}") == 0);
+    EXPECT_COUNT(a, 2);
+    uint64_t waited = aw_now_ms() - start;
+    if (waited < 280 || waited > 3000)
+        fprintf(stderr, "the greeting waited %llu ms for claim_ms 300\n", (unsigned long long)waited);
+    CHECK(waited >= 280 && waited <= 3000);
+    EXPECT_SESSION(a, 0, 0, "");
+    EXPECT(a, 1, "message", "hi", 1);
+
+    CHECK(fake_send(&w, e, NULL, "{\"type\":\"hello\",\"user\":\"bob\"}") == 0);
+    EXPECT_COUNT(e, 2);
+    EXPECT_SESSION(e, 0, 1, "");
+    EXPECT(e, 1, "message", "hi", 2);
+    usleep(100000);
+    EXPECT_COUNT(a, 2); /* trusted by id, not verified: not `e`'s turn */
+
+    faulty_set(&w.store->fail_writes, 0);
+    EXPECT_COUNT(a, 3);
+    EXPECT_SESSION(a, 2, 2, tok);
+    CHECK(fake_send(&w, e, NULL, "{\"type\":\"message\",\"user\":\"bob\",\"text\":\"after\"}") == 0);
+    EXPECT_COUNT(e, 3);
+    EXPECT(e, 2, "message", "after", 3);
+    EXPECT_COUNT(a, 4);
+    EXPECT(a, 3, "message", "after", 3);
+
+    /* the claim is the first greeting's: never issued again */
+    CHECK(fake_send(&w, g, NULL, "{\"type\":\"hello\",\"user\":\"bob\"}") == 0);
+    EXPECT_COUNT(g, 2);
+    EXPECT_SESSION(g, 0, 3, "");
+    EXPECT_COUNT(e, 3);
+    EXPECT_SESSION(e, 0, 1, "");
+
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+    aw_conn_release(&e->super);
+    aw_conn_release(&g->super);
+}
+
+/* Numbering goes on where the history says, after the session was freed for
+ * being idle and after a restart; the id stays claimed (no token for a
+ * greeting without one) and, once proved, protected. */
+static void test_numbering_outlives_the_session(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 50};
+    fake_world_open(&w, db_path("tail.db"), bot, &cfg);
+    char tok[AW_TOKEN_LEN + 1], json[256];
+    fake_token("carol", tok);
+    snprintf(json, sizeof(json), "{\"type\":\"welcome_back\",\"user\":\"carol\",\"token\":\"%s\"}", tok);
+    fake_conn_t *a = fake_conn_new(), *b = fake_conn_new(), *c = fake_conn_new(), *d = fake_conn_new(),
+                *e = fake_conn_new();
+
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"carol\"}") == 0);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"carol\",\"text\":\"three\"}") == 0);
+    EXPECT_COUNT(a, 5);
+    EXPECT_SESSION(a, 0, 0, tok);
+    EXPECT(a, 4, "message", "three", 4);
+    CHECK(fake_detach(&w, "carol", a) == 0);
+    CHECK(fake_wait_sessions(&w, 0, FAKE_WAIT_MS));
+
+    /* a new session: numbering from the tail, and the id is known */
+    CHECK(fake_send(&w, c, NULL, "{\"type\":\"hello\",\"user\":\"carol\"}") == 0);
+    EXPECT_COUNT(c, 2);
+    EXPECT_SESSION(c, 0, 4, "");
+    EXPECT(c, 1, "message", "hi", 5);
+    CHECK(fake_send(&w, b, NULL, json) == 0);
+    EXPECT_COUNT(b, 2);
+    EXPECT_SESSION(b, 0, 5, tok);
+    EXPECT(b, 1, "message", "welcome back", 6);
+    EXPECT_COUNT(c, 2);
+    CHECK(fake_world_close(&w) == 0);
+
+    /* a restart: numbering and protection come from the store alone */
+    fake_world_open(&w, db_path("tail.db"), bot, &cfg);
+    CHECK(fake_send(&w, d, NULL, json) == 0);
+    EXPECT_COUNT(d, 2);
+    EXPECT_SESSION(d, 0, 6, tok);
+    EXPECT(d, 1, "message", "welcome back", 7);
+    CHECK(fake_send(&w, e, NULL, "{\"type\":\"hello\",\"user\":\"carol\"}") == 0);
+    EXPECT_COUNT(e, 2);
+    EXPECT_SESSION(e, 0, 0, ""); /* a guest is told no seq of the user's */
+    EXPECT(e, 1, "message", "hi", -1);
+    EXPECT_COUNT(d, 2);
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+    aw_conn_release(&b->super);
+    aw_conn_release(&c->super);
+    aw_conn_release(&d->super);
+    aw_conn_release(&e->super);
+}
+
+/* Messages over the burst are refused with rate_limited, and neither
+ * answered nor stored. */
+static void test_rate_limit(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.idle_ms = 60000, .rate = 0.01, .burst = 3};
+    fake_world_open(&w, db_path("rate.db"), bot, &cfg);
+    fake_conn_t *a = fake_conn_new();
+    for (int i = 1; i <= 5; i++) {
+        char json[128];
+        snprintf(json, sizeof(json), "{\"type\":\"message\",\"user\":\"rl\",\"text\":\"m%d\"}", i);
+        CHECK(fake_send(&w, a, NULL, json) == 0);
+    }
+    EXPECT_COUNT(a, 5);
+    int replies = 0, refused = 0;
+    for (size_t i = 0; i < 5; i++) {
+        fake_frame_t f;
+        fake_conn_frame(a, i, &f);
+        if (strcmp(f.type, "message") == 0) {
+            char want[16];
+            snprintf(want, sizeof(want), "m%d", replies + 1);
+            CHECK(strcmp(f.text, want) == 0 && f.seq == replies + 1);
+            replies++;
+        } else {
+            CHECK(strcmp(f.type, "error") == 0 && strcmp(f.code, "rate_limited") == 0);
+            refused++;
+        }
+    }
+    CHECK(replies == 3 && refused == 2);
+    EXPECT_STORED(w.history, "rl", "m1|m1|m2|m2|m3|m3|");
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+}
+
+/* A greeting with last_seq is first sent every bot message above it: from
+ * the ring in memory when it holds them all, else from the history; only a
+ * socket that proved the identity gets any. */
+static void test_replay_from_last_seq(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 60000, .recent = 2};
+    fake_world_open(&w, db_path("replay.db"), bot, &cfg);
+    char tok[AW_TOKEN_LEN + 1], json[256];
+    fake_token("dave", tok);
+    fake_conn_t *a = fake_conn_new(), *b = fake_conn_new(), *c = fake_conn_new(), *d = fake_conn_new(),
+                *e = fake_conn_new();
+
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"dave\"}") == 0);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"dave\",\"text\":\"three\"}") == 0);
+    EXPECT_COUNT(a, 5); /* session, then 1..4 */
+
+    /* the ring holds 3 and 4: enough above 3 */
+    snprintf(json, sizeof(json),
+             "{\"type\":\"welcome_back\",\"user\":\"dave\",\"token\":\"%s\",\"last_seq\":3}", tok);
+    CHECK(fake_send(&w, b, NULL, json) == 0);
+    EXPECT_COUNT(b, 3);
+    EXPECT_SESSION(b, 0, 4, tok);
+    EXPECT(b, 1, "message", "three", 4);
+    EXPECT(b, 2, "message", "welcome back", 5);
+
+    /* the ring holds 4 and 5: 2 and 3 come from the history, in order */
+    snprintf(json, sizeof(json), "{\"type\":\"reconnect\",\"user\":\"dave\",\"token\":\"%s\",\"last_seq\":1}",
+             tok);
+    CHECK(fake_send(&w, c, NULL, json) == 0);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"dave\",\"text\":\"z\"}") == 0);
+    EXPECT_COUNT(c, 6);
+    EXPECT_SESSION(c, 0, 5, tok);
+    EXPECT(c, 1, "message", "one", 2);
+    EXPECT(c, 2, "message", "two", 3);
+    EXPECT(c, 3, "message", "three", 4);
+    EXPECT(c, 4, "message", "welcome back", 5);
+    EXPECT(c, 5, "message", "z", 6);
+
+    /* no token: a guest now, shown nothing of the user's */
+    CHECK(fake_send(&w, d, NULL, "{\"type\":\"welcome_back\",\"user\":\"dave\",\"last_seq\":0}") == 0);
+    /* up to date: nothing to replay */
+    snprintf(json, sizeof(json), "{\"type\":\"reconnect\",\"user\":\"dave\",\"token\":\"%s\",\"last_seq\":6}",
+             tok);
+    CHECK(fake_send(&w, e, NULL, json) == 0);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"dave\",\"text\":\"zz\"}") == 0);
+    EXPECT_COUNT(a, 8);
+    EXPECT(a, 7, "message", "zz", 7);
+    EXPECT_COUNT(d, 2);
+    EXPECT_SESSION(d, 0, 0, "");
+    EXPECT(d, 1, "message", "welcome back", -1);
+    EXPECT_COUNT(e, 2);
+    EXPECT_SESSION(e, 0, 6, tok);
+    EXPECT(e, 1, "message", "zz", 7);
+
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+    aw_conn_release(&b->super);
+    aw_conn_release(&c->super);
+    aw_conn_release(&d->super);
+    aw_conn_release(&e->super);
+}
+
+/* At shutdown, a message the bot said it would send later, and a reply
+ * behind a typing pause, go out at once. */
+static void test_shutdown_sends_what_waits(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.idle_ms = 60000};
+    fake_world_open(&w, NULL, bot, &cfg);
+    fake_conn_t *a = fake_conn_new(), *b = fake_conn_new();
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"erin\",\"text\":\"later\"}") == 0);
+    CHECK(fake_send(&w, b, NULL, "{\"type\":\"message\",\"user\":\"frank\",\"text\":\"typed\"}") == 0);
+    EXPECT_COUNT(a, 1);
+    EXPECT(a, 0, "message", "soon", 1);
+    EXPECT_COUNT(b, 1);
+    EXPECT(b, 0, "typing", NULL, -1);
+
+    uint64_t start = aw_now_ms();
+    aw_registry_shutdown(w.reg);
+    EXPECT_COUNT(a, 2);
+    EXPECT(a, 1, "message", "late", 2);
+    EXPECT_COUNT(b, 2);
+    EXPECT(b, 1, "message", "slow", 1);
+    CHECK(aw_now_ms() - start < 5000);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"erin\",\"text\":\"x\"}") != 0);
+
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+    aw_conn_release(&b->super);
+}
+
+/* Webhook turns: the token of a brand-new user comes with the answer, a
+ * botkit request is answered with the first reply, an API one with all,
+ * each answered once, and a wrong token is an error. */
+static void test_webhooks(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 60000};
+    fake_world_open(&w, db_path("webhook.db"), bot, &cfg);
+    char tok[AW_TOKEN_LEN + 1];
+    fake_token("gina", tok);
+    fake_sink_t *s[5];
+    static const int modes[5] = {AW_SINK_ALL, AW_SINK_FIRST, AW_SINK_ALL, AW_SINK_ALL, AW_SINK_ALL};
+    static const char *const msgs[5] = {
+        "{\"type\":\"hello\",\"user\":\"gina\"}",
+        "{\"type\":\"message\",\"user\":\"gina\",\"text\":\"three\"}",
+        "{\"type\":\"message\",\"user\":\"gina\",\"text\":\"three\"}",
+        "{\"type\":\"hello\",\"user\":\"gina\"}",
+        "{\"type\":\"message\",\"user\":\"gina\",\"text\":\"no\",\"token\":\"0000\"}",
+    };
+    for (int i = 0; i < 5; i++) {
+        s[i] = fake_sink_new(modes[i]);
+        CHECK(fake_send(&w, NULL, s[i], msgs[i]) == 0);
+        CHECK(fake_sink_wait(s[i], FAKE_WAIT_MS) == 1);
+    }
+    fake_frame_t f;
+    CHECK(s[0]->err == 0 && s[0]->n == 1 && strcmp(s[0]->token, tok) == 0);
+    CHECK(fake_sink_frame(s[0], 0, &f) && strcmp(f.text, "hi") == 0 && f.seq == 1);
+    CHECK(strcmp(f.channel, "webhook") == 0);
+    CHECK(s[1]->err == 0 && s[1]->n == 1 && s[1]->token[0] == '\0');
+    CHECK(fake_sink_frame(s[1], 0, &f) && strcmp(f.text, "one") == 0 && f.seq == 2);
+    CHECK(s[2]->err == 0 && s[2]->n == 3);
+    for (size_t i = 0; i < 3; i++)
+        CHECK(fake_sink_frame(s[2], i, &f) && f.seq == 5 + (int64_t)i);
+    CHECK(s[3]->err == 0 && s[3]->n == 1 && s[3]->token[0] == '\0');
+    CHECK(fake_sink_frame(s[3], 0, &f) && strcmp(f.text, "hi") == 0 && f.seq == 8);
+    CHECK(s[4]->err < 0 && s[4]->n == 0);
+
+    CHECK(fake_world_close(&w) == 0);
+    for (int i = 0; i < 5; i++) {
+        CHECK(s[i]->completed == 1);
+        aw_sink_release(&s[i]->super);
+    }
+}
+
+int main(void)
+{
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    bot = test_bot();
+    test_fanout_guests_and_wrong_tokens();
+    test_claim_waits_for_the_store();
+    test_numbering_outlives_the_session();
+    test_rate_limit();
+    test_replay_from_last_seq();
+    test_shutdown_sends_what_waits();
+    test_webhooks();
+    aw_bot_free(bot);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return check_exit("test_session");
+}
