@@ -8,7 +8,8 @@
  * exactly once, and, with a history, numbered without a repeat or a gap.
  *
  * Usage: test_registry [THREADS [MESSAGES [MESSAGES_WITH_HISTORY]]], the
- * counts per thread of the two rounds of the race.
+ * counts per thread of the two rounds of the race; or test_registry
+ * shutdown-race, the shutdown that races new sessions, alone.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,83 @@ static void test_shutdown(void)
     aw_bot_free(later);
 }
 
+/* Threads that keep making sessions (a fresh user per message, on a socket
+ * of its own) while the registry shuts down. */
+typedef struct flood {
+    fake_world_t *w;
+    int thread;
+    fake_conn_t **conns; /* the sockets whose message was accepted */
+    int n, cap;
+} flood_t;
+
+static void flood_thread(void *arg)
+{
+    flood_t *f = arg;
+    for (int i = 0; i < 1000000; i++) {
+        char json[128];
+        snprintf(json, sizeof(json), "{\"type\":\"message\",\"user\":\"f%d-%d\",\"text\":\"x\"}", f->thread,
+                 i);
+        fake_conn_t *c = fake_conn_new();
+        if (fake_send(f->w, c, NULL, json) != 0) {
+            aw_conn_release(&c->super);
+            return;
+        }
+        if (f->n == f->cap) {
+            f->cap = f->cap != 0 ? 2 * f->cap : 256;
+            f->conns = realloc(f->conns, (size_t)f->cap * sizeof(*f->conns));
+        }
+        f->conns[f->n++] = c;
+    }
+}
+
+/* Every message the registry accepted while it shut down is in a session
+ * that was told to shut down: its delayed reply is sent at once, not lost
+ * when the runtime stops. Fails today: aw_registry_send checks `stopped`
+ * before it takes the shard lock, and aw_registry_shutdown sets it only
+ * after visiting every shard, so a session made in a shard already visited
+ * is accepted and never told (hundreds of the thousands made during one
+ * shutdown). */
+static void test_shutdown_while_sessions_are_made(void)
+{
+    enum { FLOODERS = 2 };
+    fake_world_t w;
+    aw_chat_config_t cfg = {.idle_ms = 60000};
+    aw_bot_t *later = aw_bot_new("later");
+    aw_bot_on(later, "message", on_later, NULL);
+    fake_world_open(&w, NULL, later, &cfg);
+    flood_t f[FLOODERS];
+    uv_thread_t t[FLOODERS];
+    for (int i = 0; i < FLOODERS; i++) {
+        f[i] = (flood_t){.w = &w, .thread = i};
+        CHECK(uv_thread_create(&t[i], flood_thread, &f[i]) == 0);
+    }
+    uv_sleep(100); /* thousands of sessions: the shutdown takes a while to visit them */
+    aw_registry_shutdown(w.reg);
+    for (int i = 0; i < FLOODERS; i++)
+        uv_thread_join(&t[i]);
+    uint64_t deadline = aw_now_ms() + 3000;
+    int accepted = 0, missing = 0;
+    for (int i = 0; i < FLOODERS; i++) {
+        for (int k = 0; k < f[i].n; k++) {
+            uint64_t now = aw_now_ms();
+            accepted++;
+            missing +=
+                fake_conn_wait(f[i].conns[k], 1, now < deadline ? (unsigned int)(deadline - now) : 0) != 1;
+        }
+    }
+    if (missing != 0)
+        fprintf(stderr, "shutdown: %d of %d accepted messages never had their delayed reply\n", missing,
+                accepted);
+    CHECK(accepted > 0 && missing == 0);
+    CHECK(fake_world_close(&w) == 0);
+    for (int i = 0; i < FLOODERS; i++) {
+        for (int k = 0; k < f[i].n; k++)
+            aw_conn_release(&f[i].conns[k]->super);
+        free(f[i].conns);
+    }
+    aw_bot_free(later);
+}
+
 /* --- the reaping race --- */
 
 enum { USERS = 3 };
@@ -284,26 +362,34 @@ static void race(int threads, int messages, const char *db)
     free(t);
 }
 
+/* See the usage at the top; "shutdown-race" runs only
+ * test_shutdown_while_sessions_are_made (see CMakeLists.txt). */
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : 4;
+    int shutdown_race = argc > 1 && strcmp(argv[1], "shutdown-race") == 0;
+    int threads = argc > 1 && !shutdown_race ? atoi(argv[1]) : 4;
     int messages = argc > 2 ? atoi(argv[2]) : 2000;
     int with_history = argc > 3 ? atoi(argv[3]) : 3000;
     if (mkdtemp(dir) == NULL)
         return 1;
     bot = aw_bot_new("count");
     aw_bot_on(bot, "message", on_message, NULL);
-    test_create_and_find();
-    test_idle_sessions_are_reaped();
-    test_shutdown();
-    race(threads, messages, NULL);
-    char db[300];
-    snprintf(db, sizeof(db), "%s/race.db", dir);
-    race(threads, with_history, db);
+    if (shutdown_race) {
+        for (int round = 0; round < 3; round++) /* each round loses the race only now and then */
+            test_shutdown_while_sessions_are_made();
+    } else {
+        test_create_and_find();
+        test_idle_sessions_are_reaped();
+        test_shutdown();
+        race(threads, messages, NULL);
+        char db[300];
+        snprintf(db, sizeof(db), "%s/race.db", dir);
+        race(threads, with_history, db);
+    }
     aw_bot_free(bot);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
-    return check_exit("test_registry");
+    return check_exit(shutdown_race ? "test_registry shutdown-race" : "test_registry");
 }
