@@ -5,8 +5,8 @@
  * who gets a turn's replies and with which seq, when a brand-new user is
  * issued its token (only once its claim is durable, and once), wrong tokens,
  * guests, numbering across a freed session and a restart, the rate limit,
- * the replay of missed messages, and shutdown. What docs/protocol.md says of
- * these, checked frame by frame.
+ * the replay of missed messages, shutdown, webhook turns and pushed
+ * messages: what docs/protocol.md says of these, checked frame by frame.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -553,6 +553,44 @@ static void test_webhooks(void)
     }
 }
 
+/* A message pushed to the user (POST /api/send) is numbered in the user's
+ * stream, kept, and sent to every verified socket only; the request is
+ * answered with its seq and the number of sockets. */
+static void test_push(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 60000};
+    fake_world_open(&w, db_path("push.db"), bot, &cfg);
+    fake_conn_t *a = fake_conn_new(), *c = fake_conn_new();
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"hank\"}") == 0);
+    EXPECT_COUNT(a, 2);
+    CHECK(fake_send(&w, c, NULL, "{\"type\":\"hello\",\"user\":\"hank\"}") == 0);
+    EXPECT_COUNT(c, 2);
+    EXPECT_COUNT(a, 3);
+
+    static const char *const users[2] = {"hank", "ivy"};
+    static const char *const want[2] = {"{\"seq\":3,\"sockets\":1}", "{\"seq\":1,\"sockets\":0}"};
+    for (int i = 0; i < 2; i++) {
+        fake_sink_t *s = fake_sink_new(AW_SINK_PUSH);
+        aw_inbound_t *in = aw_push_new(aw_reply_new("pushed"), &s->super);
+        int err = aw_registry_send(w.reg, users[i], strlen(users[i]), &in->super, 1);
+        CHECK(err == 0);
+        if (err != 0)
+            aw_msg_release(&in->super);
+        CHECK(fake_sink_wait(s, FAKE_WAIT_MS) == 1);
+        CHECK(s->err == 0 && s->n == 1 && strcmp(s->frames[0], want[i]) == 0);
+        aw_sink_release(&s->super);
+    }
+    EXPECT_COUNT(a, 4);
+    EXPECT(a, 3, "message", "pushed", 3);
+    EXPECT_COUNT(c, 2);
+    EXPECT_STORED(w.history, "hank", "hi|hi|pushed|");
+    EXPECT_STORED(w.history, "ivy", "pushed|");
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+    aw_conn_release(&c->super);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -565,6 +603,7 @@ int main(void)
     test_replay_from_last_seq();
     test_shutdown_sends_what_waits();
     test_webhooks();
+    test_push();
     aw_bot_free(bot);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
