@@ -96,6 +96,12 @@ int aw_registry_send(aw_registry_t *reg, const char *user, size_t user_len, aw_m
     shard_t *sh = shard_of(reg, h);
     int err = 0;
     pthread_mutex_lock(&sh->lock);
+    /* Again under the lock: a shutdown that visited this shard already would
+     * never tell a session made now to finish. */
+    if (__atomic_load_n(&reg->stopped, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_unlock(&sh->lock);
+        return AW_ESTOPPED;
+    }
     aw_session_t **p = slot_of(sh, h, user, user_len);
     if (*p == NULL && create) {
         *p = aw_session__new(reg, reg->rt, reg->cfg, user, user_len, h);
@@ -137,6 +143,9 @@ int aw_registry__reap(aw_registry_t *reg, aw_session_t *s)
 
 void aw_registry_shutdown(aw_registry_t *reg)
 {
+    /* Refusing first: a send checks `stopped` under the shard lock, so once a
+     * shard is visited below, no session can appear in it untold. */
+    __atomic_store_n(&reg->stopped, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < SHARDS; i++) {
         shard_t *sh = &reg->shards[i];
         pthread_mutex_lock(&sh->lock);
@@ -152,7 +161,6 @@ void aw_registry_shutdown(aw_registry_t *reg)
         }
         pthread_mutex_unlock(&sh->lock);
     }
-    __atomic_store_n(&reg->stopped, 1, __ATOMIC_RELEASE);
 }
 
 size_t aw_registry_count(aw_registry_t *reg)
