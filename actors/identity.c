@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
@@ -53,18 +55,26 @@ static int make_secret(const char *path, unsigned char *secret, size_t *len)
         secret[2 * i + 1] = hex[raw[i] & 15];
     }
     *len = 2 * sizeof(raw);
-    /* O_EXCL: two servers starting at once must not both write a secret. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    /* Written whole beside it, then linked into place: link() fails if
+     * another process made the file first, and a reader never sees it empty
+     * or half written (O_EXCL on the file itself did let a second loader
+     * read it between its creation and the write). */
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+    int fd = mkstemp(tmp); /* mode 0600, a name of its own per caller */
     if (fd < 0)
-        return errno == EEXIST ? 1 : AW_EIO;
+        return AW_EIO;
     int ok = write(fd, secret, *len) == (ssize_t)*len;
     ok = (fsync(fd) == 0) && ok;
     close(fd);
-    if (!ok) {
-        unlink(path);
-        return AW_EIO;
-    }
-    return 0;
+    int linked = ok ? link(tmp, path) : -1, e = errno;
+    unlink(tmp);
+    if (linked == 0)
+        return 0;
+    if (ok && e == EEXIST)
+        return 1; /* another process made it first: read theirs */
+    errno = e;
+    return AW_EIO;
 }
 
 int aw_identity_load_secret(const char *path, unsigned char *secret, size_t *len)
