@@ -12,6 +12,13 @@
 
 enum { AW_CHANNEL_WEBSOCKET, AW_CHANNEL_WEBHOOK, AW_CHANNEL_API, AW_CHANNEL_N };
 
+/* Why a websocket was closed with 1008 for what its client sent (the label
+ * `reason` of anywhere_sockets_closed_abuse_total). */
+enum {
+    AW_ABUSE_CONTROL, /* its control answers (pongs) went unread past --max-outbox */
+    AW_ABUSE_N
+};
+
 typedef struct aw_metrics {
     uint64_t messages_in[AW_CHANNEL_N];  /* client messages accepted */
     uint64_t messages_out[AW_CHANNEL_N]; /* bot messages sent, by the channel of the turn */
@@ -21,7 +28,9 @@ typedef struct aw_metrics {
     uint64_t connections_refused; /* over --max-connections or --max-connections-per-ip */
     uint64_t sockets_closed_slow; /* closed for an outbox over --max-outbox */
     uint64_t sockets_closed_idle; /* closed for not answering pings */
-    uint64_t store_write_ms[8];   /* histogram of store batch write times: <=1,2,5,10,50,100,1000,+Inf */
+    uint64_t
+        sockets_closed_abuse[AW_ABUSE_N]; /* closed with 1008 for what the client sent, by AW_ABUSE_... */
+    uint64_t store_write_ms[8]; /* histogram of store batch write times: <=1,2,5,10,50,100,1000,+Inf */
     uint64_t store_write_ms_sum;
     uint64_t batch_records_sum; /* records written in all batches */
 } aw_metrics_t;

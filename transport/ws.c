@@ -31,6 +31,7 @@
 #define BAD_JSON_LIMIT 5    /* bad_json frames before a socket is closed with 1007 */
 #define CLOSE_GRACE_MS 2000 /* how long a client has to answer our close */
 #define SPARE_PARSERS 256   /* parsers kept per I/O thread for the next socket that speaks */
+#define PUMP_PINGS 64       /* pings wslay may answer before its answers are moved out and counted */
 
 /* A wslay context and the socket it parses for now. wslay fixes a context's
  * callback data at creation; this indirection lets a context serve one
@@ -67,9 +68,11 @@ struct aw_ws {
     int dirty;
     int close_queued;
     uint64_t close_deadline;
-    size_t queued_bytes; /* bytes of bot frames in q_head, waiting behind a write */
-    uint64_t last_seen;  /* when the client last sent anything */
-    uint64_t ping_sent;  /* when our unanswered ping went, or 0 */
+    size_t queued_bytes;         /* bytes of bot frames in q_head, waiting behind a write */
+    uint64_t last_seen;          /* when the client last sent anything */
+    uint64_t ping_sent;          /* when our unanswered ping went, or 0 */
+    int condemned;               /* closed with 1008 for what its client sent: no longer read */
+    unsigned int pings_unpumped; /* pings wslay answered since pump last ran */
     unsigned int bad_json;
     char *user; /* the user this socket speaks for, once it has spoken */
     size_t user_len;
@@ -202,6 +205,45 @@ static void send_error(aw_ws_t *ws, int err)
     aw_buf_release(f);
 }
 
+/* What the socket owes its client behind a write: bot frames waiting, and
+ * control frames (pongs, closes) waiting or being written. wslay's own queue
+ * is not counted: pump empties it after every read, and its count is not to
+ * be trusted (wslay 1.1.1 never subtracts the pongs it drops once a close is
+ * queued). */
+static size_t owed(aw_ws_t *ws)
+{
+    return ws->queued_bytes + ws->ctl->size + ws->ctl_w->size;
+}
+
+/* Closes a socket with 1008 for what its client sent (`reason`, an
+ * AW_ABUSE_... code, for the metrics; `why` for the log) and stops reading
+ * it: nothing more it sends is parsed or answered, and what it was owed is
+ * dropped. The close frame goes out if the client reads, then the socket
+ * closes; the close deadline ends it otherwise. Runs inside wslay callbacks
+ * too: it never frees the socket nor the parser. */
+static void condemn(aw_ws_t *ws, int reason, const char *why)
+{
+    if (ws->sock == NULL || ws->condemned)
+        return;
+    ws->condemned = 1;
+    AW_METRIC_INC(sockets_closed_abuse[reason]);
+    aw_log(AW_LOG_INFO, "ws_abuse", "websocket %llu %s: closed (1008)", (unsigned long long)ws->super.id,
+           why);
+    free_frames(ws->q_head);
+    ws->q_head = ws->q_tail = NULL;
+    ws->queued_bytes = 0;
+    ensure_parser(ws);
+    /* Pongs only: once wslay has written a close it writes nothing more, and
+     * that close must stay. */
+    if (!wslay_event_get_close_sent(ws->ws) && ws->ctl->size != 0)
+        h2o_buffer_consume(&ws->ctl, ws->ctl->size);
+    queue_close(ws, 1008);
+    wslay_event_shutdown_read(ws->ws);
+    h2o_socket_read_stop(ws->sock);
+    if (ws->sock->input->size != 0)
+        h2o_buffer_consume(&ws->sock->input, ws->sock->input->size);
+}
+
 /* --- closing --- */
 
 /* The socket is gone (error, or the close handshake is over). */
@@ -300,16 +342,24 @@ static size_t iov_skip(h2o_iovec_t *iov, size_t n, size_t done)
     return n - i;
 }
 
+/* Moves what wslay has to write (pongs, close frames) into ctl, where it is
+ * counted against --max-outbox. send_cb takes everything, so this empties
+ * wslay's queue and cannot fail. */
+static void pump(aw_ws_t *ws)
+{
+    ws->pings_unpumped = 0;
+    if (wslay_event_want_write(ws->ws))
+        wslay_event_send(ws->ws);
+}
+
 /* Writes bot frames first and wslay's output after, so that our close frame
  * always follows the data queued before it. */
 static void flush(aw_ws_t *ws)
 {
     if (ws->sock == NULL || h2o_socket_is_writing(ws->sock))
         return;
-    if (ws->ws != NULL && wslay_event_want_write(ws->ws) && wslay_event_send(ws->ws) != 0) {
-        on_closed(ws);
-        return;
-    }
+    if (ws->ws != NULL)
+        pump(ws);
     size_t n = 0;
     for (out_frame_t *f = ws->q_head; f != NULL; f = f->next)
         n += 2;
@@ -350,10 +400,15 @@ static void flush(aw_ws_t *ws)
 
 /* --- wslay callbacks --- */
 
+/* Hands wslay what the socket read. It stops early, leaving the rest for
+ * on_read's next turn, once wslay has answered PUMP_PINGS pings: their pongs
+ * are then moved out and counted before it reads on, so that a read full of
+ * pings cannot pile answers up in wslay's queue. A condemned socket is fed
+ * nothing more. */
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
 {
     aw_ws_t *ws = ((parser_t *)data)->owner;
-    if (ws->sock->input->size == 0) {
+    if (ws->sock->input->size == 0 || ws->condemned || ws->pings_unpumped >= PUMP_PINGS) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -387,6 +442,8 @@ static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME ||
         arg->opcode == WSLAY_CONTINUATION_FRAME)
         ws->rx_fragmented = !arg->fin;
+    else if (arg->opcode == WSLAY_PING)
+        ws->pings_unpumped++;
 }
 
 static void on_text(aw_ws_t *ws, const char *data, size_t len)
@@ -440,10 +497,18 @@ static void on_read(h2o_socket_t *sock, const char *err)
     ws->last_seen = aw_now_ms();
     ws->ping_sent = 0; /* anything from the client shows it is alive */
     ensure_parser(ws);
-    if (wslay_event_recv(ws->ws) != 0) {
-        on_closed(ws);
-        return;
-    }
+    size_t max = ws->loop->srv->cfg.max_outbox;
+    do {
+        if (wslay_event_recv(ws->ws) != 0) {
+            on_closed(ws);
+            return;
+        }
+        /* A client that pings and never reads would otherwise have its
+         * pongs pile up without bound (in wslay's queue, then in ctl). */
+        pump(ws);
+        if (max != 0 && owed(ws) > max)
+            condemn(ws, AW_ABUSE_CONTROL, "did not read its pongs");
+    } while (!ws->condemned && sock->input->size != 0 && wslay_event_get_read_enabled(ws->ws));
     if (!wslay_event_want_read(ws->ws))
         h2o_socket_read_stop(sock);
     mark_dirty(ws);
@@ -507,6 +572,7 @@ static void ensure_parser(aw_ws_t *ws)
     ws->ws = p->ctx;
     ws->rx_fed = ws->rx_framed = 0;
     ws->rx_fragmented = 0;
+    ws->pings_unpumped = 0;
 }
 
 static void release_parser(aw_ws_t *ws)
