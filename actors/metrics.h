@@ -15,7 +15,9 @@ enum { AW_CHANNEL_WEBSOCKET, AW_CHANNEL_WEBHOOK, AW_CHANNEL_API, AW_CHANNEL_N };
 /* Why a websocket was closed with 1008 for what its client sent (the label
  * `reason` of anywhere_sockets_closed_abuse_total). */
 enum {
-    AW_ABUSE_CONTROL, /* its control answers (pongs) went unread past --max-outbox */
+    AW_ABUSE_CONTROL,   /* its control answers (pongs) went unread past --max-outbox */
+    AW_ABUSE_FRAGMENTS, /* a message in more frames than the transport allows */
+    AW_ABUSE_STALLED,   /* a message or frame left unfinished for --http-timeout */
     AW_ABUSE_N
 };
 

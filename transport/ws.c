@@ -32,6 +32,7 @@
 #define CLOSE_GRACE_MS 2000 /* how long a client has to answer our close */
 #define SPARE_PARSERS 256   /* parsers kept per I/O thread for the next socket that speaks */
 #define PUMP_PINGS 64       /* pings wslay may answer before its answers are moved out and counted */
+#define MAX_FRAGMENTS 256   /* frames of one message; more close the socket with 1008 */
 
 /* A wslay context and the socket it parses for now. wslay fixes a context's
  * callback data at creation; this indirection lets a context serve one
@@ -58,6 +59,9 @@ struct aw_ws {
     uint64_t rx_fed;              /* bytes handed to wslay */
     uint64_t rx_framed;           /* bytes of the frames it has finished */
     int rx_fragmented;            /* a fragmented message is open */
+    unsigned int rx_fragments;    /* frames of that message so far */
+    uint64_t rx_msg_since;        /* when that message began, or 0 */
+    uint64_t rx_frame_since;      /* when the frame wslay holds in part began, or 0 */
     out_frame_t *q_head, *q_tail; /* to write */
     out_frame_t *w_head;          /* being written */
     h2o_buffer_t *ctl;            /* wslay's output, to write */
@@ -432,18 +436,43 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 /* Counts the bytes of each frame, header included (client frames are
  * masked), so that release_parser knows wslay holds nothing half read. A
  * header longer than the shortest encoding only makes the count fall short,
- * which keeps the parser: the safe side. */
+ * which keeps the parser: the safe side.
+ *
+ * It also bounds a message in progress by its frames: wslay keeps each
+ * fragment in an allocation of its own (about 100 bytes for a one-byte
+ * fragment) and answers pings between them, so a message that never ends
+ * would hold memory without bound under --max-message. Past MAX_FRAGMENTS
+ * the socket is condemned; wslay then stores this one frame more and reads
+ * nothing after it. */
 static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
                            void *data)
 {
     aw_ws_t *ws = ((parser_t *)data)->owner;
     uint64_t len = arg->payload_length;
     ws->rx_framed += 2 + 4 + len + (len < 126 ? 0 : len < 65536 ? 2 : 8);
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME ||
-        arg->opcode == WSLAY_CONTINUATION_FRAME)
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+    case WSLAY_BINARY_FRAME:
         ws->rx_fragmented = !arg->fin;
-    else if (arg->opcode == WSLAY_PING)
+        ws->rx_fragments = 1;
+        ws->rx_msg_since = arg->fin ? 0 : aw_now_ms();
+        break;
+    case WSLAY_CONTINUATION_FRAME:
+        ws->rx_fragmented = !arg->fin;
+        if (arg->fin)
+            ws->rx_msg_since = 0;
+        if (++ws->rx_fragments > MAX_FRAGMENTS)
+            condemn(ws, AW_ABUSE_FRAGMENTS, "sent a message in too many frames");
+        break;
+    case WSLAY_PING:
         ws->pings_unpumped++;
+        break;
+    }
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *data)
+{
+    ((parser_t *)data)->owner->rx_frame_since = 0;
 }
 
 static void on_text(aw_ws_t *ws, const char *data, size_t len)
@@ -509,6 +538,10 @@ static void on_read(h2o_socket_t *sock, const char *err)
         if (max != 0 && owed(ws) > max)
             condemn(ws, AW_ABUSE_CONTROL, "did not read its pongs");
     } while (!ws->condemned && sock->input->size != 0 && wslay_event_get_read_enabled(ws->ws));
+    /* wslay holds part of a frame (its header, or its payload): aw_ws__sweep
+     * gives it --http-timeout from when it began. frame_end_cb clears it. */
+    if (ws->rx_fed != ws->rx_framed && ws->rx_frame_since == 0)
+        ws->rx_frame_since = ws->last_seen;
     if (!wslay_event_want_read(ws->ws))
         h2o_socket_read_stop(sock);
     mark_dirty(ws);
@@ -553,6 +586,7 @@ static void ensure_parser(aw_ws_t *ws)
     static const struct wslay_event_callbacks callbacks = {.recv_callback = recv_cb,
                                                            .send_callback = send_cb,
                                                            .on_frame_recv_start_callback = frame_start_cb,
+                                                           .on_frame_recv_end_callback = frame_end_cb,
                                                            .on_msg_recv_callback = on_msg_cb};
     if (ws->ws != NULL)
         return;
@@ -572,6 +606,8 @@ static void ensure_parser(aw_ws_t *ws)
     ws->ws = p->ctx;
     ws->rx_fed = ws->rx_framed = 0;
     ws->rx_fragmented = 0;
+    ws->rx_fragments = 0;
+    ws->rx_msg_since = ws->rx_frame_since = 0;
     ws->pings_unpumped = 0;
 }
 
@@ -694,9 +730,20 @@ static int keepalive(aw_ws_t *ws, uint64_t now, uint64_t interval)
     return 0;
 }
 
+/* Whether the client has let a message, or a frame, it began stay unfinished
+ * for `limit` ms: bytes trickled slowly hold a parser and up to
+ * --max-message of buffer. */
+static int stalled(aw_ws_t *ws, uint64_t now, uint64_t limit)
+{
+    return (ws->rx_msg_since != 0 && now - ws->rx_msg_since >= limit) ||
+           (ws->rx_frame_since != 0 && now - ws->rx_frame_since >= limit);
+}
+
 void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
 {
     uint64_t interval = loop->srv->cfg.ping_interval_ms;
+    uint64_t limit =
+        loop->srv->cfg.http_timeout_ms != 0 ? loop->srv->cfg.http_timeout_ms : H2O_DEFAULT_HTTP1_REQ_TIMEOUT;
     h2o_linklist_t *l = loop->websockets.next;
     while (l != &loop->websockets) {
         aw_ws_t *ws = H2O_STRUCT_FROM_MEMBER(aw_ws_t, link, l);
@@ -708,6 +755,8 @@ void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
             on_closed(ws);
             continue;
         }
+        if (!ws->close_queued && ws->ws != NULL && now != UINT64_MAX && stalled(ws, now, limit))
+            condemn(ws, AW_ABUSE_STALLED, "left a message unfinished");
         if (!ws->close_queued && interval != 0 && now != UINT64_MAX && keepalive(ws, now, interval))
             continue;
         if (now != UINT64_MAX)

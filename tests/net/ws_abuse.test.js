@@ -27,15 +27,17 @@ async function writeForever(sock, chunk) {
   }
 }
 
-// Runs `attack(sock, i)` on `sockets` raw websockets while a client chats
-// with the echo bot, until the server has closed every hostile socket. The
-// server's resident memory is sampled throughout: the attack stops, and the
-// test fails, as soon as it grows more than `kbPerSocket` per hostile socket
-// over its baseline, so that a server growing without bound fails fast
-// instead of eating the machine. Returns the good client's round trips
-// during the attack, and the growth per hostile socket at its peak and once
+// Runs `attack(sock, i)` on `sockets` raw websockets at once while a client
+// chats with the echo bot, and waits until the server has closed every one of
+// them: a wave. Waves go on until the good client has had `minTrips` round
+// trips under attack (at most `maxWaves`). The server's resident memory is
+// sampled throughout: the attack stops, and the test fails, as soon as it
+// grows more than `kbPerSocket` per hostile socket of a wave over its
+// baseline, so that a server growing without bound fails fast instead of
+// eating the machine. Returns the number of waves, the good client's round
+// trips under attack, and the growth per hostile socket at its peak and once
 // the sockets are closed.
-async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 60000 }) {
+async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minTrips = 5, maxWaves = 10 }) {
   const good = await Client.open(srv.port);
   good.send({ type: 'hello', user: 'good' });
   await good.waitFor((f) => f.type === 'session');
@@ -51,27 +53,31 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 60000 }) {
   })();
   await sleep(200);
   const base = rssKb(srv.proc.pid);
-  const hostile = [];
-  for (let i = 0; i < sockets; i++) {
-    const s = await rawWebsocket(srv.port);
-    s.on('error', () => {});
-    hostile.push(s);
-  }
-  let open = sockets;
-  let allClosed = false;
-  for (const s of hostile) s.once('close', () => { allClosed = --open === 0; });
-  const tripsBefore = trips;
-  hostile.forEach((s, i) => attack(s, i));
   let peak = base;
-  for (const end = Date.now() + ms; !allClosed && Date.now() < end;) {
-    peak = Math.max(peak, rssKb(srv.proc.pid));
-    if ((peak - base) / sockets > kbPerSocket) break;
-    await sleep(20);
+  let waves = 0;
+  let tripsDuring = 0;
+  let closedByServer = true;
+  const over = () => (peak - base) / sockets > kbPerSocket;
+  while (closedByServer && !over() && waves < maxWaves && (waves === 0 || tripsDuring < minTrips)) {
+    const hostile = [];
+    for (let i = 0; i < sockets; i++) {
+      const s = await rawWebsocket(srv.port);
+      s.on('error', () => {});
+      hostile.push(s);
+    }
+    let open = sockets;
+    for (const s of hostile) s.once('close', () => { open--; });
+    const tripsBefore = trips;
+    hostile.forEach((s, i) => attack(s, waves * sockets + i));
+    waves++;
+    for (const end = Date.now() + ms; open !== 0 && Date.now() < end && !over();) {
+      peak = Math.max(peak, rssKb(srv.proc.pid));
+      await sleep(20);
+    }
+    tripsDuring += trips - tripsBefore;
+    closedByServer = open === 0;
+    for (const s of hostile) s.destroy();
   }
-  const tripsDuring = trips - tripsBefore;
-  const closedByServer = allClosed;
-  for (const s of hostile) s.destroy();
-  await sleep(20 * 10);
   stop = true;
   await chatting;
   await sleep(500);
@@ -80,6 +86,7 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 60000 }) {
   assert.deepEqual(replies, Array.from({ length: trips }, (_, i) => `good ${i}`), 'every reply, in order, once');
   await good.close();
   return {
+    waves,
     closedByServer,
     tripsDuring,
     peakKbPerSocket: Math.round((peak - base) / sockets),
@@ -91,7 +98,7 @@ function checkAttack(t, r, kbPerSocket) {
   t.diagnostic(JSON.stringify(r));
   assert.ok(r.peakKbPerSocket <= kbPerSocket, `the server grew ${r.peakKbPerSocket} kB per hostile socket`);
   assert.ok(r.closedByServer, 'the server closed every hostile socket');
-  assert.ok(r.tripsDuring >= 3, `the good client chatted during the attack (${r.tripsDuring} round trips)`);
+  assert.ok(r.tripsDuring >= 5, `the good client chatted during the attack (${r.tripsDuring} round trips)`);
   assert.ok(r.afterKbPerSocket <= kbPerSocket, `${r.afterKbPerSocket} kB per hostile socket left once closed`);
 }
 
@@ -112,7 +119,107 @@ test('pings whose pongs are never read: closed with 1008 past --max-outbox, memo
     },
   });
   checkAttack(t, r, kbPerSocket);
-  assert.equal(await metric(srv.port, 'anywhere_sockets_closed_abuse_total{reason="unread_control"}'), 16);
+  assert.equal(await metric(srv.port, 'anywhere_sockets_closed_abuse_total{reason="unread_control"}'), 16 * r.waves);
   assert.equal(await metric(srv.port, 'anywhere_sockets_closed_slow_total'), 0);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+// Parses what the server sends on a raw socket: `closeCode` resolves with
+// the code of its close frame (1005 for none in it), or null when the
+// connection ends without a close frame.
+function serverFrames(sock) {
+  let buf = Buffer.alloc(0);
+  const frames = [];
+  let closeCode;
+  const closed = new Promise((resolve) => { closeCode = resolve; });
+  sock.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 2) {
+      let len = buf[1] & 127;
+      let at = 2;
+      if (len === 126) {
+        if (buf.length < 4) break;
+        len = buf.readUInt16BE(2);
+        at = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) break;
+        len = Number(buf.readBigUInt64BE(2));
+        at = 10;
+      }
+      if (buf.length < at + len) break;
+      const f = { opcode: buf[0] & 15, payload: buf.subarray(at, at + len) };
+      frames.push(f);
+      buf = buf.subarray(at + len);
+      if (f.opcode === 8) closeCode(len >= 2 ? f.payload.readUInt16BE(0) : 1005);
+    }
+  });
+  sock.on('close', () => closeCode(null));
+  return { frames, closeCode: closed };
+}
+
+test('a message in one-byte fragments that never ends: closed with 1008 after 256 frames, memory bounded', async (t) => {
+  const srv = await startServer(['--bot', 'echo', '--rate', '0']);
+  // up to the limit, a fragmented message is a message like any other
+  const ok = await rawWebsocket(srv.port);
+  const okFrames = serverFrames(ok);
+  const text = JSON.stringify({ type: 'message', user: 'frag', text: 'in pieces' });
+  const pieces = Array.from({ length: 256 }, (_, i) => text.slice((i * text.length) / 256, ((i + 1) * text.length) / 256));
+  ok.write(Buffer.concat(pieces.map((p, i) => rawFrame(i === 0 ? 1 : 0, Buffer.from(p), { fin: i === 255 }))));
+  for (let i = 0; i < 500 && !okFrames.frames.some((f) => /in pieces/.test(f.payload)); i++) await sleep(10);
+  assert.ok(okFrames.frames.some((f) => /"text":"in pieces"/.test(f.payload)), 'the 256-frame message was answered');
+  ok.destroy();
+
+  const codes = [];
+  const first = rawFrame(1, Buffer.from('{'), { fin: false });
+  // 10,000 held about 900 kB a socket, as long as the socket stayed open
+  const rest = Buffer.concat(Array.from({ length: 9999 }, () => rawFrame(0, Buffer.from(' '), { fin: false })));
+  const kbPerSocket = 256;
+  const r = await underAttack(srv, {
+    sockets: 50,
+    kbPerSocket,
+    attack: (s) => {
+      serverFrames(s).closeCode.then((c) => codes.push(c));
+      s.write(first);
+      s.write(rest);
+    },
+  });
+  checkAttack(t, r, kbPerSocket);
+  assert.deepEqual(codes, Array(50 * r.waves).fill(1008));
+  assert.equal(await metric(srv.port, 'anywhere_sockets_closed_abuse_total{reason="fragments"}'), 50 * r.waves);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('a message or frame left unfinished: closed with 1008 after --http-timeout, memory bounded', async (t) => {
+  const srv = await startServer(['--bot', 'echo', '--rate', '0', '--http-timeout', '1000']);
+  const codes = [];
+  // Each keeps sending, a byte at a time, so that the socket never looks idle.
+  const trickle = async (s, bytes) => {
+    for (let i = 0; i < bytes.length && !s.destroyed; i++) {
+      s.write(bytes.subarray(i, i + 1));
+      await sleep(100);
+    }
+  };
+  const kbPerSocket = 256;
+  const r = await underAttack(srv, {
+    sockets: 30,
+    kbPerSocket,
+    ms: 15000,
+    attack: (s, i) => {
+      serverFrames(s).closeCode.then((c) => codes.push(c));
+      const big = rawFrame(1, Buffer.alloc(60000, 0x20));
+      if (i % 3 === 0) {
+        trickle(s, big); // a large frame, declared at once and sent slowly
+      } else if (i % 3 === 1) {
+        // a message whose first fragment came, then pings but no more of it
+        s.write(rawFrame(1, Buffer.from('{"type":'), { fin: false }));
+        trickle(s, Buffer.concat(Array.from({ length: 300 }, () => rawFrame(9, Buffer.alloc(0)))));
+      } else {
+        trickle(s, Buffer.concat([rawFrame(9, Buffer.alloc(0)), big.subarray(0, 3)]).subarray(0, 8));
+      }
+    },
+  });
+  checkAttack(t, r, kbPerSocket);
+  assert.deepEqual(codes, Array(30 * r.waves).fill(1008));
+  assert.equal(await metric(srv.port, 'anywhere_sockets_closed_abuse_total{reason="stalled"}'), 30 * r.waves);
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
