@@ -19,7 +19,8 @@
     XX(TOOLARGE, "too_large", "the message is over the size limit")                                          \
     XX(RATELIMITED, "rate_limited", "too many messages: slow down")                                          \
     XX(UNAUTHORIZED, "unauthorized", "a valid token for this user is required")                              \
-    XX(UNAVAILABLE, "unavailable", "the history store is unreachable; try again later")                      \
+    XX(UNAVAILABLE, "unavailable",                                                                           \
+       "the server is stopping or the history store is unreachable; try again later")                        \
     XX(NOTFOUND, "not_found", "no such thing")                                                               \
     XX(NOTHERE, "internal", "that user is served by another node")                                           \
     XX(STOPPED, "internal", "the server is stopping")                                                        \

@@ -373,9 +373,11 @@ static int on_webhook(h2o_handler_t *self, h2o_req_t *req, int mode)
     aw_inbound_t *in = aw_inbound_new(&msg, NULL, &p->super, "webhook");
     aw_sink_release(&p->super); /* aw_inbound_new took its own */
     if ((err = aw_registry_send(srv->cfg.registry, in->msg.user, in->msg.user_len, &in->super, 1)) != 0) {
+        /* the server is stopping: 503, which a client may retry */
         aw_msg_release(&in->super);
         p->req = NULL;
-        send_error(req, err == AW_ESTOPPED ? AW_EUNAVAILABLE : err);
+        aw_metrics_count_error(AW_EUNAVAILABLE);
+        send_error(req, AW_EUNAVAILABLE);
     }
     return 0;
 }
@@ -565,6 +567,7 @@ static int on_send(h2o_handler_t *self, h2o_req_t *req)
     if ((err = aw_registry_send(srv->cfg.registry, user, user_len, &in->super, 1)) != 0) {
         aw_msg_release(&in->super);
         p->req = NULL;
+        aw_metrics_count_error(AW_EUNAVAILABLE);
         send_error(req, AW_EUNAVAILABLE);
     }
     return 0;

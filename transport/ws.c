@@ -498,8 +498,14 @@ static void on_text(aw_ws_t *ws, const char *data, size_t len)
         ws->user_len = msg.user_len;
     }
     aw_inbound_t *in = aw_inbound_new(&msg, &ws->super, NULL, "websocket");
-    if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, &in->super, 1) != 0)
+    if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, &in->super, 1) != 0) {
+        /* The server is stopping: between SIGTERM and our 1001 close the
+         * sessions take nothing more. The client hears it, and can send the
+         * message again once it has reconnected. */
         aw_msg_release(&in->super);
+        aw_metrics_count_error(AW_EUNAVAILABLE);
+        send_error(ws, AW_EUNAVAILABLE);
+    }
 }
 
 static void on_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *data)
