@@ -356,6 +356,26 @@ static void pump(aw_ws_t *ws)
         wslay_event_send(ws->ws);
 }
 
+/* After a read: when wslay has closed the socket on its own, refusing what
+ * the client sent, the refusal is counted like any other (a message over
+ * --max-message as too_large, text that is not UTF-8 as bad_json), and the
+ * socket is closing from then on: nothing of ours may follow that close. */
+static void note_refusal(aw_ws_t *ws)
+{
+    if (ws->close_queued || !wslay_event_get_close_sent(ws->ws))
+        return;
+    ws->close_queued = 1;
+    ws->close_deadline = aw_now_ms() + CLOSE_GRACE_MS;
+    switch (wslay_event_get_status_code_sent(ws->ws)) {
+    case WSLAY_CODE_MESSAGE_TOO_BIG:
+        aw_metrics_count_error(AW_ETOOLARGE);
+        break;
+    case WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA:
+        aw_metrics_count_error(AW_EBADJSON);
+        break;
+    }
+}
+
 /* Writes bot frames first and wslay's output after, so that our close frame
  * always follows the data queued before it. */
 static void flush(aw_ws_t *ws)
@@ -541,6 +561,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
         /* A client that pings and never reads would otherwise have its
          * pongs pile up without bound (in wslay's queue, then in ctl). */
         pump(ws);
+        note_refusal(ws);
         if (max != 0 && owed(ws) > max)
             condemn(ws, AW_ABUSE_CONTROL, "did not read its pongs");
     } while (!ws->condemned && sock->input->size != 0 && wslay_event_get_read_enabled(ws->ws));

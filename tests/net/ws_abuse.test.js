@@ -223,3 +223,23 @@ test('a message or frame left unfinished: closed with 1008 after --http-timeout,
   assert.equal(await metric(srv.port, 'anywhere_sockets_closed_abuse_total{reason="stalled"}'), 30 * r.waves);
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
+
+test('messages wslay refuses are counted: over --max-message as too_large (1009), not UTF-8 as bad_json (1007)', async () => {
+  const srv = await startServer(['--bot', 'echo', '--rate', '0', '--max-message', '1024']);
+  const refused = async (frames) => {
+    const s = await rawWebsocket(srv.port);
+    const { closeCode } = serverFrames(s);
+    s.on('error', () => {});
+    for (const f of frames) s.write(f);
+    const code = await closeCode;
+    s.destroy();
+    return code;
+  };
+  const before = await metric(srv.port, 'anywhere_errors_total{code="bad_json"}');
+  assert.equal(await refused([rawFrame(1, Buffer.alloc(2000, 0x20))]), 1009);
+  assert.equal(await refused([rawFrame(1, Buffer.alloc(600, 0x20), { fin: false }), rawFrame(0, Buffer.alloc(600, 0x20))]), 1009);
+  assert.equal(await refused([rawFrame(1, Buffer.from([0x7b, 0xc0, 0xaf, 0x7d]))]), 1007);
+  assert.equal(await metric(srv.port, 'anywhere_errors_total{code="too_large"}'), 2);
+  assert.equal(await metric(srv.port, 'anywhere_errors_total{code="bad_json"}'), before + 1);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
