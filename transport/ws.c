@@ -487,6 +487,14 @@ static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event
     case WSLAY_PING:
         ws->pings_unpumped++;
         break;
+    case WSLAY_CONNECTION_CLOSE:
+        /* A close body is empty or starts with a 2-byte code (RFC 6455
+         * 5.5.1); wslay would take a single byte for no code at all. */
+        if (len == 1) {
+            queue_close(ws, 1002);
+            wslay_event_shutdown_read(ctx);
+        }
+        break;
     }
 }
 

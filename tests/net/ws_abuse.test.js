@@ -1,7 +1,8 @@
-// Hostile websocket clients, one way of abusing the transport per test:
-// each runs while a well-behaved client chats (it must keep getting its
-// replies), bounds the server's memory per hostile socket, and checks that
-// the server closed the hostile sockets the way the protocol says.
+// Hostile websocket clients, one way of abusing the transport per test. The
+// floods and stalls run while a well-behaved client chats (it must keep
+// getting its replies), bound the server's memory per hostile socket, and
+// check that the server closed the hostile sockets the way the protocol says;
+// the protocol violations check the answer RFC 6455 asks for.
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -241,5 +242,22 @@ test('messages wslay refuses are counted: over --max-message as too_large (1009)
   assert.equal(await refused([rawFrame(1, Buffer.from([0x7b, 0xc0, 0xaf, 0x7d]))]), 1007);
   assert.equal(await metric(srv.port, 'anywhere_errors_total{code="too_large"}'), 2);
   assert.equal(await metric(srv.port, 'anywhere_errors_total{code="bad_json"}'), before + 1);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('a close frame with a one-byte body is a protocol error: answered with 1002', async () => {
+  const srv = await startServer(['--bot', 'echo']);
+  const close = async (body) => {
+    const s = await rawWebsocket(srv.port);
+    const { closeCode } = serverFrames(s);
+    s.on('error', () => {});
+    s.write(rawFrame(8, body));
+    const code = await closeCode;
+    s.destroy();
+    return code;
+  };
+  assert.equal(await close(Buffer.from([0x03])), 1002);
+  assert.equal(await close(Buffer.from([0x03, 0xe8])), 1000, 'a well-formed close is echoed');
+  assert.equal(await close(Buffer.alloc(0)), 1005, 'an empty close is answered with an empty one');
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
