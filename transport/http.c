@@ -487,6 +487,15 @@ static const aw_asset_t *find_asset(h2o_iovec_t path)
     return NULL;
 }
 
+/* Whether a websocket handshake asks for version 13, the only one RFC 6455
+ * defines (h2o's handshake check does not look). */
+static int websocket_version_13(h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-version"), -1);
+    return at != -1 && h2o_memis(req->headers.entries[at].value.base, req->headers.entries[at].value.len,
+                                 H2O_STRLIT("13"));
+}
+
 static int on_root(h2o_handler_t *self, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
@@ -494,6 +503,14 @@ static int on_root(h2o_handler_t *self, h2o_req_t *req)
     if (h2o_is_websocket_handshake(req, &client_key) == 0 && client_key != NULL) {
         if (!aw_server__origin_allowed(server_of(self), req)) {
             h2o_send_error_generic(req, 403, "Forbidden", "this origin may not use this server\n", 0);
+            return 0;
+        }
+        if (!websocket_version_13(req)) {
+            /* RFC 6455 4.2.2: the versions the server speaks, with 426 */
+            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-version"), 0, NULL,
+                                  H2O_STRLIT("13"));
+            h2o_send_error_generic(req, 426, "Upgrade Required", "this server speaks websocket version 13\n",
+                                   H2O_SEND_ERROR_KEEP_HEADERS);
             return 0;
         }
         return aw_ws__upgrade(server_of(self), req, client_key);

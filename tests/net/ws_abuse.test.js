@@ -6,6 +6,8 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const net = require('node:net');
 const { startServer, Client, sleep, rawWebsocket, rawFrame, rssKb, metric } = require('./lib');
 
 // Waits for the writable side of `sock` to drain, or for it to close.
@@ -259,5 +261,32 @@ test('a close frame with a one-byte body is a protocol error: answered with 1002
   assert.equal(await close(Buffer.from([0x03])), 1002);
   assert.equal(await close(Buffer.from([0x03, 0xe8])), 1000, 'a well-formed close is echoed');
   assert.equal(await close(Buffer.alloc(0)), 1005, 'an empty close is answered with an empty one');
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('a websocket handshake for a version other than 13 is refused with 426 and the version spoken', async () => {
+  const srv = await startServer(['--bot', 'echo']);
+  const handshake = (version) => new Promise((resolve, reject) => {
+    const s = net.connect(srv.port, '127.0.0.1', () => {
+      s.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\n` +
+        (version === null ? '' : `Sec-WebSocket-Version: ${version}\r\n`) + '\r\n');
+    });
+    let head = '';
+    s.on('data', (d) => {
+      head += d;
+      if (head.includes('\r\n\r\n')) {
+        s.destroy();
+        resolve(head.slice(0, head.indexOf('\r\n\r\n')));
+      }
+    });
+    s.on('error', reject);
+  });
+  for (const version of ['8', '14', '13, 8', null]) {
+    const head = await handshake(version);
+    assert.match(head, /^HTTP\/1\.1 426 /, `version ${version}: ${head}`);
+    assert.match(head, /\r\nsec-websocket-version: 13(\r\n|$)/i, head);
+  }
+  assert.match(await handshake('13'), /^HTTP\/1\.1 101 /);
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
