@@ -376,6 +376,29 @@ static void note_refusal(aw_ws_t *ws)
     }
 }
 
+/* wslay met a frame it cannot parse (a control frame over 125 bytes or
+ * fragmented, a length not in its shortest form) and stopped, with an empty
+ * close queued unless a close was already. RFC 6455 7.1.7 asks to tell the
+ * client why: our own 1002 goes instead of wslay's empty close, after what
+ * was queued before it, and then the connection ends. */
+static void fail_protocol(aw_ws_t *ws)
+{
+    static const char close_1002[] = {(char)0x88, 2, 1002 >> 8, (char)(1002 & 0xff)};
+    wslay_event_shutdown_read(ws->ws);
+    h2o_socket_read_stop(ws->sock);
+    if (ws->close_queued) {
+        pump(ws); /* our close, or the answer to the client's */
+    } else if (!wslay_event_get_close_sent(ws->ws)) {
+        h2o_iovec_t dst = h2o_buffer_reserve(&ws->ctl, sizeof(close_1002));
+        memcpy(dst.base, close_1002, sizeof(close_1002));
+        ws->ctl->size += sizeof(close_1002);
+        ws->close_queued = 1;
+        ws->close_deadline = aw_now_ms() + CLOSE_GRACE_MS;
+    }
+    wslay_event_shutdown_write(ws->ws);
+    mark_dirty(ws);
+}
+
 /* Writes bot frames first and wslay's output after, so that our close frame
  * always follows the data queued before it. */
 static void flush(aw_ws_t *ws)
@@ -563,8 +586,8 @@ static void on_read(h2o_socket_t *sock, const char *err)
     size_t max = ws->loop->srv->cfg.max_outbox;
     do {
         if (wslay_event_recv(ws->ws) != 0) {
-            on_closed(ws);
-            return;
+            fail_protocol(ws);
+            break;
         }
         /* A client that pings and never reads would otherwise have its
          * pongs pile up without bound (in wslay's queue, then in ctl). */

@@ -264,6 +264,32 @@ test('a close frame with a one-byte body is a protocol error: answered with 1002
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
 
+test('frames that break RFC 6455 are answered with 1002 before the connection ends', async () => {
+  const srv = await startServer(['--bot', 'echo']);
+  const bad = {
+    'a control frame over 125 bytes': rawFrame(9, Buffer.alloc(200)),
+    'a fragmented ping': rawFrame(9, Buffer.from('p'), { fin: false }),
+    'a 16-bit length under 126': Buffer.from([0x81, 0x80 | 126, 0, 5, 1, 2, 3, 4, 1, 2, 3, 4, 5]),
+    'a 64-bit length under 65536': Buffer.from([0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4, 1, 2, 3, 4, 5]),
+    'a 64-bit length with its top bit set': Buffer.from([0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4]),
+    'an unmasked frame': rawFrame(1, Buffer.from('{}'), { masked: false }),
+    'reserved bits': rawFrame(1, Buffer.from('{}'), { rsv: 4 }),
+    'a reserved opcode': rawFrame(3, Buffer.from('x')),
+    'a continuation of nothing': rawFrame(0, Buffer.from('x')),
+    'a new message inside a fragmented one': Buffer.concat([rawFrame(1, Buffer.from('{'), { fin: false }), rawFrame(1, Buffer.from('x'))]),
+    'a close code that may not be sent': rawFrame(8, Buffer.from([0x03, 0xed])),
+  };
+  for (const [what, bytes] of Object.entries(bad)) {
+    const s = await rawWebsocket(srv.port);
+    const { closeCode } = serverFrames(s);
+    s.on('error', () => {});
+    s.write(bytes);
+    assert.equal(await closeCode, 1002, what);
+    await new Promise((resolve) => { if (s.destroyed) resolve(); else s.on('close', resolve); });
+  }
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
 test('a websocket handshake for a version other than 13 is refused with 426 and the version spoken', async () => {
   const srv = await startServer(['--bot', 'echo']);
   const handshake = (version) => new Promise((resolve, reject) => {
