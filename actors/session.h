@@ -55,7 +55,8 @@ typedef struct aw_inbound {
 } aw_inbound_t;
 
 /* Wraps a parsed message, taking it over (`msg` is left empty) and taking
- * references to `conn` and `sink` (either may be NULL). */
+ * references to `conn` and `sink` (either may be NULL). It counts in
+ * conn->held until it is freed. */
 aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, const char *channel);
 
 /* A proactive message for the user (POST /api/send): delivered to every

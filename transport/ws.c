@@ -33,6 +33,7 @@
 #define SPARE_PARSERS 256   /* parsers kept per I/O thread for the next socket that speaks */
 #define PUMP_PINGS 64       /* pings wslay may answer before its answers are moved out and counted */
 #define MAX_FRAGMENTS 256   /* frames of one message; more close the socket with 1008 */
+#define MAX_HELD 16         /* messages of one socket its session may hold before the socket waits */
 
 /* A wslay context and the socket it parses for now. wslay fixes a context's
  * callback data at creation; this indirection lets a context serve one
@@ -76,6 +77,7 @@ struct aw_ws {
     uint64_t last_seen;          /* when the client last sent anything */
     uint64_t ping_sent;          /* when our unanswered ping went, or 0 */
     int condemned;               /* closed with 1008 for what its client sent: no longer read */
+    int paused;                  /* not read while its session holds MAX_HELD of its messages */
     unsigned int pings_unpumped; /* pings wslay answered since pump last ran */
     unsigned int bad_json;
     char *user; /* the user this socket speaks for, once it has spoken */
@@ -447,15 +449,24 @@ static void flush(aw_ws_t *ws)
 
 /* --- wslay callbacks --- */
 
+/* Whether the session holds as many messages of this socket as it may: the
+ * socket is then not read (backpressure) until it has taken some. A client
+ * that sends faster than its session works would otherwise pile messages up
+ * in the session's mailbox without bound. */
+static int held_full(aw_ws_t *ws)
+{
+    return __atomic_load_n(&ws->super.held, __ATOMIC_ACQUIRE) >= MAX_HELD;
+}
+
 /* Hands wslay what the socket read. It stops early, leaving the rest for
  * on_read's next turn, once wslay has answered PUMP_PINGS pings: their pongs
  * are then moved out and counted before it reads on, so that a read full of
  * pings cannot pile answers up in wslay's queue. A condemned socket is fed
- * nothing more. */
+ * nothing more, nor one whose session holds MAX_HELD of its messages. */
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
 {
     aw_ws_t *ws = ((parser_t *)data)->owner;
-    if (ws->sock->input->size == 0 || ws->condemned || ws->pings_unpumped >= PUMP_PINGS) {
+    if (ws->sock->input->size == 0 || ws->condemned || ws->pings_unpumped >= PUMP_PINGS || held_full(ws)) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -595,15 +606,37 @@ static void on_read(h2o_socket_t *sock, const char *err)
         note_refusal(ws);
         if (max != 0 && owed(ws) > max)
             condemn(ws, AW_ABUSE_CONTROL, "did not read its pongs");
-    } while (!ws->condemned && sock->input->size != 0 && wslay_event_get_read_enabled(ws->ws));
+    } while (!ws->condemned && sock->input->size != 0 && wslay_event_get_read_enabled(ws->ws) &&
+             !held_full(ws));
     /* wslay holds part of a frame (its header, or its payload): aw_ws__sweep
      * gives it --http-timeout from when it began. frame_end_cb clears it. */
     if (ws->rx_fed != ws->rx_framed && ws->rx_frame_since == 0)
         ws->rx_frame_since = ws->last_seen;
-    if (!wslay_event_want_read(ws->ws))
+    if (!wslay_event_want_read(ws->ws)) {
         h2o_socket_read_stop(sock);
+    } else if (!ws->condemned && held_full(ws)) {
+        /* until the session has taken some: maybe_resume */
+        ws->paused = 1;
+        h2o_socket_read_stop(sock);
+    }
     mark_dirty(ws);
     aw_ws__flush_dirty(ws->loop);
+}
+
+/* Reads a paused socket again once its session holds fewer than MAX_HELD of
+ * its messages, starting with what it had read already. Called when anything
+ * is posted to the socket (the session's answers usually are) and once a
+ * second. The caller holds a reference: on_read may close the socket. */
+static void maybe_resume(aw_ws_t *ws)
+{
+    if (!ws->paused || ws->sock == NULL || held_full(ws))
+        return;
+    ws->paused = 0;
+    if (ws->condemned || (ws->ws != NULL && !wslay_event_get_read_enabled(ws->ws)))
+        return;
+    h2o_socket_read_start(ws->sock, on_read);
+    if (ws->sock->input->size != 0)
+        on_read(ws->sock, NULL);
 }
 
 static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
@@ -744,6 +777,7 @@ void aw_ws__apply(aw_loop_t *loop, aw_post_t *p)
         queue_text(ws, p->frame);
     else
         queue_close(ws, p->code);
+    maybe_resume(ws); /* the post's reference keeps `ws` */
 }
 
 void aw_ws__flush_dirty(aw_loop_t *loop)
@@ -813,12 +847,20 @@ void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
             on_closed(ws);
             continue;
         }
-        if (!ws->close_queued && ws->ws != NULL && now != UINT64_MAX && stalled(ws, now, limit))
+        if (!ws->close_queued && !ws->paused && ws->ws != NULL && now != UINT64_MAX &&
+            stalled(ws, now, limit))
             condemn(ws, AW_ABUSE_STALLED, "left a message unfinished");
         if (!ws->close_queued && interval != 0 && now != UINT64_MAX && keepalive(ws, now, interval))
             continue;
-        if (now != UINT64_MAX)
-            release_parser(ws);
+        if (now == UINT64_MAX)
+            continue;
+        /* A resumed socket reads what it holds, and on_read flushes the
+         * loop's dirty sockets: only `ws` and those swept before it can be
+         * dirty now, so `l` stays open. */
+        aw_conn_retain(&ws->super);
+        maybe_resume(ws);
+        release_parser(ws);
+        aw_conn_release(&ws->super);
     }
     aw_ws__flush_dirty(loop);
 }

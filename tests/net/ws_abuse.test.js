@@ -31,16 +31,17 @@ async function writeForever(sock, chunk) {
 }
 
 // Runs `attack(sock, i)` on `sockets` raw websockets at once while a client
-// chats with the echo bot, and waits until the server has closed every one of
-// them: a wave. Waves go on until the good client has had `minTrips` round
+// chats with the echo bot, and waits until every one of them has ended: the
+// server closed it, or its attack resolved to 'done'. That is a wave. Waves go on until the good client has had `minTrips` round
 // trips under attack (at most `maxWaves`). The server's resident memory is
 // sampled throughout: the attack stops, and the test fails, as soon as it
 // grows more than `kbPerSocket` per hostile socket of a wave over its
 // baseline, so that a server growing without bound fails fast instead of
 // eating the machine. Returns the number of waves, the good client's round
 // trips under attack, and the growth per hostile socket at its peak and once
-// the sockets are closed.
-async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minTrips = 5, maxWaves = 10 }) {
+// the sockets are closed. `pace` (ms) spaces the good client's messages, for
+// a server with a rate limit.
+async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minTrips = 5, maxWaves = 10, pace = 0 }) {
   const good = await Client.open(srv.port);
   good.send({ type: 'hello', user: 'good' });
   await good.waitFor((f) => f.type === 'session');
@@ -52,6 +53,7 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minT
       good.send({ type: 'message', user: 'good', text });
       await good.waitFor((f) => f.text === text, 1, 20000);
       trips++;
+      if (pace) await sleep(pace);
     }
   })();
   await sleep(200);
@@ -59,9 +61,9 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minT
   let peak = base;
   let waves = 0;
   let tripsDuring = 0;
-  let closedByServer = true;
+  let ended = true;
   const over = () => (peak - base) / sockets > kbPerSocket;
-  while (closedByServer && !over() && waves < maxWaves && (waves === 0 || tripsDuring < minTrips)) {
+  while (ended && !over() && waves < maxWaves && (waves === 0 || tripsDuring < minTrips)) {
     const hostile = [];
     for (let i = 0; i < sockets; i++) {
       const s = await rawWebsocket(srv.port);
@@ -69,16 +71,23 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minT
       hostile.push(s);
     }
     let open = sockets;
-    for (const s of hostile) s.once('close', () => { open--; });
     const tripsBefore = trips;
-    hostile.forEach((s, i) => attack(s, waves * sockets + i));
+    hostile.forEach((s, i) => {
+      let counted = false;
+      const end = () => {
+        if (!counted) open--;
+        counted = true;
+      };
+      s.once('close', end);
+      Promise.resolve(attack(s, waves * sockets + i)).then((r) => { if (r === 'done') end(); });
+    });
     waves++;
     for (const end = Date.now() + ms; open !== 0 && Date.now() < end && !over();) {
       peak = Math.max(peak, rssKb(srv.proc.pid));
       await sleep(20);
     }
     tripsDuring += trips - tripsBefore;
-    closedByServer = open === 0;
+    ended = open === 0;
     for (const s of hostile) s.destroy();
   }
   stop = true;
@@ -90,7 +99,7 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minT
   await good.close();
   return {
     waves,
-    closedByServer,
+    ended,
     tripsDuring,
     peakKbPerSocket: Math.round((peak - base) / sockets),
     afterKbPerSocket: Math.round((after - base) / sockets),
@@ -100,7 +109,7 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minT
 function checkAttack(t, r, kbPerSocket) {
   t.diagnostic(JSON.stringify(r));
   assert.ok(r.peakKbPerSocket <= kbPerSocket, `the server grew ${r.peakKbPerSocket} kB per hostile socket`);
-  assert.ok(r.closedByServer, 'the server closed every hostile socket');
+  assert.ok(r.ended, 'every hostile socket was closed by the server (or was done)');
   assert.ok(r.tripsDuring >= 5, `the good client chatted during the attack (${r.tripsDuring} round trips)`);
   assert.ok(r.afterKbPerSocket <= kbPerSocket, `${r.afterKbPerSocket} kB per hostile socket left once closed`);
 }
@@ -224,6 +233,36 @@ test('a message or frame left unfinished: closed with 1008 after --http-timeout,
   checkAttack(t, r, kbPerSocket);
   assert.deepEqual(codes, Array(30 * r.waves).fill(1008));
   assert.equal(await metric(srv.port, 'anywhere_sockets_closed_abuse_total{reason="stalled"}'), 30 * r.waves);
+  assert.equal((await srv.stop()).code, 0, srv.log());
+});
+
+test('a client that sends faster than its session takes: its socket waits, nothing is lost, memory bounded', async (t) => {
+  // The default rate limit answers most of the flood with rate_limited: one
+  // answer for every message, and nothing kept in the history.
+  const srv = await startServer(['--bot', 'echo']);
+  const messages = 20000;
+  const answered = [];
+  const kbPerSocket = 1024;
+  const r = await underAttack(srv, {
+    sockets: 10,
+    kbPerSocket,
+    maxWaves: 3,
+    pace: 60, // under the rate limit of 20 a second
+    attack: async (s, i) => {
+      const user = `flood-${i}`;
+      const { frames } = serverFrames(s);
+      const chunk = Buffer.concat(Array.from({ length: 1000 },
+        (_, j) => rawFrame(1, Buffer.from(JSON.stringify({ type: 'message', user, text: `f${j}` })))));
+      for (let k = 0; k < messages / 1000 && !s.destroyed; k++) {
+        if (!s.write(chunk)) await drained(s);
+      }
+      for (const end = Date.now() + 60000; frames.length < messages && !s.destroyed && Date.now() < end;) await sleep(20);
+      answered.push(frames.filter((f) => f.opcode === 1).length);
+      return 'done';
+    },
+  });
+  checkAttack(t, r, kbPerSocket);
+  assert.deepEqual(answered, Array(10 * r.waves).fill(messages), 'every message was answered, none dropped');
   assert.equal((await srv.stop()).code, 0, srv.log());
 });
 
