@@ -10,6 +10,10 @@ const crypto = require('node:crypto');
 const net = require('node:net');
 const { startServer, Client, sleep, rawWebsocket, rawFrame, rssKb, metric } = require('./lib');
 
+// Memory bounds hold for a plain build; a sanitizer build (AW_RSS_CHECK=0)
+// still runs every attack and checks everything else.
+const RSS_CHECK = process.env.AW_RSS_CHECK !== '0';
+
 // Waits for the writable side of `sock` to drain, or for it to close.
 function drained(sock) {
   return new Promise((resolve) => {
@@ -62,7 +66,7 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minT
   let waves = 0;
   let tripsDuring = 0;
   let ended = true;
-  const over = () => (peak - base) / sockets > kbPerSocket;
+  const over = () => RSS_CHECK && (peak - base) / sockets > kbPerSocket;
   while (ended && !over() && waves < maxWaves && (waves === 0 || tripsDuring < minTrips)) {
     const hostile = [];
     for (let i = 0; i < sockets; i++) {
@@ -108,10 +112,10 @@ async function underAttack(srv, { sockets, attack, kbPerSocket, ms = 30000, minT
 
 function checkAttack(t, r, kbPerSocket) {
   t.diagnostic(JSON.stringify(r));
-  assert.ok(r.peakKbPerSocket <= kbPerSocket, `the server grew ${r.peakKbPerSocket} kB per hostile socket`);
+  if (RSS_CHECK) assert.ok(r.peakKbPerSocket <= kbPerSocket, `the server grew ${r.peakKbPerSocket} kB per hostile socket`);
   assert.ok(r.ended, 'every hostile socket was closed by the server (or was done)');
   assert.ok(r.tripsDuring >= 5, `the good client chatted during the attack (${r.tripsDuring} round trips)`);
-  assert.ok(r.afterKbPerSocket <= kbPerSocket, `${r.afterKbPerSocket} kB per hostile socket left once closed`);
+  if (RSS_CHECK) assert.ok(r.afterKbPerSocket <= kbPerSocket, `${r.afterKbPerSocket} kB per hostile socket left once closed`);
 }
 
 test('pings whose pongs are never read: closed with 1008 past --max-outbox, memory bounded', async (t) => {
