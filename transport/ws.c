@@ -8,6 +8,13 @@
  * one system call per message (STACK-NOTES.md). h2o's own websocket layer
  * writes one frame per system call, so it is not used.
  *
+ * What one client can make its socket hold is bounded (docs/protocol.md): a
+ * message in progress by --max-message, MAX_FRAGMENTS frames and
+ * --http-timeout; what it does not read, bot frames and wslay's answers
+ * alike, by --max-outbox; what its session has not finished with by
+ * MAX_HELD messages, past which the socket is not read. A socket that
+ * breaks the first two is condemned: closed with 1008 and no longer read.
+ *
  * Every function here runs on the websocket's own loop thread, except
  * ws_send and ws_close, which only post to that loop.
  */
