@@ -43,6 +43,11 @@ static inline const char *aw_channel_frame_name(aw_channel_t out)
 struct aw_conn {
     unsigned int refcnt; /* atomic */
     uint64_t id;         /* unique in the process, for logs */
+    /* Client messages from this connection that a session still holds
+     * (waiting in its mailbox or for their turn): aw_inbound_new counts one
+     * up, its free counts it down, and the transport stops reading a socket
+     * while it has too many. Atomic. */
+    unsigned int held;
     /* Queues `frame` (a JSON text) on the connection; takes its own reference.
      * Frames sent by one thread are written in order; several queued before
      * the I/O thread runs go out in one write. Any thread. */

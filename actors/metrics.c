@@ -103,6 +103,14 @@ void aw_metrics_write(char **buf, size_t *len, size_t *cap)
                     get(&aw_metrics.sockets_closed_slow));
     aw_metrics_line(buf, len, cap, "anywhere_sockets_closed_idle_total", "counter",
                     "Websockets closed for not answering pings.", get(&aw_metrics.sockets_closed_idle));
+    static const char *const reasons[AW_ABUSE_N] = {"unread_control", "fragments", "stalled"};
+    appendf(buf, len, cap,
+            "# HELP anywhere_sockets_closed_abuse_total Websockets closed with 1008 for what their client "
+            "sent, by reason.\n"
+            "# TYPE anywhere_sockets_closed_abuse_total counter\n");
+    for (int i = 0; i < AW_ABUSE_N; i++)
+        appendf(buf, len, cap, "anywhere_sockets_closed_abuse_total{reason=\"%s\"} %llu\n", reasons[i],
+                (unsigned long long)get(&aw_metrics.sockets_closed_abuse[i]));
     appendf(buf, len, cap,
             "# HELP anywhere_store_write_ms Time of one history batch write.\n"
             "# TYPE anywhere_store_write_ms histogram\n");

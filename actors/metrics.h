@@ -11,6 +11,15 @@
 #include <stdint.h>
 #include "actors/conn.h"
 
+/* Why a websocket was closed with 1008 for what its client sent (the label
+ * `reason` of anywhere_sockets_closed_abuse_total). */
+enum {
+    AW_ABUSE_CONTROL,   /* its control answers (pongs) went unread past --max-outbox */
+    AW_ABUSE_FRAGMENTS, /* a message in more frames than the transport allows */
+    AW_ABUSE_STALLED,   /* a message or frame left unfinished for --http-timeout */
+    AW_ABUSE_N
+};
+
 typedef struct aw_metrics {
     uint64_t messages_in[AW_CHANNEL_N];  /* client messages accepted, by aw_channel_t */
     uint64_t messages_out[AW_CHANNEL_N]; /* bot messages sent, by aw_channel_out of the turn's */
@@ -21,6 +30,8 @@ typedef struct aw_metrics {
     uint64_t admin_connections_refused; /* over the admin listener's own cap */
     uint64_t sockets_closed_slow;       /* closed for an outbox over --max-outbox */
     uint64_t sockets_closed_idle;       /* closed for not answering pings */
+    uint64_t
+        sockets_closed_abuse[AW_ABUSE_N]; /* closed with 1008 for what the client sent, by AW_ABUSE_... */
     uint64_t store_write_ms[8]; /* histogram of store batch write times: <=1,2,5,10,50,100,1000,+Inf */
     uint64_t store_write_ms_sum;
     uint64_t batch_records_sum; /* records written in all batches */

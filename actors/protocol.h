@@ -19,7 +19,8 @@
     XX(TOOLARGE, "too_large", 413, "the message is over the size limit")                                     \
     XX(RATELIMITED, "rate_limited", 429, "too many messages: slow down")                                     \
     XX(UNAUTHORIZED, "unauthorized", 401, "a valid token for this user is required")                         \
-    XX(UNAVAILABLE, "unavailable", 503, "the history store is unreachable; try again later")                 \
+    XX(UNAVAILABLE, "unavailable", 503,                                                                      \
+       "the server is stopping or the history store is unreachable; try again later")                        \
     XX(TIMEDOUT, "timeout", 504, "the bot did not answer in time")
 
 /* How one error looks on the wire. The strings are static. */

@@ -989,6 +989,8 @@ static void inbound_free(aw_msg_t *m)
     aw_inbound_t *in = (aw_inbound_t *)m;
     aw_reply_free(in->push);
     aw_message_dispose(&in->msg);
+    if (in->conn != NULL && in->super.type == AW_SESSION_INBOUND)
+        __atomic_sub_fetch(&in->conn->held, 1, __ATOMIC_RELEASE);
     if (in->conn != NULL)
         aw_conn_release(in->conn);
     if (in->sink != NULL)
@@ -1004,6 +1006,8 @@ aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink
     in->msg = *msg;
     memset(msg, 0, sizeof(*msg));
     in->conn = conn != NULL ? aw_conn_retain(conn) : NULL;
+    if (conn != NULL)
+        __atomic_add_fetch(&conn->held, 1, __ATOMIC_RELAXED);
     in->sink = sink != NULL ? aw_sink_retain(sink) : NULL;
     in->channel = channel;
     return in;

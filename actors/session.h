@@ -58,7 +58,7 @@ typedef struct aw_inbound {
 
 /* Wraps a parsed message that came on `channel`, taking it over (`msg` is
  * left empty) and taking references to `conn` and `sink` (either may be
- * NULL). */
+ * NULL). It counts in conn->held until it is freed. */
 aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, aw_channel_t channel);
 
 /* A proactive message for the user (POST /api/send): delivered to every

@@ -174,9 +174,10 @@ static void serve_webhook(aw_route_call_t *c, int mode)
     aw_sink_release(&p->super); /* aw_inbound_new took its own */
     int err = aw_registry_send(c->srv->cfg.registry, in->msg.user, in->msg.user_len, &in->super, 1);
     if (err != 0) {
+        /* the server is stopping: 503, which a client may retry; counted */
         aw_msg_release(&in->super);
         p->req = NULL;
-        aw_route__error(c, err == AW_ESTOPPED ? AW_EUNAVAILABLE : err, 0);
+        aw_route__error(c, AW_EUNAVAILABLE, 1);
     }
 }
 
@@ -280,7 +281,7 @@ static void serve_send(aw_route_call_t *c)
     if (aw_registry_send(c->srv->cfg.registry, c->push.user, c->push.user_len, &in->super, 1) != 0) {
         aw_msg_release(&in->super);
         p->req = NULL;
-        aw_route__error(c, AW_EUNAVAILABLE, 0);
+        aw_route__error(c, AW_EUNAVAILABLE, 1);
     }
 }
 

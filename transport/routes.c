@@ -206,6 +206,15 @@ static int admit(aw_route_call_t *c)
     return 1;
 }
 
+/* Whether a websocket handshake asks for version 13, the only one RFC 6455
+ * defines (h2o's handshake check does not look). */
+static int websocket_version_13(h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-version"), -1);
+    return at != -1 && h2o_memis(req->headers.entries[at].value.base, req->headers.entries[at].value.len,
+                                 H2O_STRLIT("13"));
+}
+
 static int dispatch(h2o_handler_t *self, h2o_req_t *req)
 {
     struct route_handler *h = (struct route_handler *)self;
@@ -214,6 +223,14 @@ static int dispatch(h2o_handler_t *self, h2o_req_t *req)
     if (h->route->websocket && h2o_is_websocket_handshake(req, &client_key) == 0 && client_key != NULL) {
         if (!aw_server__origin_allowed(h->srv, req)) {
             forbidden(req);
+            return 0;
+        }
+        if (!websocket_version_13(req)) {
+            /* RFC 6455 4.2.2: the versions the server speaks, with 426 */
+            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-version"), 0, NULL,
+                                  H2O_STRLIT("13"));
+            h2o_send_error_generic(req, 426, "Upgrade Required", "this server speaks websocket version 13\n",
+                                   H2O_SEND_ERROR_KEEP_HEADERS);
             return 0;
         }
         return aw_ws__upgrade(h->srv, req, client_key);

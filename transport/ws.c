@@ -8,6 +8,13 @@
  * one system call per message. h2o's own websocket layer
  * writes one frame per system call, so it is not used.
  *
+ * What one client can make its socket hold is bounded (docs/protocol.md): a
+ * message in progress by --max-message, MAX_FRAGMENTS frames and
+ * --http-timeout; what it does not read, bot frames and wslay's answers
+ * alike, by --max-outbox; what its session has not finished with by
+ * MAX_HELD messages, past which the socket is not read. A socket that
+ * breaks the first two is condemned: closed with 1008 and no longer read.
+ *
  * Every function here runs on the websocket's own loop thread, except
  * ws_send and ws_close, which only post to that loop.
  */
@@ -31,6 +38,9 @@
 #define BAD_JSON_LIMIT 5    /* bad_json frames before a socket is closed with 1007 */
 #define CLOSE_GRACE_MS 2000 /* how long a client has to answer our close */
 #define SPARE_PARSERS 256   /* parsers kept per I/O thread for the next socket that speaks */
+#define PUMP_PINGS 64       /* pings wslay may answer before its answers are moved out and counted */
+#define MAX_FRAGMENTS 256   /* frames of one message; more close the socket with 1008 */
+#define MAX_HELD 16         /* messages of one socket its session may hold before the socket waits */
 
 /* A wslay context and the socket it parses for now. wslay fixes a context's
  * callback data at creation; this indirection lets a context serve one
@@ -57,6 +67,9 @@ struct aw_ws {
     uint64_t rx_fed;              /* bytes handed to wslay */
     uint64_t rx_framed;           /* bytes of the frames it has finished */
     int rx_fragmented;            /* a fragmented message is open */
+    unsigned int rx_fragments;    /* frames of that message so far */
+    uint64_t rx_msg_since;        /* when that message began, or 0 */
+    uint64_t rx_frame_since;      /* when the frame wslay holds in part began, or 0 */
     out_frame_t *q_head, *q_tail; /* to write */
     out_frame_t *w_head;          /* being written */
     h2o_buffer_t *ctl;            /* wslay's output, to write */
@@ -67,9 +80,12 @@ struct aw_ws {
     int dirty;
     int close_queued;
     uint64_t close_deadline;
-    size_t queued_bytes; /* bytes of bot frames in q_head, waiting behind a write */
-    uint64_t last_seen;  /* when the client last sent anything */
-    uint64_t ping_sent;  /* when our unanswered ping went, or 0 */
+    size_t queued_bytes;         /* bytes of bot frames in q_head, waiting behind a write */
+    uint64_t last_seen;          /* when the client last sent anything */
+    uint64_t ping_sent;          /* when our unanswered ping went, or 0 */
+    int condemned;               /* closed with 1008 for what its client sent: no longer read */
+    int paused;                  /* not read while its session holds MAX_HELD of its messages */
+    unsigned int pings_unpumped; /* pings wslay answered since pump last ran */
     unsigned int bad_json;
     char *user; /* the user this socket speaks for, once it has spoken */
     size_t user_len;
@@ -202,6 +218,45 @@ static void send_error(aw_ws_t *ws, int err)
     aw_buf_release(f);
 }
 
+/* What the socket owes its client behind a write: bot frames waiting, and
+ * control frames (pongs, closes) waiting or being written. wslay's own queue
+ * is not counted: pump empties it after every read, and its count is not to
+ * be trusted (wslay 1.1.1 never subtracts the pongs it drops once a close is
+ * queued). */
+static size_t owed(aw_ws_t *ws)
+{
+    return ws->queued_bytes + ws->ctl->size + ws->ctl_w->size;
+}
+
+/* Closes a socket with 1008 for what its client sent (`reason`, an
+ * AW_ABUSE_... code, for the metrics; `why` for the log) and stops reading
+ * it: nothing more it sends is parsed or answered, and what it was owed is
+ * dropped. The close frame goes out if the client reads, then the socket
+ * closes; the close deadline ends it otherwise. Runs inside wslay callbacks
+ * too: it never frees the socket nor the parser. */
+static void condemn(aw_ws_t *ws, int reason, const char *why)
+{
+    if (ws->sock == NULL || ws->condemned)
+        return;
+    ws->condemned = 1;
+    AW_METRIC_INC(sockets_closed_abuse[reason]);
+    aw_log(AW_LOG_INFO, "ws_abuse", "websocket %llu %s: closed (1008)", (unsigned long long)ws->super.id,
+           why);
+    free_frames(ws->q_head);
+    ws->q_head = ws->q_tail = NULL;
+    ws->queued_bytes = 0;
+    ensure_parser(ws);
+    /* Pongs only: once wslay has written a close it writes nothing more, and
+     * that close must stay. */
+    if (!wslay_event_get_close_sent(ws->ws) && ws->ctl->size != 0)
+        h2o_buffer_consume(&ws->ctl, ws->ctl->size);
+    queue_close(ws, 1008);
+    wslay_event_shutdown_read(ws->ws);
+    h2o_socket_read_stop(ws->sock);
+    if (ws->sock->input->size != 0)
+        h2o_buffer_consume(&ws->sock->input, ws->sock->input->size);
+}
+
 /* --- closing --- */
 
 /* The socket is gone (error, or the close handshake is over). */
@@ -300,16 +355,67 @@ static size_t iov_skip(h2o_iovec_t *iov, size_t n, size_t done)
     return n - i;
 }
 
+/* Moves what wslay has to write (pongs, close frames) into ctl, where it is
+ * counted against --max-outbox. send_cb takes everything, so this empties
+ * wslay's queue and cannot fail. */
+static void pump(aw_ws_t *ws)
+{
+    ws->pings_unpumped = 0;
+    if (wslay_event_want_write(ws->ws))
+        wslay_event_send(ws->ws);
+}
+
+/* After a read: when wslay has closed the socket on its own, refusing what
+ * the client sent, the refusal is counted like any other (a message over
+ * --max-message as too_large, text that is not UTF-8 as bad_json), and the
+ * socket is closing from then on: nothing of ours may follow that close. */
+static void note_refusal(aw_ws_t *ws)
+{
+    if (ws->close_queued || !wslay_event_get_close_sent(ws->ws))
+        return;
+    ws->close_queued = 1;
+    ws->close_deadline = aw_now_ms() + CLOSE_GRACE_MS;
+    switch (wslay_event_get_status_code_sent(ws->ws)) {
+    case WSLAY_CODE_MESSAGE_TOO_BIG:
+        aw_metrics_count_error(AW_ETOOLARGE);
+        break;
+    case WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA:
+        aw_metrics_count_error(AW_EBADJSON);
+        break;
+    }
+}
+
+/* wslay met a frame it cannot parse (a control frame over 125 bytes or
+ * fragmented, a length not in its shortest form) and stopped, with an empty
+ * close queued unless a close was already. RFC 6455 7.1.7 asks to tell the
+ * client why: our own 1002 goes instead of wslay's empty close, after what
+ * was queued before it, and then the connection ends. */
+static void fail_protocol(aw_ws_t *ws)
+{
+    static const char close_1002[] = {(char)0x88, 2, 1002 >> 8, (char)(1002 & 0xff)};
+    wslay_event_shutdown_read(ws->ws);
+    h2o_socket_read_stop(ws->sock);
+    if (ws->close_queued) {
+        pump(ws); /* our close, or the answer to the client's */
+    } else if (!wslay_event_get_close_sent(ws->ws)) {
+        h2o_iovec_t dst = h2o_buffer_reserve(&ws->ctl, sizeof(close_1002));
+        memcpy(dst.base, close_1002, sizeof(close_1002));
+        ws->ctl->size += sizeof(close_1002);
+        ws->close_queued = 1;
+        ws->close_deadline = aw_now_ms() + CLOSE_GRACE_MS;
+    }
+    wslay_event_shutdown_write(ws->ws);
+    mark_dirty(ws);
+}
+
 /* Writes bot frames first and wslay's output after, so that our close frame
  * always follows the data queued before it. */
 static void flush(aw_ws_t *ws)
 {
     if (ws->sock == NULL || h2o_socket_is_writing(ws->sock))
         return;
-    if (ws->ws != NULL && wslay_event_want_write(ws->ws) && wslay_event_send(ws->ws) != 0) {
-        on_closed(ws);
-        return;
-    }
+    if (ws->ws != NULL)
+        pump(ws);
     size_t n = 0;
     for (out_frame_t *f = ws->q_head; f != NULL; f = f->next)
         n += 2;
@@ -350,10 +456,24 @@ static void flush(aw_ws_t *ws)
 
 /* --- wslay callbacks --- */
 
+/* Whether the session holds as many messages of this socket as it may: the
+ * socket is then not read (backpressure) until it has taken some. A client
+ * that sends faster than its session works would otherwise pile messages up
+ * in the session's mailbox without bound. */
+static int held_full(aw_ws_t *ws)
+{
+    return __atomic_load_n(&ws->super.held, __ATOMIC_ACQUIRE) >= MAX_HELD;
+}
+
+/* Hands wslay what the socket read. It stops early, leaving the rest for
+ * on_read's next turn, once wslay has answered PUMP_PINGS pings: their pongs
+ * are then moved out and counted before it reads on, so that a read full of
+ * pings cannot pile answers up in wslay's queue. A condemned socket is fed
+ * nothing more, nor one whose session holds MAX_HELD of its messages. */
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
 {
     aw_ws_t *ws = ((parser_t *)data)->owner;
-    if (ws->sock->input->size == 0) {
+    if (ws->sock->input->size == 0 || ws->condemned || ws->pings_unpumped >= PUMP_PINGS || held_full(ws)) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -377,16 +497,51 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 /* Counts the bytes of each frame, header included (client frames are
  * masked), so that release_parser knows wslay holds nothing half read. A
  * header longer than the shortest encoding only makes the count fall short,
- * which keeps the parser: the safe side. */
+ * which keeps the parser: the safe side.
+ *
+ * It also bounds a message in progress by its frames: wslay keeps each
+ * fragment in an allocation of its own (about 100 bytes for a one-byte
+ * fragment) and answers pings between them, so a message that never ends
+ * would hold memory without bound under --max-message. Past MAX_FRAGMENTS
+ * the socket is condemned; wslay then stores this one frame more and reads
+ * nothing after it. */
 static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
                            void *data)
 {
     aw_ws_t *ws = ((parser_t *)data)->owner;
     uint64_t len = arg->payload_length;
     ws->rx_framed += 2 + 4 + len + (len < 126 ? 0 : len < 65536 ? 2 : 8);
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME ||
-        arg->opcode == WSLAY_CONTINUATION_FRAME)
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+    case WSLAY_BINARY_FRAME:
         ws->rx_fragmented = !arg->fin;
+        ws->rx_fragments = 1;
+        ws->rx_msg_since = arg->fin ? 0 : aw_now_ms();
+        break;
+    case WSLAY_CONTINUATION_FRAME:
+        ws->rx_fragmented = !arg->fin;
+        if (arg->fin)
+            ws->rx_msg_since = 0;
+        if (++ws->rx_fragments > MAX_FRAGMENTS)
+            condemn(ws, AW_ABUSE_FRAGMENTS, "sent a message in too many frames");
+        break;
+    case WSLAY_PING:
+        ws->pings_unpumped++;
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        /* A close body is empty or starts with a 2-byte code (RFC 6455
+         * 5.5.1); wslay would take a single byte for no code at all. */
+        if (len == 1) {
+            queue_close(ws, 1002);
+            wslay_event_shutdown_read(ctx);
+        }
+        break;
+    }
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *data)
+{
+    ((parser_t *)data)->owner->rx_frame_since = 0;
 }
 
 static void on_text(aw_ws_t *ws, const char *data, size_t len)
@@ -412,8 +567,14 @@ static void on_text(aw_ws_t *ws, const char *data, size_t len)
         ws->user_len = msg.user_len;
     }
     aw_inbound_t *in = aw_inbound_new(&msg, &ws->super, NULL, AW_CHANNEL_WEBSOCKET);
-    if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, &in->super, 1) != 0)
+    if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, &in->super, 1) != 0) {
+        /* The server is stopping: between SIGTERM and our 1001 close the
+         * sessions take nothing more. The client hears it, and can send the
+         * message again once it has reconnected. */
         aw_msg_release(&in->super);
+        aw_metrics_count_error(AW_EUNAVAILABLE);
+        send_error(ws, AW_EUNAVAILABLE);
+    }
 }
 
 static void on_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *data)
@@ -440,14 +601,49 @@ static void on_read(h2o_socket_t *sock, const char *err)
     ws->last_seen = aw_now_ms();
     ws->ping_sent = 0; /* anything from the client shows it is alive */
     ensure_parser(ws);
-    if (wslay_event_recv(ws->ws) != 0) {
-        on_closed(ws);
-        return;
-    }
-    if (!wslay_event_want_read(ws->ws))
+    size_t max = ws->loop->srv->cfg.max_outbox;
+    do {
+        if (wslay_event_recv(ws->ws) != 0) {
+            fail_protocol(ws);
+            break;
+        }
+        /* A client that pings and never reads would otherwise have its
+         * pongs pile up without bound (in wslay's queue, then in ctl). */
+        pump(ws);
+        note_refusal(ws);
+        if (max != 0 && owed(ws) > max)
+            condemn(ws, AW_ABUSE_CONTROL, "did not read its pongs");
+    } while (!ws->condemned && sock->input->size != 0 && wslay_event_get_read_enabled(ws->ws) &&
+             !held_full(ws));
+    /* wslay holds part of a frame (its header, or its payload): aw_ws__sweep
+     * gives it --http-timeout from when it began. frame_end_cb clears it. */
+    if (ws->rx_fed != ws->rx_framed && ws->rx_frame_since == 0)
+        ws->rx_frame_since = ws->last_seen;
+    if (!wslay_event_want_read(ws->ws)) {
         h2o_socket_read_stop(sock);
+    } else if (!ws->condemned && held_full(ws)) {
+        /* until the session has taken some: maybe_resume */
+        ws->paused = 1;
+        h2o_socket_read_stop(sock);
+    }
     mark_dirty(ws);
     aw_ws__flush_dirty(ws->loop);
+}
+
+/* Reads a paused socket again once its session holds fewer than MAX_HELD of
+ * its messages, starting with what it had read already. Called when anything
+ * is posted to the socket (the session's answers usually are) and once a
+ * second. The caller holds a reference: on_read may close the socket. */
+static void maybe_resume(aw_ws_t *ws)
+{
+    if (!ws->paused || ws->sock == NULL || held_full(ws))
+        return;
+    ws->paused = 0;
+    if (ws->condemned || (ws->ws != NULL && !wslay_event_get_read_enabled(ws->ws)))
+        return;
+    h2o_socket_read_start(ws->sock, on_read);
+    if (ws->sock->input->size != 0)
+        on_read(ws->sock, NULL);
 }
 
 static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
@@ -488,6 +684,7 @@ static void ensure_parser(aw_ws_t *ws)
     static const struct wslay_event_callbacks callbacks = {.recv_callback = recv_cb,
                                                            .send_callback = send_cb,
                                                            .on_frame_recv_start_callback = frame_start_cb,
+                                                           .on_frame_recv_end_callback = frame_end_cb,
                                                            .on_msg_recv_callback = on_msg_cb};
     if (ws->ws != NULL)
         return;
@@ -507,6 +704,9 @@ static void ensure_parser(aw_ws_t *ws)
     ws->ws = p->ctx;
     ws->rx_fed = ws->rx_framed = 0;
     ws->rx_fragmented = 0;
+    ws->rx_fragments = 0;
+    ws->rx_msg_since = ws->rx_frame_since = 0;
+    ws->pings_unpumped = 0;
 }
 
 static void release_parser(aw_ws_t *ws)
@@ -584,6 +784,7 @@ void aw_ws__apply(aw_loop_t *loop, aw_post_t *p)
         queue_text(ws, p->frame);
     else
         queue_close(ws, p->code);
+    maybe_resume(ws); /* the post's reference keeps `ws` */
 }
 
 void aw_ws__flush_dirty(aw_loop_t *loop)
@@ -628,9 +829,20 @@ static int keepalive(aw_ws_t *ws, uint64_t now, uint64_t interval)
     return 0;
 }
 
+/* Whether the client has let a message, or a frame, it began stay unfinished
+ * for `limit` ms: bytes trickled slowly hold a parser and up to
+ * --max-message of buffer. */
+static int stalled(aw_ws_t *ws, uint64_t now, uint64_t limit)
+{
+    return (ws->rx_msg_since != 0 && now - ws->rx_msg_since >= limit) ||
+           (ws->rx_frame_since != 0 && now - ws->rx_frame_since >= limit);
+}
+
 void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
 {
     uint64_t interval = loop->srv->cfg.ping_interval_ms;
+    uint64_t limit =
+        loop->srv->cfg.http_timeout_ms != 0 ? loop->srv->cfg.http_timeout_ms : H2O_DEFAULT_HTTP1_REQ_TIMEOUT;
     h2o_linklist_t *l = loop->websockets.next;
     while (l != &loop->websockets) {
         aw_ws_t *ws = H2O_STRUCT_FROM_MEMBER(aw_ws_t, link, l);
@@ -642,10 +854,20 @@ void aw_ws__sweep(aw_loop_t *loop, uint64_t now)
             on_closed(ws);
             continue;
         }
+        if (!ws->close_queued && !ws->paused && ws->ws != NULL && now != UINT64_MAX &&
+            stalled(ws, now, limit))
+            condemn(ws, AW_ABUSE_STALLED, "left a message unfinished");
         if (!ws->close_queued && interval != 0 && now != UINT64_MAX && keepalive(ws, now, interval))
             continue;
-        if (now != UINT64_MAX)
-            release_parser(ws);
+        if (now == UINT64_MAX)
+            continue;
+        /* A resumed socket reads what it holds, and on_read flushes the
+         * loop's dirty sockets: only `ws` and those swept before it can be
+         * dirty now, so `l` stays open. */
+        aw_conn_retain(&ws->super);
+        maybe_resume(ws);
+        release_parser(ws);
+        aw_conn_release(&ws->super);
     }
     aw_ws__flush_dirty(loop);
 }

@@ -9,27 +9,9 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { startServer, Client, post, sleep, rawWebsocket } = require('./lib');
+const { startServer, Client, post, sleep, rawWebsocket, rawFrame, rssKb } = require('./lib');
 
 const CORPUS = path.join(__dirname, '..', 'fuzz', 'corpus', 'message');
-
-function rssKb(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m[1]);
-}
-
-// A raw client frame: any opcode and flags, masked as a client must (or not).
-function rawFrame(opcode, payload, { fin = true, rsv = 0, masked = true } = {}) {
-  const len = payload.length;
-  const b0 = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
-  let head;
-  if (len < 126) head = Buffer.from([b0, (masked ? 0x80 : 0) | len]);
-  else if (len < 65536) head = Buffer.from([b0, (masked ? 0x80 : 0) | 126, len >> 8, len & 255]);
-  else { head = Buffer.alloc(10); head[0] = b0; head[1] = (masked ? 0x80 : 0) | 127; head.writeBigUInt64BE(BigInt(len), 2); }
-  if (!masked) return Buffer.concat([head, payload]);
-  const mask = crypto.randomBytes(4);
-  return Buffer.concat([head, mask, Buffer.from(payload.map((x, i) => x ^ mask[i % 4]))]);
-}
 
 function generated() {
   const out = fs.readdirSync(CORPUS).map((f) => fs.readFileSync(path.join(CORPUS, f)));

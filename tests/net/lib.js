@@ -158,6 +158,33 @@ function frame(obj) {
   return Buffer.concat([head, mask, body]);
 }
 
+// A raw client frame: any opcode and flags, masked as a client must (or not).
+function rawFrame(opcode, payload, { fin = true, rsv = 0, masked = true } = {}) {
+  const len = payload.length;
+  const b0 = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
+  let head;
+  if (len < 126) head = Buffer.from([b0, (masked ? 0x80 : 0) | len]);
+  else if (len < 65536) head = Buffer.from([b0, (masked ? 0x80 : 0) | 126, len >> 8, len & 255]);
+  else { head = Buffer.alloc(10); head[0] = b0; head[1] = (masked ? 0x80 : 0) | 127; head.writeBigUInt64BE(BigInt(len), 2); }
+  if (!masked) return Buffer.concat([head, payload]);
+  const mask = crypto.randomBytes(4);
+  return Buffer.concat([head, mask, Buffer.from(payload.map((x, i) => x ^ mask[i % 4]))]);
+}
+
+// The server's resident memory, in kB.
+function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]);
+}
+
+// One sample of /metrics: `name` is the metric with its labels, if any
+// ('anywhere_errors_total{code="too_large"}').
+async function metric(port, name) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
 // Holds an exclusive lock on an SQLite database from another process (a
 // store that cannot be written) until `release` is called.
 function lockDatabase(file) {
@@ -174,4 +201,6 @@ db.execute('ROLLBACK')
   })));
 }
 
-module.exports = { lockDatabase, startServer, Client, post, sleep, WebSocket, rawWebsocket, frame };
+module.exports = {
+  lockDatabase, startServer, Client, post, sleep, WebSocket, rawWebsocket, frame, rawFrame, rssKb, metric,
+};
