@@ -1,11 +1,34 @@
 /*
- * What the chat actors know of the transport: the channel a message came on,
- * a connection that frames can be sent to (a websocket), and a sink that
- * takes the replies of one webhook turn. The last two are implemented in
- * transport/ and handed to the session actor, which may call them from any
- * worker thread; the implementation hops to the connection's own I/O thread.
- * Both are reference-counted because a session and an I/O thread hold them
- * at once.
+ * The seam between the chat and the transport: the channel a message came
+ * on, a connection that frames are sent to (a websocket), and a sink that
+ * takes the replies of one HTTP turn. The session actor sees nothing else of
+ * sockets. transport/ implements both for its websockets and requests; a
+ * connection that lives on another process (a socket held by another node)
+ * implements the same two structs, and the chat does not change.
+ *
+ * What an implementation must guarantee:
+ * - Threads. `send`, `close` and `complete` are called from any thread (a
+ *   worker running the session, mostly) and must not block: they queue the
+ *   work for the thread that owns the socket or request and return.
+ * - Order. Frames passed to `send` by one thread reach the client in the
+ *   order sent; a `close` goes out after every frame queued before it. A
+ *   session sends all of a user's frames from its own handler, which runs on
+ *   one thread at a time, so a user's frames arrive in the order numbered.
+ * - Ownership. `send` and `complete` take their own references to frames
+ *   (aw_buf_t); the caller keeps its own. A frame is never changed once sent:
+ *   one buffer is shared by every socket it goes to.
+ * - Reference counts. Each struct starts with one reference, its owner's.
+ *   Whoever keeps a pointer past the call that gave it retains it, and
+ *   releases it when done; `dispose` runs once, on whichever thread drops the
+ *   last reference, so it must be safe on any thread. A connection whose
+ *   client has gone stays valid while referenced: `send` on it just drops
+ *   the frame.
+ * - Lifetime of a turn. `complete` is called at most once per sink. A sink
+ *   whose request was abandoned (the client left, the turn timed out) still
+ *   accepts `complete` and ignores it.
+ * - Flow. `held` counts the client messages of a connection that sessions
+ *   still hold; the transport may stop reading the client while it is high
+ *   (the session never waits on it).
  */
 #ifndef AW_ACTORS_CONN_H
 #define AW_ACTORS_CONN_H
