@@ -1,14 +1,13 @@
 /*
  * The bridge (bridge.h): one thread, one uv loop, one libcurl multi handle.
- * Other threads push requests to a lock-free stack and wake the loop with
- * uv_async_send; the loop starts them while fewer than `max_in_flight` are
- * running and keeps the rest in a FIFO. libcurl tells the loop which sockets
- * to watch (uv_poll) and when to call it back (uv_timer), the usual way of
- * driving curl from libuv. Everything below on_wake runs on that thread.
+ * Other threads push requests to the loop's inbox (aw_inbox_t), which wakes
+ * it; the loop starts them while fewer than `max_in_flight` are running and
+ * keeps the rest in a FIFO. libcurl tells the loop which sockets to watch
+ * (uv_poll) and when to call it back (uv_timer), the usual way of driving
+ * curl from libuv. Everything below on_post runs on that thread.
  */
 #include "actors/bridge.h"
 
-#include <ck_stack.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,11 +17,12 @@
 #include "runtime/log.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
+#include "runtime/inbox.h"
 
 #define MAX_ANSWER (1u << 20) /* bytes of a bot's answer */
 
 typedef struct request {
-    ck_stack_entry_t entry;
+    aw_inbox_entry_t entry;
     struct request *next, *prev; /* the waiting FIFO, then the running list */
     aw_buf_t *body;
     aw_bridge_cb cb;
@@ -43,11 +43,10 @@ struct aw_bridge {
     aw_bridge_config_t cfg;
     char *url, *fallback;
     uv_loop_t loop;
-    uv_async_t wake;
+    aw_inbox_t inbox; /* requests from any thread; wakes the loop (on_post) */
     uv_timer_t timer;
     uv_thread_t thread;
     CURLM *multi;
-    ck_stack_t inbox;
     request_t *wait_head, *wait_tail;
     request_t *running;                              /* started, not finished */
     int stopping;                                    /* atomic */
@@ -247,10 +246,10 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-static void on_wake(uv_async_t *a)
+static void on_post(aw_inbox_t *inbox, void *data)
 {
-    aw_bridge_t *b = a->data;
-    ck_stack_entry_t *fifo = aw_stack_take_fifo(&b->inbox);
+    aw_bridge_t *b = data;
+    aw_inbox_entry_t *fifo = aw_inbox_take(inbox);
     while (fifo != NULL) {
         request_t *r = (request_t *)fifo;
         fifo = fifo->next;
@@ -309,11 +308,9 @@ aw_bridge_t *aw_bridge_start(const aw_bridge_config_t *cfg)
         b->cfg.timeout_ms = 10000;
     if (b->cfg.max_in_flight == 0)
         b->cfg.max_in_flight = 256;
-    ck_stack_init(&b->inbox);
     uv_loop_init(&b->loop);
     b->loop.data = b;
-    uv_async_init(&b->loop, &b->wake, on_wake);
-    b->wake.data = b;
+    aw_inbox_init_async(&b->inbox, &b->loop, on_post, b);
     uv_timer_init(&b->loop, &b->timer);
     b->timer.data = b;
     b->multi = curl_multi_init();
@@ -335,8 +332,7 @@ int aw_bridge_post(aw_bridge_t *b, aw_buf_t *body, aw_bridge_cb cb, void *data)
     r->data = data;
     __atomic_add_fetch(&b->requests, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->waiting, 1, __ATOMIC_RELAXED);
-    ck_stack_push_upmc(&b->inbox, &r->entry);
-    uv_async_send(&b->wake);
+    aw_inbox_push(&b->inbox, &r->entry);
     return 0;
 }
 
@@ -351,7 +347,7 @@ void aw_bridge_get_stats(aw_bridge_t *b, aw_bridge_stats_t *s)
 void aw_bridge_stop(aw_bridge_t *b)
 {
     __atomic_store_n(&b->stopping, 1, __ATOMIC_RELEASE);
-    uv_async_send(&b->wake);
+    aw_inbox_wake(&b->inbox); /* on_post sees `stopping` */
     uv_thread_join(&b->thread);
     curl_multi_cleanup(b->multi);
     uv_loop_close(&b->loop);

@@ -68,18 +68,23 @@ static void signal_owner(aw_inbox_t *in)
     uv_mutex_unlock(&in->u.wait.lock);
 }
 
-void aw_inbox_push(aw_inbox_t *in, aw_inbox_entry_t *e)
+void aw_inbox_wake(aw_inbox_t *in)
 {
-    ck_stack_push_upmc(&in->stack, e);
     if (in->async) {
         uv_async_send(&in->u.async);
         return;
     }
-    /* Counted after the push, read before the owner's next look: see the
-     * top of the file. `e` may be freed by now. */
+    /* Counted after the push, if any, and before reading `waiting`: see the
+     * top of the file. */
     __atomic_add_fetch(&in->eager, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&in->waiting, __ATOMIC_SEQ_CST))
         signal_owner(in);
+}
+
+void aw_inbox_push(aw_inbox_t *in, aw_inbox_entry_t *e)
+{
+    ck_stack_push_upmc(&in->stack, e);
+    aw_inbox_wake(in); /* `e` may be freed by now */
 }
 
 void aw_inbox_push_lazy(aw_inbox_t *in, aw_inbox_entry_t *e)

@@ -85,6 +85,11 @@ void aw_inbox_push(aw_inbox_t *inbox, aw_inbox_entry_t *entry);
  * thread. */
 void aw_inbox_push_lazy(aw_inbox_t *inbox, aw_inbox_entry_t *entry);
 
+/* Wakes the owner as an eager push does, with nothing pushed: for what the
+ * owner reads on waking besides its inbox (a flag that says stop). Any
+ * thread. */
+void aw_inbox_wake(aw_inbox_t *inbox);
+
 /* Takes everything pushed so far, oldest first, linked by `next`; NULL when
  * there is nothing. The owner only (after the owner thread has been joined,
  * the thread that joined it). */

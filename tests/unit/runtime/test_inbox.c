@@ -2,8 +2,8 @@
  * Unit tests of inboxes (runtime/inbox.h): a take hands over everything
  * pushed so far, oldest first, and nothing twice; a loop's inbox runs its
  * callback once for a burst of pushes; a thread's inbox wakes its owner for
- * an eager push, for the lazy push it waits for and at its deadline, and not
- * for the lazy pushes before that one.
+ * an eager push or a bare wake-up, for the lazy push it waits for and at its
+ * deadline, and not for the lazy pushes before that one.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +92,9 @@ static void test_async(void)
     }
     uv_run(&loop, UV_RUN_NOWAIT);
     CHECK(c.calls == 2 && c.taken == 110);
+    aw_inbox_wake(&in); /* nothing pushed: the callback runs, and takes nothing */
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(c.calls == 3 && c.taken == 110);
     aw_inbox_dispose(&in); /* does nothing to a loop's inbox */
     uv_walk(&loop, close_any, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -193,6 +196,13 @@ static void test_wait(void)
     CHECK(wakes_within(&w, 5000));
     uv_thread_join(&t);
     expect_take(&in, 0, 2);
+
+    /* a wake-up with nothing pushed, as for a stop */
+    start_waiting(&t, &w, &in, 0, SIZE_MAX);
+    aw_inbox_wake(&in);
+    CHECK(wakes_within(&w, 5000));
+    uv_thread_join(&t);
+    CHECK(aw_inbox_take(&in) == NULL);
 
     /* lazy pushes that never make the count: the deadline wakes it */
     start_waiting(&t, &w, &in, 300, SIZE_MAX);
