@@ -24,6 +24,7 @@
 #include "runtime/inbox.h"
 
 #include "runtime/actor.h"
+#include "runtime/internal.h"
 
 static void on_async(uv_async_t *async)
 {
@@ -109,7 +110,7 @@ aw_inbox_entry_t *aw_inbox_take(aw_inbox_t *in)
         in->lazy_seen = __atomic_load_n(&in->lazy, __ATOMIC_SEQ_CST);
         in->eager_seen = __atomic_load_n(&in->eager, __ATOMIC_SEQ_CST);
     }
-    return aw_stack_take_fifo(&in->stack);
+    return aw_inbox__take_fifo(&in->stack);
 }
 
 /* Whether what the owner waits for came since its last take. */
