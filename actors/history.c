@@ -30,6 +30,7 @@
 #include "actors/metrics.h"
 #include "runtime/log.h"
 #include "runtime/actor.h"
+#include "runtime/bytes.h"
 #include "runtime/error.h"
 #include "runtime/inbox.h"
 
@@ -677,34 +678,21 @@ static void do_missed(aw_history_t *h, req_t *r)
     collect_free(&all);
 }
 
-static void append_bytes(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n > *cap) {
-        *cap = (*len + n) * 2;
-        *buf = aw_realloc(*buf, *cap);
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-}
-
 static aw_buf_t *page_body(const collect_t *c, size_t from, int botkit, int more, int64_t before)
 {
-    char *buf = NULL, tail[96];
-    size_t len = 0, cap = 0;
+    aw_bytes_t b = {0};
     const char *open = botkit ? "{\"success\":true,\"history\":[" : "{\"history\":[";
-    append_bytes(&buf, &len, &cap, open, strlen(open));
+    aw_bytes_append(&b, open, strlen(open));
     for (size_t i = from; i < c->n; i++) {
         if (i != from)
-            append_bytes(&buf, &len, &cap, ",", 1);
-        append_bytes(&buf, &len, &cap, c->recs[i].json, c->recs[i].json_len);
+            aw_bytes_appendc(&b, ',');
+        aw_bytes_append(&b, c->recs[i].json, c->recs[i].json_len);
     }
-    int n = botkit ? snprintf(tail, sizeof(tail), "]}")
-                   : snprintf(tail, sizeof(tail), "],\"more\":%s,\"before\":%lld}", more ? "true" : "false",
-                              (long long)before);
-    append_bytes(&buf, &len, &cap, tail, (size_t)n);
-    aw_buf_t *b = aw_buf_new(buf, len);
-    free(buf);
-    return b;
+    if (botkit)
+        aw_bytes_append(&b, "]}", 2);
+    else
+        aw_bytes_appendf(&b, "],\"more\":%s,\"before\":%lld}", more ? "true" : "false", (long long)before);
+    return aw_bytes_finish(&b);
 }
 
 /* The paging read: cut the page at a bot message so that the next page, read
