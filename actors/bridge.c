@@ -16,6 +16,7 @@
 #include <openssl/hmac.h>
 #include "runtime/log.h"
 #include "runtime/actor.h"
+#include "runtime/bytes.h"
 #include "runtime/error.h"
 #include "runtime/inbox.h"
 
@@ -29,8 +30,7 @@ typedef struct request {
     void *data;
     CURL *easy;
     struct curl_slist *headers;
-    char *answer;
-    size_t answer_len;
+    aw_bytes_t answer;
     int too_big;
 } request_t;
 
@@ -58,8 +58,8 @@ static void finish(aw_bridge_t *b, request_t *r, int err)
 {
     aw_reply_t **replies = NULL;
     size_t n = 0;
-    if (err == 0 &&
-        (err = aw_replies_parse(r->answer != NULL ? r->answer : "", r->answer_len, &replies, &n)) != 0)
+    const char *answer = r->answer.buf != NULL ? r->answer.buf->data : "";
+    if (err == 0 && (err = aw_replies_parse(answer, r->answer.len, &replies, &n)) != 0)
         err = AW_EBADJSON;
     if (err != 0) {
         __atomic_add_fetch(&b->failures, 1, __ATOMIC_RELAXED);
@@ -82,7 +82,7 @@ static void finish(aw_bridge_t *b, request_t *r, int err)
     }
     curl_slist_free_all(r->headers);
     aw_buf_release(r->body);
-    free(r->answer);
+    aw_bytes_dispose(&r->answer);
     free(r);
 }
 
@@ -90,14 +90,11 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *data)
 {
     request_t *r = data;
     size_t n = size * nmemb;
-    if (r->answer_len + n > MAX_ANSWER) {
+    if (r->answer.len + n > MAX_ANSWER) {
         r->too_big = 1;
         return 0; /* makes curl fail the transfer */
     }
-    r->answer = aw_realloc(r->answer, r->answer_len + n + 1);
-    memcpy(r->answer + r->answer_len, ptr, n);
-    r->answer_len += n;
-    r->answer[r->answer_len] = '\0';
+    aw_bytes_append(&r->answer, ptr, n);
     return n;
 }
 
