@@ -809,14 +809,15 @@ static int handle_fifo(aw_history_t *h)
 /* Sleeps until a request arrives or `until` (ms of aw_now_ms; 0: no limit).
  * With no limit, any request wakes the thread. With one, the batch waits for
  * its deadline or a retry: only a read, a stop, or the append that fills the
- * batch wakes it (a batch already full does not sleep). */
+ * batch wakes it. A batch already full waits for its retry, which appends
+ * cannot bring nearer: only a read or a stop wakes it. */
 static void sleep_until(aw_history_t *h, uint64_t until)
 {
     size_t held = h->n - h->head;
     if (until == 0)
         aw_inbox_wait(&h->inbox, 0, 1);
     else
-        aw_inbox_wait(&h->inbox, until, held < h->cfg.batch ? h->cfg.batch - held : 0);
+        aw_inbox_wait(&h->inbox, until, held < h->cfg.batch ? h->cfg.batch - held : SIZE_MAX);
 }
 
 static void final_flush(aw_history_t *h)
