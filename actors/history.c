@@ -1,10 +1,11 @@
 /*
- * The history actor (history.h). One thread owns the store and a FIFO of
- * requests taken from its inbox (aw_inbox_t). Appends accumulate into a
- * batch that is written when it is full, when its first record has waited
- * `flush_ms`, or before a page read, so a page sees every record appended
- * before it. A failed write keeps the batch and retries with exponential
- * backoff; chat goes on meanwhile, and only a full queue refuses records.
+ * The history actor (history.h). One thread owns the store and handles the
+ * requests it takes from its inbox (aw_inbox_t) in the order they were
+ * pushed, a take at a time. Appends accumulate into a batch that is written
+ * when it is full, when its first record has waited `flush_ms`, or before a
+ * page read, so a page sees every record appended before it. A failed write
+ * keeps the batch and retries with exponential backoff; chat goes on
+ * meanwhile, and only a full queue refuses records.
  *
  * The reads a session waits on (its last key, its missed messages) never wait
  * for the batch to be written: they read the store and add what the batch
@@ -38,7 +39,6 @@ enum { REQ_APPEND, REQ_CLAIM, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
 
 typedef struct req {
     aw_inbox_entry_t entry;
-    struct req *next;
     int kind;
     char *user;
     size_t user_len;
@@ -62,7 +62,6 @@ struct aw_history {
     unsigned int stop_deadline_ms;
     size_t journal_left; /* records of the last stop's journal not written yet */
     /* history thread only */
-    req_t *fifo_head, *fifo_tail;
     aw_record_t *recs; /* the batch: recs[head..n) */
     aw_buf_t **bufs;
     struct waiter *waits; /* per record: who waits for it to be durable (a claim), or cb NULL */
@@ -750,19 +749,6 @@ static void do_page(aw_history_t *h, req_t *r)
 
 /* --- the thread --- */
 
-static void take_inbox(aw_history_t *h)
-{
-    for (aw_inbox_entry_t *fifo = aw_inbox_take(&h->inbox); fifo != NULL; fifo = fifo->next) {
-        req_t *r = (req_t *)fifo;
-        r->next = NULL;
-        if (h->fifo_tail != NULL)
-            h->fifo_tail->next = r;
-        else
-            h->fifo_head = r;
-        h->fifo_tail = r;
-    }
-}
-
 static void answer_stopped(req_t *r)
 {
     if (r->kind == REQ_TAIL)
@@ -773,15 +759,14 @@ static void answer_stopped(req_t *r)
         ((aw_history_body_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
 }
 
-/* Handles the requests taken so far; returns 1 once a stop was seen. */
-static int handle_fifo(aw_history_t *h)
+/* Handles the requests of one take, oldest first; returns 1 once a stop was
+ * seen. */
+static int handle(aw_history_t *h, aw_inbox_entry_t *taken)
 {
     int stop = 0;
-    while (h->fifo_head != NULL) {
-        req_t *r = h->fifo_head;
-        h->fifo_head = r->next;
-        if (h->fifo_head == NULL)
-            h->fifo_tail = NULL;
+    while (taken != NULL) {
+        req_t *r = (req_t *)taken;
+        taken = taken->next; /* before `r` is freed */
         switch (r->kind) {
         case REQ_APPEND:
         case REQ_CLAIM:
@@ -831,11 +816,9 @@ static void run(void *arg)
 {
     aw_history_t *h = arg;
     for (;;) {
-        take_inbox(h);
-        if (handle_fifo(h)) {
+        if (handle(h, aw_inbox_take(&h->inbox))) {
             /* appends that raced with the stop are still written */
-            take_inbox(h);
-            handle_fifo(h);
+            handle(h, aw_inbox_take(&h->inbox));
             final_flush(h);
             return;
         }
@@ -957,10 +940,9 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     /* Requests that passed the stopped check but arrived after the thread's
      * last look: appends join what is left to journal, the rest is answered.
      * The thread is gone: this thread owns the batch now. */
-    take_inbox(h);
-    while (h->fifo_head != NULL) {
-        req_t *r = h->fifo_head;
-        h->fifo_head = r->next;
+    for (aw_inbox_entry_t *taken = aw_inbox_take(&h->inbox); taken != NULL;) {
+        req_t *r = (req_t *)taken;
+        taken = taken->next;
         if (r->kind == REQ_APPEND) {
             batch_add(h, r);
         } else if (r->kind == REQ_CLAIM) {
