@@ -235,14 +235,13 @@ static int run(const char *kind)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        n_producers = (unsigned int)atoi(argv[1]);
-    if (argc > 2)
-        n_items = strtoull(argv[2], NULL, 10);
-    if (argc > 3)
-        batch = (unsigned int)atoi(argv[3]);
-    if (argc > 4)
-        rounds = (unsigned int)atoi(argv[4]);
+    uint64_t arg[4] = {n_producers, n_items, batch, rounds}; /* the defaults */
+    for (int i = 1; i < argc && i <= 4; i++)
+        arg[i - 1] = strtoull(argv[i], NULL, 10);
+    n_producers = (unsigned int)arg[0];
+    n_items = arg[1];
+    batch = (unsigned int)arg[2];
+    rounds = (unsigned int)arg[3];
     if (n_producers == 0 || n_producers > MAX_PRODUCERS || batch == 0) {
         fprintf(stderr, "usage: inbox_validate [PRODUCERS<=16] [ITEMS] [BATCH] [ROUNDS]\n");
         return 2;

@@ -141,6 +141,25 @@ static int wakes_within(waiter_t *w, int ms)
     return is_done(w);
 }
 
+/* Pushes items[from..to), lazily or not. */
+static void push_items(aw_inbox_t *in, int from, int to, int lazy)
+{
+    for (int i = from; i < to; i++) {
+        items[i].n = i;
+        if (lazy)
+            aw_inbox_push_lazy(in, &items[i].entry);
+        else
+            aw_inbox_push(in, &items[i].entry);
+    }
+}
+
+/* Checks the owner wakes, and ends its thread. */
+static void check_woken(uv_thread_t *t, waiter_t *w)
+{
+    CHECK(wakes_within(w, 5000));
+    uv_thread_join(t);
+}
+
 static void test_wait(void)
 {
     aw_inbox_t in;
@@ -154,8 +173,7 @@ static void test_wait(void)
     CHECK(aw_now_ms() - t0 >= 59);
 
     /* already there: no sleep, whatever the deadline */
-    items[0].n = 0;
-    aw_inbox_push(&in, &items[0].entry);
+    push_items(&in, 0, 1, 0);
     t0 = aw_now_ms();
     aw_inbox_wait(&in, 0, SIZE_MAX);
     CHECK(aw_now_ms() - t0 < 1000);
@@ -167,68 +185,47 @@ static void test_wait(void)
     /* idle (no deadline, want 1): any push wakes the owner */
     start_waiting(&t, &w, &in, 0, 1);
     CHECK(!is_done(&w));
-    items[0].n = 0;
-    aw_inbox_push_lazy(&in, &items[0].entry);
-    CHECK(wakes_within(&w, 5000));
-    uv_thread_join(&t);
+    push_items(&in, 0, 1, 1);
+    check_woken(&t, &w);
     expect_take(&in, 0, 1);
 
     /* a partial batch: lazy pushes before the one it waits for do not wake it */
     start_waiting(&t, &w, &in, 0, 3);
-    for (int i = 0; i < 2; i++) {
-        items[i].n = i;
-        aw_inbox_push_lazy(&in, &items[i].entry);
-    }
+    push_items(&in, 0, 2, 1);
     CHECK(!wakes_within(&w, 200));
-    items[2].n = 2;
-    aw_inbox_push_lazy(&in, &items[2].entry); /* the third */
-    CHECK(wakes_within(&w, 5000));
-    uv_thread_join(&t);
+    push_items(&in, 2, 3, 1); /* the third */
+    check_woken(&t, &w);
     expect_take(&in, 0, 3);
 
     /* an eager push wakes an owner that waits for lazy ones */
     start_waiting(&t, &w, &in, 0, SIZE_MAX);
-    items[0].n = 0;
-    aw_inbox_push_lazy(&in, &items[0].entry);
+    push_items(&in, 0, 1, 1);
     CHECK(!wakes_within(&w, 100));
-    items[1].n = 1;
-    aw_inbox_push(&in, &items[1].entry);
-    CHECK(wakes_within(&w, 5000));
-    uv_thread_join(&t);
+    push_items(&in, 1, 2, 0);
+    check_woken(&t, &w);
     expect_take(&in, 0, 2);
 
     /* a wake-up with nothing pushed, as for a stop */
     start_waiting(&t, &w, &in, 0, SIZE_MAX);
     aw_inbox_wake(&in);
-    CHECK(wakes_within(&w, 5000));
-    uv_thread_join(&t);
+    check_woken(&t, &w);
     CHECK(aw_inbox_take(&in) == NULL);
 
     /* lazy pushes that never make the count: the deadline wakes it */
     start_waiting(&t, &w, &in, 300, SIZE_MAX);
-    for (int i = 0; i < 50; i++) {
-        items[i].n = i;
-        aw_inbox_push_lazy(&in, &items[i].entry);
-    }
-    CHECK(wakes_within(&w, 5000));
-    uv_thread_join(&t);
+    push_items(&in, 0, 50, 1);
+    check_woken(&t, &w);
     CHECK(w.waited >= 299);
     expect_take(&in, 0, 50);
 
     /* the count starts at the last take: what was taken does not count */
-    for (int i = 0; i < 2; i++) {
-        items[i].n = i;
-        aw_inbox_push_lazy(&in, &items[i].entry);
-    }
+    push_items(&in, 0, 2, 1);
     expect_take(&in, 0, 2);
     start_waiting(&t, &w, &in, 0, 2);
-    items[0].n = 0;
-    aw_inbox_push_lazy(&in, &items[0].entry);
+    push_items(&in, 0, 1, 1);
     CHECK(!wakes_within(&w, 100));
-    items[1].n = 1;
-    aw_inbox_push_lazy(&in, &items[1].entry);
-    CHECK(wakes_within(&w, 5000));
-    uv_thread_join(&t);
+    push_items(&in, 1, 2, 1);
+    check_woken(&t, &w);
     expect_take(&in, 0, 2);
     aw_inbox_dispose(&in);
 }
