@@ -1,14 +1,13 @@
 /*
  * The bridge (bridge.h): one thread, one uv loop, one libcurl multi handle.
- * Other threads push requests to a lock-free stack and wake the loop with
- * uv_async_send; the loop starts them while fewer than `max_in_flight` are
- * running and keeps the rest in a FIFO. libcurl tells the loop which sockets
- * to watch (uv_poll) and when to call it back (uv_timer), the usual way of
- * driving curl from libuv. Everything below on_wake runs on that thread.
+ * Other threads push requests to the loop's inbox (aw_inbox_t), which wakes
+ * it; the loop starts them while fewer than `max_in_flight` are running and
+ * keeps the rest in a FIFO. libcurl tells the loop which sockets to watch
+ * (uv_poll) and when to call it back (uv_timer), the usual way of driving
+ * curl from libuv. Everything below on_post runs on that thread.
  */
 #include "actors/bridge.h"
 
-#include <ck_stack.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,20 +16,21 @@
 #include <openssl/hmac.h>
 #include "runtime/log.h"
 #include "runtime/actor.h"
+#include "runtime/bytes.h"
 #include "runtime/error.h"
+#include "runtime/inbox.h"
 
 #define MAX_ANSWER (1u << 20) /* bytes of a bot's answer */
 
 typedef struct request {
-    ck_stack_entry_t entry;
+    aw_inbox_entry_t entry;
     struct request *next, *prev; /* the waiting FIFO, then the running list */
     aw_buf_t *body;
     aw_bridge_cb cb;
     void *data;
     CURL *easy;
     struct curl_slist *headers;
-    char *answer;
-    size_t answer_len;
+    aw_bytes_t answer;
     int too_big;
 } request_t;
 
@@ -43,11 +43,10 @@ struct aw_bridge {
     aw_bridge_config_t cfg;
     char *url, *fallback;
     uv_loop_t loop;
-    uv_async_t wake;
+    aw_inbox_t inbox; /* requests from any thread; wakes the loop (on_post) */
     uv_timer_t timer;
     uv_thread_t thread;
     CURLM *multi;
-    ck_stack_t inbox;
     request_t *wait_head, *wait_tail;
     request_t *running;                              /* started, not finished */
     int stopping;                                    /* atomic */
@@ -59,8 +58,8 @@ static void finish(aw_bridge_t *b, request_t *r, int err)
 {
     aw_reply_t **replies = NULL;
     size_t n = 0;
-    if (err == 0 &&
-        (err = aw_replies_parse(r->answer != NULL ? r->answer : "", r->answer_len, &replies, &n)) != 0)
+    const char *answer = r->answer.buf != NULL ? r->answer.buf->data : "";
+    if (err == 0 && (err = aw_replies_parse(answer, r->answer.len, &replies, &n)) != 0)
         err = AW_EBADJSON;
     if (err != 0) {
         __atomic_add_fetch(&b->failures, 1, __ATOMIC_RELAXED);
@@ -83,7 +82,7 @@ static void finish(aw_bridge_t *b, request_t *r, int err)
     }
     curl_slist_free_all(r->headers);
     aw_buf_release(r->body);
-    free(r->answer);
+    aw_bytes_dispose(&r->answer);
     free(r);
 }
 
@@ -91,14 +90,11 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *data)
 {
     request_t *r = data;
     size_t n = size * nmemb;
-    if (r->answer_len + n > MAX_ANSWER) {
+    if (r->answer.len + n > MAX_ANSWER) {
         r->too_big = 1;
         return 0; /* makes curl fail the transfer */
     }
-    r->answer = aw_realloc(r->answer, r->answer_len + n + 1);
-    memcpy(r->answer + r->answer_len, ptr, n);
-    r->answer_len += n;
-    r->answer[r->answer_len] = '\0';
+    aw_bytes_append(&r->answer, ptr, n);
     return n;
 }
 
@@ -247,10 +243,10 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-static void on_wake(uv_async_t *a)
+static void on_post(aw_inbox_t *inbox, void *data)
 {
-    aw_bridge_t *b = a->data;
-    ck_stack_entry_t *fifo = aw_stack_take_fifo(&b->inbox);
+    aw_bridge_t *b = data;
+    aw_inbox_entry_t *fifo = aw_inbox_take(inbox);
     while (fifo != NULL) {
         request_t *r = (request_t *)fifo;
         fifo = fifo->next;
@@ -309,11 +305,9 @@ int aw_bridge_start(aw_bridge_t **out, const aw_bridge_config_t *cfg)
         b->cfg.timeout_ms = 10000;
     if (b->cfg.max_in_flight == 0)
         b->cfg.max_in_flight = 256;
-    ck_stack_init(&b->inbox);
     uv_loop_init(&b->loop);
     b->loop.data = b;
-    uv_async_init(&b->loop, &b->wake, on_wake);
-    b->wake.data = b;
+    aw_inbox_init_async(&b->inbox, &b->loop, on_post, b);
     uv_timer_init(&b->loop, &b->timer);
     b->timer.data = b;
     b->multi = curl_multi_init();
@@ -336,8 +330,7 @@ int aw_bridge_post(aw_bridge_t *b, aw_buf_t *body, aw_bridge_cb cb, void *data)
     r->data = data;
     __atomic_add_fetch(&b->requests, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->waiting, 1, __ATOMIC_RELAXED);
-    ck_stack_push_upmc(&b->inbox, &r->entry);
-    uv_async_send(&b->wake);
+    aw_inbox_push(&b->inbox, &r->entry);
     return 0;
 }
 
@@ -352,7 +345,7 @@ void aw_bridge_get_stats(aw_bridge_t *b, aw_bridge_stats_t *s)
 void aw_bridge_stop(aw_bridge_t *b)
 {
     __atomic_store_n(&b->stopping, 1, __ATOMIC_RELEASE);
-    uv_async_send(&b->wake);
+    aw_inbox_wake(&b->inbox); /* on_post sees `stopping` */
     uv_thread_join(&b->thread);
     curl_multi_cleanup(b->multi);
     uv_loop_close(&b->loop);

@@ -1,11 +1,11 @@
 /*
- * The history actor (history.h). One thread owns the store and a FIFO of
- * requests taken from a lock-free mailbox (a Concurrency Kit stack, reversed
- * on each take). Appends accumulate into a batch that is written when it is
- * full, when its first record has waited `flush_ms`, or before a page read,
- * so a page sees every record appended before it. A failed write keeps the
- * batch and retries with exponential backoff; chat goes on meanwhile, and only
- * a full queue refuses records.
+ * The history actor (history.h). One thread owns the store and handles the
+ * requests it takes from its inbox (aw_inbox_t) in the order they were
+ * pushed, a take at a time. Appends accumulate into a batch that is written
+ * when it is full, when its first record has waited `flush_ms`, or before a
+ * page read, so a page sees every record appended before it. A failed write
+ * keeps the batch and retries with exponential backoff; chat goes on
+ * meanwhile, and only a full queue refuses records.
  *
  * The reads a session waits on (its last key, its missed messages) never wait
  * for the batch to be written: they read the store and add what the batch
@@ -15,13 +15,12 @@
  * numbers from that key, so a store outage holds up no one this process has
  * served; only a user it knows nothing of has to wait for the store.
  *
- * Threading: producers only push to the mailbox and, when the thread may be
- * asleep, signal its condition variable under its mutex. Everything else in
- * this file runs on the history thread alone.
+ * Threading: producers only push to the inbox, which wakes the thread when
+ * it waits for what they push (see push). Everything else in this file runs
+ * on the history thread alone.
  */
 #include "actors/history.h"
 
-#include <ck_stack.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -32,18 +31,14 @@
 #include "actors/metrics.h"
 #include "runtime/log.h"
 #include "runtime/actor.h"
+#include "runtime/bytes.h"
 #include "runtime/error.h"
+#include "runtime/inbox.h"
 
 enum { REQ_APPEND, REQ_CLAIM, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
 
-/* How the thread sleeps: idle (any request wakes it) or waiting for a
- * partial batch's deadline (only a read, a stop or a full batch wakes it, so
- * that a stream of appends does not cost a wake-up each). */
-enum { AWAKE, SLEEP_IDLE, SLEEP_TIMED };
-
 typedef struct req {
-    ck_stack_entry_t entry;
-    struct req *next;
+    aw_inbox_entry_t entry;
     int kind;
     char *user;
     size_t user_len;
@@ -59,21 +54,14 @@ typedef struct req {
 struct aw_history {
     aw_history_config_t cfg;
     aw_store_t *store;
-    ck_stack_t mailbox;
+    aw_inbox_t inbox; /* appends are lazy pushes, reads and stops eager ones */
     uv_thread_t thread;
-    uv_mutex_t lock;
-    uv_cond_t wake;
-    int sleeping;   /* atomic: SLEEP_IDLE or SLEEP_TIMED while the thread may wait on `wake` */
-    size_t arrived; /* atomic: appends pushed since the thread last took the mailbox */
-    size_t held;    /* atomic: records in the batch when the thread went to sleep */
-    size_t others;  /* atomic: reads and stops pushed since the thread last took the mailbox */
     int stopped;    /* atomic: appends are refused */
     int full;       /* atomic: refusing since the last "history_full" log, until there is room */
     uint64_t reads; /* atomic: reads pushed whose callback has not returned */
     unsigned int stop_deadline_ms;
     size_t journal_left; /* records of the last stop's journal not written yet */
     /* history thread only */
-    req_t *fifo_head, *fifo_tail;
     aw_record_t *recs; /* the batch: recs[head..n) */
     aw_buf_t **bufs;
     struct waiter *waits; /* per record: who waits for it to be durable (a claim), or cb NULL */
@@ -149,26 +137,20 @@ static int mark_get(aw_history_t *h, const char *user, size_t user_len, int64_t 
     return 1;
 }
 
+/*
+ * Appends are pushed lazily: while the thread waits for a partial batch's
+ * deadline, an append wakes it only when it fills the batch (sleep_until),
+ * so that a stream of appends does not cost a wake-up, and its sender a
+ * system call, each. A read or a stop wakes it at once.
+ */
 static int push(aw_history_t *h, req_t *r)
 {
     /* Once pushed, `r` belongs to the history thread, which may free it at
-     * once: read what is needed of it before. */
-    int append = r->kind == REQ_APPEND || r->kind == REQ_CLAIM;
-    size_t arrived = append ? __atomic_add_fetch(&h->arrived, 1, __ATOMIC_SEQ_CST) : 0;
-    if (!append)
-        __atomic_add_fetch(&h->others, 1, __ATOMIC_SEQ_CST);
-    ck_stack_push_upmc(&h->mailbox, &r->entry);
-    /* The thread sets `sleeping` before its last look at the mailbox, so
-     * either it sees this request or we see it sleeping and wake it. */
-    int sleeping = __atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST);
-    int wake = sleeping == SLEEP_IDLE ||
-               (sleeping == SLEEP_TIMED &&
-                (!append || arrived + __atomic_load_n(&h->held, __ATOMIC_RELAXED) == h->cfg.batch));
-    if (wake) {
-        uv_mutex_lock(&h->lock);
-        uv_cond_signal(&h->wake);
-        uv_mutex_unlock(&h->lock);
-    }
+     * once: nothing of it is read after. */
+    if (r->kind == REQ_APPEND || r->kind == REQ_CLAIM)
+        aw_inbox_push_lazy(&h->inbox, &r->entry);
+    else
+        aw_inbox_push(&h->inbox, &r->entry);
     return 0;
 }
 
@@ -694,34 +676,21 @@ static void do_missed(aw_history_t *h, req_t *r)
     collect_free(&all);
 }
 
-static void append_bytes(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n > *cap) {
-        *cap = (*len + n) * 2;
-        *buf = aw_realloc(*buf, *cap);
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-}
-
 static aw_buf_t *page_body(const collect_t *c, size_t from, int botkit, int more, int64_t before)
 {
-    char *buf = NULL, tail[96];
-    size_t len = 0, cap = 0;
+    aw_bytes_t b = {0};
     const char *open = botkit ? "{\"success\":true,\"history\":[" : "{\"history\":[";
-    append_bytes(&buf, &len, &cap, open, strlen(open));
+    aw_bytes_append(&b, open, strlen(open));
     for (size_t i = from; i < c->n; i++) {
         if (i != from)
-            append_bytes(&buf, &len, &cap, ",", 1);
-        append_bytes(&buf, &len, &cap, c->recs[i].json, c->recs[i].json_len);
+            aw_bytes_appendc(&b, ',');
+        aw_bytes_append(&b, c->recs[i].json, c->recs[i].json_len);
     }
-    int n = botkit ? snprintf(tail, sizeof(tail), "]}")
-                   : snprintf(tail, sizeof(tail), "],\"more\":%s,\"before\":%lld}", more ? "true" : "false",
-                              (long long)before);
-    append_bytes(&buf, &len, &cap, tail, (size_t)n);
-    aw_buf_t *b = aw_buf_new(buf, len);
-    free(buf);
-    return b;
+    if (botkit)
+        aw_bytes_append(&b, "]}", 2);
+    else
+        aw_bytes_appendf(&b, "],\"more\":%s,\"before\":%lld}", more ? "true" : "false", (long long)before);
+    return aw_bytes_finish(&b);
 }
 
 /* The paging read: cut the page at a bot message so that the next page, read
@@ -779,21 +748,6 @@ static void do_page(aw_history_t *h, req_t *r)
 
 /* --- the thread --- */
 
-static void take_mailbox(aw_history_t *h)
-{
-    __atomic_store_n(&h->arrived, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&h->others, 0, __ATOMIC_SEQ_CST);
-    for (ck_stack_entry_t *fifo = aw_stack_take_fifo(&h->mailbox); fifo != NULL; fifo = fifo->next) {
-        req_t *r = (req_t *)fifo;
-        r->next = NULL;
-        if (h->fifo_tail != NULL)
-            h->fifo_tail->next = r;
-        else
-            h->fifo_head = r;
-        h->fifo_tail = r;
-    }
-}
-
 static void answer_stopped(req_t *r)
 {
     if (r->kind == REQ_TAIL)
@@ -804,15 +758,14 @@ static void answer_stopped(req_t *r)
         ((aw_history_body_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
 }
 
-/* Handles the requests taken so far; returns 1 once a stop was seen. */
-static int handle_fifo(aw_history_t *h)
+/* Handles the requests of one take, oldest first; returns 1 once a stop was
+ * seen. */
+static int handle(aw_history_t *h, aw_inbox_entry_t *taken)
 {
     int stop = 0;
-    while (h->fifo_head != NULL) {
-        req_t *r = h->fifo_head;
-        h->fifo_head = r->next;
-        if (h->fifo_head == NULL)
-            h->fifo_tail = NULL;
+    while (taken != NULL) {
+        req_t *r = (req_t *)taken;
+        taken = taken->next; /* before `r` is freed */
         switch (r->kind) {
         case REQ_APPEND:
         case REQ_CLAIM:
@@ -837,25 +790,18 @@ static int handle_fifo(aw_history_t *h)
     return stop;
 }
 
-/* Sleeps until a request arrives or `until` (ms of aw_now_ms; 0: no limit). */
+/* Sleeps until a request arrives or `until` (ms of aw_now_ms; 0: no limit).
+ * With no limit, any request wakes the thread. With one, the batch waits for
+ * its deadline or a retry: only a read, a stop, or the append that fills the
+ * batch wakes it. A batch already full waits for its retry, which appends
+ * cannot bring nearer: only a read or a stop wakes it. */
 static void sleep_until(aw_history_t *h, uint64_t until)
 {
-    uv_mutex_lock(&h->lock);
-    __atomic_store_n(&h->held, h->n - h->head, __ATOMIC_RELAXED);
-    __atomic_store_n(&h->sleeping, until == 0 ? SLEEP_IDLE : SLEEP_TIMED, __ATOMIC_SEQ_CST);
-    size_t arrived = __atomic_load_n(&h->arrived, __ATOMIC_SEQ_CST);
-    int must_look = until == 0 ? !aw_stack_empty(&h->mailbox)
-                               : __atomic_load_n(&h->others, __ATOMIC_SEQ_CST) != 0 ||
-                                     arrived + (h->n - h->head) >= h->cfg.batch;
-    if (!must_look) {
-        uint64_t now = aw_now_ms();
-        if (until == 0)
-            uv_cond_wait(&h->wake, &h->lock);
-        else if (until > now)
-            uv_cond_timedwait(&h->wake, &h->lock, (until - now) * 1000000);
-    }
-    __atomic_store_n(&h->sleeping, AWAKE, __ATOMIC_SEQ_CST);
-    uv_mutex_unlock(&h->lock);
+    size_t held = h->n - h->head;
+    if (until == 0)
+        aw_inbox_wait(&h->inbox, 0, 1);
+    else
+        aw_inbox_wait(&h->inbox, until, held < h->cfg.batch ? h->cfg.batch - held : SIZE_MAX);
 }
 
 static void final_flush(aw_history_t *h)
@@ -869,11 +815,9 @@ static void run(void *arg)
 {
     aw_history_t *h = arg;
     for (;;) {
-        take_mailbox(h);
-        if (handle_fifo(h)) {
+        if (handle(h, aw_inbox_take(&h->inbox))) {
             /* appends that raced with the stop are still written */
-            take_mailbox(h);
-            handle_fifo(h);
+            handle(h, aw_inbox_take(&h->inbox));
             final_flush(h);
             return;
         }
@@ -979,9 +923,7 @@ aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *cfg
         h->cfg.max_bytes = (size_t)256 << 20;
     h->store = store;
     h->marks = aw_calloc(MARKS, sizeof(*h->marks));
-    ck_stack_init(&h->mailbox);
-    uv_mutex_init(&h->lock);
-    uv_cond_init(&h->wake);
+    aw_inbox_init_wait(&h->inbox);
     if (h->cfg.journal != NULL)
         recover(h);
     uv_thread_create(&h->thread, run, h);
@@ -997,10 +939,9 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     /* Requests that passed the stopped check but arrived after the thread's
      * last look: appends join what is left to journal, the rest is answered.
      * The thread is gone: this thread owns the batch now. */
-    take_mailbox(h);
-    while (h->fifo_head != NULL) {
-        req_t *r = h->fifo_head;
-        h->fifo_head = r->next;
+    for (aw_inbox_entry_t *taken = aw_inbox_take(&h->inbox); taken != NULL;) {
+        req_t *r = (req_t *)taken;
+        taken = taken->next;
         if (r->kind == REQ_APPEND) {
             batch_add(h, r);
         } else if (r->kind == REQ_CLAIM) {
@@ -1025,8 +966,7 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
         free(h->marks[i].user);
     free(h->marks);
     aw_store_close(h->store);
-    uv_cond_destroy(&h->wake);
-    uv_mutex_destroy(&h->lock);
+    aw_inbox_dispose(&h->inbox);
     free(h);
     return lost;
 }

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "runtime/buf.h"
+#include "runtime/bytes.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 
@@ -26,27 +26,12 @@
 
 /* --- encoding --- */
 
-typedef struct out {
-    char *buf;
-    size_t len, cap;
-} out_t;
-
-static void put(out_t *o, const void *p, size_t n)
-{
-    if (o->len + n > o->cap) {
-        o->cap = (o->len + n) * 2;
-        o->buf = aw_realloc(o->buf, o->cap);
-    }
-    memcpy(o->buf + o->len, p, n);
-    o->len += n;
-}
-
-static void put_le(out_t *o, uint64_t v, size_t bytes)
+static void put_le(aw_bytes_t *o, uint64_t v, size_t bytes)
 {
     unsigned char b[8];
     for (size_t i = 0; i < bytes; i++)
         b[i] = (unsigned char)(v >> (8 * i));
-    put(o, b, bytes);
+    aw_bytes_append(o, b, bytes);
 }
 
 static uint64_t get_le(const unsigned char *p, size_t bytes)
@@ -135,8 +120,8 @@ static int sync_dir(const char *path)
 
 int aw_journal_write(const char *path, const aw_record_t *recs, size_t n)
 {
-    out_t o = {0};
-    put(&o, MAGIC, 4);
+    aw_bytes_t o = {0};
+    aw_bytes_append(&o, MAGIC, 4);
     put_le(&o, n, 4);
     for (size_t i = 0; i < n; i++) {
         const aw_record_t *r = &recs[i];
@@ -147,20 +132,20 @@ int aw_journal_write(const char *path, const aw_record_t *recs, size_t n)
         put_le(&o, (uint64_t)r->ts_ms, 8);
         put_le(&o, (uint64_t)r->direction, 1);
         put_le(&o, (uint64_t)r->flags, 1);
-        put(&o, r->user, r->user_len);
-        put(&o, r->json, r->json_len);
+        aw_bytes_append(&o, r->user, r->user_len);
+        aw_bytes_append(&o, r->json, r->json_len);
     }
-    put(&o, END, 4);
+    aw_bytes_append(&o, END, 4);
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int err = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || write_all(fd, o.buf, o.len) != 0 || fsync(fd) != 0)
+    if (fd < 0 || write_all(fd, o.buf->data, o.len) != 0 || fsync(fd) != 0)
         err = errno != 0 ? errno : EIO;
     if (fd >= 0)
         close(fd);
     if (err == 0 && (rename(tmp, path) != 0 || sync_dir(path) != 0))
         err = errno != 0 ? errno : EIO;
-    free(o.buf);
+    aw_bytes_dispose(&o);
     if (err != 0) {
         unlink(tmp);
         aw_log(AW_LOG_ERROR, "history_journal", "cannot write the history journal %s: %s", path,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 #include "actors/protocol.h"
+#include "runtime/bytes.h"
 #include "runtime/error.h"
 
 /* Returns non-zero when arrays and objects nest deeper than `max`. It must
@@ -463,46 +464,32 @@ void aw_message_dispose(aw_message_t *msg)
  * the writer as valid UTF-8 (yajl's parser checks what clients send, and the
  * server's own strings are ASCII), so it has none to check.
  */
-typedef struct jw {
-    aw_buf_t *b;
-    size_t cap; /* bytes of b->data, the final NUL included */
-} jw_t;
+typedef aw_bytes_t jw_t;
 
 static void jw_init(jw_t *w, size_t cap)
 {
-    w->b = aw_alloc(sizeof(*w->b) + cap);
-    w->b->refcnt = 1;
-    w->b->len = 0;
-    w->cap = cap;
+    aw_bytes_init(w, cap);
 }
 
 /* Makes room for `n` more bytes and the final NUL. */
 static inline char *jw_room(jw_t *w, size_t n)
 {
-    if (w->b->len + n + 1 > w->cap) {
-        while (w->b->len + n + 1 > w->cap)
-            w->cap *= 2;
-        w->b = aw_realloc(w->b, sizeof(*w->b) + w->cap);
-    }
-    return w->b->data + w->b->len;
+    return aw_bytes_reserve(w, n);
 }
 
 static inline void jw_raw(jw_t *w, const char *s, size_t n)
 {
-    memcpy(jw_room(w, n), s, n);
-    w->b->len += n;
+    aw_bytes_append(w, s, n);
 }
 
 static inline void jw_char(jw_t *w, char c)
 {
-    *jw_room(w, 1) = c;
-    w->b->len++;
+    aw_bytes_appendc(w, c);
 }
 
 static aw_buf_t *jw_finish(jw_t *w)
 {
-    w->b->data[w->b->len] = '\0';
-    return w->b;
+    return aw_bytes_finish(w);
 }
 
 /* Bytes that need an escape: the control characters, '"' and '\'. */
@@ -571,7 +558,7 @@ static void jw_str(jw_t *w, const char *s, size_t n)
         }
     }
     *o++ = '"';
-    w->b->len += (size_t)(o - start);
+    w->len += (size_t)(o - start);
 }
 
 static void jw_cstr(jw_t *w, const char *s)
@@ -585,7 +572,7 @@ static void jw_cstr(jw_t *w, const char *s)
 /* Starts a member of an object: the comma unless it is the first. */
 static void jw_key(jw_t *w, const char *k)
 {
-    if (w->b->data[w->b->len - 1] != '{')
+    if (w->buf->data[w->len - 1] != '{')
         jw_char(w, ',');
     jw_str(w, k, strlen(k));
     jw_char(w, ':');
@@ -595,7 +582,7 @@ static void jw_key(jw_t *w, const char *k)
  * JW_KEY(w, "ts") writes ,"ts": without looking at its bytes. */
 static inline void jw_key_lit(jw_t *w, const char *quoted, size_t n)
 {
-    if (w->b->data[w->b->len - 1] != '{')
+    if (w->buf->data[w->len - 1] != '{')
         jw_char(w, ',');
     jw_raw(w, quoted, n);
 }

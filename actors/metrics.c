@@ -3,7 +3,6 @@
  */
 #include "actors/metrics.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "actors/protocol.h"
@@ -31,102 +30,80 @@ void aw_metrics_store_write(uint64_t ms, uint64_t records)
     AW_METRIC_ADD(batch_records_sum, records);
 }
 
-static void appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < *cap - *len) {
-            *len += (size_t)n;
-            return;
-        }
-        *cap = *cap * 2 + (size_t)(n > 0 ? n : 256);
-        *buf = aw_realloc(*buf, *cap);
-    }
-}
-
 static uint64_t get(const uint64_t *p)
 {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-void aw_metrics_line(char **buf, size_t *len, size_t *cap, const char *name, const char *type,
-                     const char *help, uint64_t value)
+void aw_metrics_line(aw_bytes_t *out, const char *name, const char *type, const char *help, uint64_t value)
 {
-    appendf(buf, len, cap, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-            (unsigned long long)value);
+    aw_bytes_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+                     (unsigned long long)value);
 }
 
-static void channels(char **buf, size_t *len, size_t *cap, const char *name, const char *help,
-                     const uint64_t *v)
+static void channels(aw_bytes_t *out, const char *name, const char *help, const uint64_t *v)
 {
     static const char *const names[] = {"websocket", "webhook", "api"}; /* by aw_channel_t */
     _Static_assert(sizeof(names) / sizeof(names[0]) == AW_CHANNEL_N, "a name for every channel");
-    appendf(buf, len, cap, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    aw_bytes_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
     for (int i = 0; i < AW_CHANNEL_N; i++)
-        appendf(buf, len, cap, "%s{channel=\"%s\"} %llu\n", name, names[i], (unsigned long long)get(&v[i]));
+        aw_bytes_appendf(out, "%s{channel=\"%s\"} %llu\n", name, names[i], (unsigned long long)get(&v[i]));
 }
 
-void aw_metrics_write(char **buf, size_t *len, size_t *cap)
+void aw_metrics_write(aw_bytes_t *out)
 {
-    channels(buf, len, cap, "anywhere_messages_in_total", "Client messages accepted.",
-             aw_metrics.messages_in);
-    channels(buf, len, cap, "anywhere_messages_out_total", "Bot messages sent.", aw_metrics.messages_out);
-    aw_metrics_line(buf, len, cap, "anywhere_frames_out_total", "counter", "Frames handed to sockets.",
+    channels(out, "anywhere_messages_in_total", "Client messages accepted.", aw_metrics.messages_in);
+    channels(out, "anywhere_messages_out_total", "Bot messages sent.", aw_metrics.messages_out);
+    aw_metrics_line(out, "anywhere_frames_out_total", "counter", "Frames handed to sockets.",
                     get(&aw_metrics.frames_out));
-    appendf(buf, len, cap,
-            "# HELP anywhere_errors_total Refused input and failed requests, by code.\n"
-            "# TYPE anywhere_errors_total counter\n");
+    aw_bytes_appendf(out, "# HELP anywhere_errors_total Refused input and failed requests, by code.\n"
+                          "# TYPE anywhere_errors_total counter\n");
     static const int codes[] = {
 #define AW__METRICS_CODE(name, code, status, message) AW_E##name,
         AW_PROTOCOL_ERROR_MAP(AW__METRICS_CODE)
 #undef AW__METRICS_CODE
     };
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-        appendf(buf, len, cap, "anywhere_errors_total{code=\"%s\"} %llu\n", aw_protocol_error(codes[i]).code,
-                (unsigned long long)get(&aw_metrics.errors[codes[i] - AW_E__BASE - 1]));
-    aw_metrics_line(buf, len, cap, "anywhere_rate_limited_total", "counter",
-                    "Messages dropped by the rate limit.",
+        aw_bytes_appendf(out, "anywhere_errors_total{code=\"%s\"} %llu\n", aw_protocol_error(codes[i]).code,
+                         (unsigned long long)get(&aw_metrics.errors[codes[i] - AW_E__BASE - 1]));
+    aw_metrics_line(out, "anywhere_rate_limited_total", "counter", "Messages dropped by the rate limit.",
                     get(&aw_metrics.errors[AW_ERATELIMITED - AW_E__BASE - 1]));
-    aw_metrics_line(buf, len, cap, "anywhere_connections_accepted_total", "counter",
+    aw_metrics_line(out, "anywhere_connections_accepted_total", "counter",
                     "TCP connections accepted on the main address.", get(&aw_metrics.connections_accepted));
-    aw_metrics_line(buf, len, cap, "anywhere_connections_refused_total", "counter",
+    aw_metrics_line(out, "anywhere_connections_refused_total", "counter",
                     "Connections to the main address refused by the connection caps.",
                     get(&aw_metrics.connections_refused));
-    aw_metrics_line(buf, len, cap, "anywhere_admin_connections_refused_total", "counter",
+    aw_metrics_line(out, "anywhere_admin_connections_refused_total", "counter",
                     "Connections refused by the admin listener's own cap.",
                     get(&aw_metrics.admin_connections_refused));
-    aw_metrics_line(buf, len, cap, "anywhere_sockets_closed_slow_total", "counter",
+    aw_metrics_line(out, "anywhere_sockets_closed_slow_total", "counter",
                     "Websockets closed for a full outbox (slow readers).",
                     get(&aw_metrics.sockets_closed_slow));
-    aw_metrics_line(buf, len, cap, "anywhere_sockets_closed_idle_total", "counter",
+    aw_metrics_line(out, "anywhere_sockets_closed_idle_total", "counter",
                     "Websockets closed for not answering pings.", get(&aw_metrics.sockets_closed_idle));
     static const char *const reasons[AW_ABUSE_N] = {"unread_control", "fragments", "stalled"};
-    appendf(buf, len, cap,
-            "# HELP anywhere_sockets_closed_abuse_total Websockets closed with 1008 for what their client "
-            "sent, by reason.\n"
-            "# TYPE anywhere_sockets_closed_abuse_total counter\n");
+    aw_bytes_appendf(
+        out, "# HELP anywhere_sockets_closed_abuse_total Websockets closed with 1008 for what their client "
+             "sent, by reason.\n"
+             "# TYPE anywhere_sockets_closed_abuse_total counter\n");
     for (int i = 0; i < AW_ABUSE_N; i++)
-        appendf(buf, len, cap, "anywhere_sockets_closed_abuse_total{reason=\"%s\"} %llu\n", reasons[i],
-                (unsigned long long)get(&aw_metrics.sockets_closed_abuse[i]));
-    appendf(buf, len, cap,
-            "# HELP anywhere_store_write_ms Time of one history batch write.\n"
-            "# TYPE anywhere_store_write_ms histogram\n");
+        aw_bytes_appendf(out, "anywhere_sockets_closed_abuse_total{reason=\"%s\"} %llu\n", reasons[i],
+                         (unsigned long long)get(&aw_metrics.sockets_closed_abuse[i]));
+    aw_bytes_appendf(out, "# HELP anywhere_store_write_ms Time of one history batch write.\n"
+                          "# TYPE anywhere_store_write_ms histogram\n");
     uint64_t cum = 0;
     for (size_t b = 0; b < 8; b++) {
         cum += get(&aw_metrics.store_write_ms[b]);
         if (b < 7)
-            appendf(buf, len, cap, "anywhere_store_write_ms_bucket{le=\"%llu\"} %llu\n",
-                    (unsigned long long)bounds_ms[b], (unsigned long long)cum);
+            aw_bytes_appendf(out, "anywhere_store_write_ms_bucket{le=\"%llu\"} %llu\n",
+                             (unsigned long long)bounds_ms[b], (unsigned long long)cum);
         else
-            appendf(buf, len, cap, "anywhere_store_write_ms_bucket{le=\"+Inf\"} %llu\n",
-                    (unsigned long long)cum);
+            aw_bytes_appendf(out, "anywhere_store_write_ms_bucket{le=\"+Inf\"} %llu\n",
+                             (unsigned long long)cum);
     }
-    appendf(buf, len, cap, "anywhere_store_write_ms_sum %llu\nanywhere_store_write_ms_count %llu\n",
-            (unsigned long long)get(&aw_metrics.store_write_ms_sum), (unsigned long long)cum);
-    aw_metrics_line(buf, len, cap, "anywhere_history_batch_records_total", "counter",
+    aw_bytes_appendf(out, "anywhere_store_write_ms_sum %llu\nanywhere_store_write_ms_count %llu\n",
+                     (unsigned long long)get(&aw_metrics.store_write_ms_sum), (unsigned long long)cum);
+    aw_metrics_line(out, "anywhere_history_batch_records_total", "counter",
                     "Records written in history batches (divide by the write count for the mean batch size).",
                     get(&aw_metrics.batch_records_sum));
 }

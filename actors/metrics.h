@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "actors/conn.h"
+#include "runtime/bytes.h"
 
 /* Why a websocket was closed with 1008 for what its client sent (the label
  * `reason` of anywhere_sockets_closed_abuse_total). */
@@ -48,12 +49,10 @@ void aw_metrics_count_error(int err);
 /* Records one store write that took `ms` for `records` records. */
 void aw_metrics_store_write(uint64_t ms, uint64_t records);
 
-/* Appends the counters in Prometheus' text format to `buf` (grown with
- * realloc; *len and *cap updated). */
-void aw_metrics_write(char **buf, size_t *len, size_t *cap);
+/* Appends the counters in Prometheus' text format to `out`. */
+void aw_metrics_write(aw_bytes_t *out);
 
 /* Appends one line "name value\n" with a HELP and TYPE header. */
-void aw_metrics_line(char **buf, size_t *len, size_t *cap, const char *name, const char *type,
-                     const char *help, uint64_t value);
+void aw_metrics_line(aw_bytes_t *out, const char *name, const char *type, const char *help, uint64_t value);
 
 #endif

@@ -18,6 +18,7 @@
 #include <yajl/yajl_tree.h>
 #include "actors/internal.h"
 #include "runtime/buf.h"
+#include "runtime/bytes.h"
 #include "runtime/error.h"
 
 #define MAX_TYPING_MS 60000
@@ -541,11 +542,14 @@ static int resolve_all(ctx_t *c, script_t *sc)
 
 /* --- running --- */
 
-/* Expands {{user}}, {{text}} and {{vars.NAME}} (unset: empty). */
-static char *render(aw_turn_t *turn, const aw_message_t *msg, const char *tpl)
+/* Expands {{user}}, {{text}} and {{vars.NAME}} (unset: empty); NULL for a
+ * NULL template. */
+static aw_buf_t *render(aw_turn_t *turn, const aw_message_t *msg, const char *tpl)
 {
-    size_t cap = strlen(tpl) + 64, len = 0;
-    char *out = aw_alloc(cap);
+    if (tpl == NULL)
+        return NULL;
+    aw_bytes_t out;
+    aw_bytes_init(&out, strlen(tpl) + 64);
     for (const char *p = tpl; *p != '\0';) {
         const char *val = NULL, *end;
         size_t vlen = 0;
@@ -569,45 +573,42 @@ static char *render(aw_turn_t *turn, const aw_message_t *msg, const char *tpl)
             val = p++;
             vlen = 1;
         }
-        if (len + vlen + 1 > cap) {
-            cap = (len + vlen + 1) * 2;
-            out = aw_realloc(out, cap);
-        }
-        memcpy(out + len, val, vlen);
-        len += vlen;
+        aw_bytes_append(&out, val, vlen);
     }
-    out[len] = '\0';
-    return out;
+    return aw_bytes_finish(&out);
+}
+
+static const char *text_of(const aw_buf_t *b)
+{
+    return b != NULL ? b->data : NULL;
 }
 
 static void fill(aw_turn_t *turn, const aw_message_t *msg, const reply_tpl_t *t, aw_reply_t *r)
 {
     for (size_t i = 0; i < t->n_qr; i++) {
-        char *title = render(turn, msg, t->qr_title[i]);
-        char *payload = t->qr_payload[i] != NULL ? render(turn, msg, t->qr_payload[i]) : NULL;
-        aw_reply_add_quick_reply(r, title, payload);
-        free(title);
-        free(payload);
+        aw_buf_t *title = render(turn, msg, t->qr_title[i]), *payload = render(turn, msg, t->qr_payload[i]);
+        aw_reply_add_quick_reply(r, title->data, text_of(payload));
+        aw_buf_release(title);
+        aw_buf_release(payload);
     }
     for (size_t i = 0; i < t->n_files; i++) {
-        char *url = render(turn, msg, t->file_url[i]);
-        aw_reply_add_file(r, url, t->file_image[i]);
-        free(url);
+        aw_buf_t *url = render(turn, msg, t->file_url[i]);
+        aw_reply_add_file(r, url->data, t->file_image[i]);
+        aw_buf_release(url);
     }
     if (t->open_link != NULL) {
-        char *url = render(turn, msg, t->open_link);
-        char *title = t->link_title != NULL ? render(turn, msg, t->link_title) : NULL;
-        aw_reply_set_link(r, url, title);
-        free(url);
-        free(title);
+        aw_buf_t *url = render(turn, msg, t->open_link), *title = render(turn, msg, t->link_title);
+        aw_reply_set_link(r, url->data, text_of(title));
+        aw_buf_release(url);
+        aw_buf_release(title);
     }
 }
 
 static aw_reply_t *say_one(aw_turn_t *turn, const aw_message_t *msg, const reply_tpl_t *t)
 {
-    char *text = t->text != NULL ? render(turn, msg, t->text) : NULL;
-    aw_reply_t *r = aw_turn_say_typing(turn, text, t->typing);
-    free(text);
+    aw_buf_t *text = render(turn, msg, t->text);
+    aw_reply_t *r = aw_turn_say_typing(turn, text_of(text), t->typing);
+    aw_buf_release(text);
     fill(turn, msg, t, r);
     return r;
 }
@@ -627,11 +628,11 @@ static void run_from(aw_turn_t *turn, const aw_message_t *msg, conv_t *cv, size_
         step_t *s = &cv->steps[i];
         say_all(turn, msg, &s->say);
         if (s->is_ask) {
-            char *q = s->question.text != NULL ? render(turn, msg, s->question.text) : NULL;
-            aw_reply_t *r = aw_turn_ask(turn, q, on_answer, s);
+            aw_buf_t *q = render(turn, msg, s->question.text);
+            aw_reply_t *r = aw_turn_ask(turn, text_of(q), on_answer, s);
             r->typing_ms = s->question.typing;
             fill(turn, msg, &s->question, r);
-            free(q);
+            aw_buf_release(q);
             return;
         }
     }

@@ -135,7 +135,7 @@ int aw_actor_send(aw_actor_t *a, aw_msg_t *msg)
 /* Moves what the mailbox holds to the local FIFO, oldest first. */
 static void take_mailbox(aw_actor_t *a)
 {
-    ck_stack_entry_t *fifo = aw_stack_take_fifo(&a->mailbox), *last = fifo;
+    ck_stack_entry_t *fifo = aw_inbox__take_fifo(&a->mailbox), *last = fifo;
     if (fifo == NULL)
         return;
     while (last->next != NULL)
@@ -170,7 +170,7 @@ static int run_batch(aw_runtime_t *rt, aw_actor_t *a)
     }
     __atomic_add_fetch(&rt->handled, n, __ATOMIC_RELAXED);
     __atomic_store_n(&a->running, 0, __ATOMIC_RELEASE);
-    return a->local_head != NULL || !aw_stack_empty(&a->mailbox);
+    return a->local_head != NULL || !aw_inbox__empty(&a->mailbox);
 }
 
 /* After a run: queue it again, or mark it idle (see the top of the file). */
@@ -181,7 +181,7 @@ static void after_run(aw_runtime_t *rt, aw_actor_t *a, int more)
     } else {
         __atomic_store_n(&a->state, IDLE, __ATOMIC_SEQ_CST);
         unsigned int idle = IDLE;
-        if (!aw_stack_empty(&a->mailbox) &&
+        if (!aw_inbox__empty(&a->mailbox) &&
             __atomic_compare_exchange_n(&a->state, &idle, SCHEDULED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             enqueue(rt, a);
     }

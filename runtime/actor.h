@@ -126,29 +126,6 @@ int aw_timer_send(aw_runtime_t *rt, aw_actor_t *actor, aw_msg_t *msg, uint64_t d
 /* Releases a message through its free callback. Any thread. */
 void aw_msg_release(aw_msg_t *msg);
 
-/* Whether a Concurrency Kit stack (a mailbox) is empty, read atomically:
- * CK_STACK_ISEMPTY is a plain read, a data race against a concurrent push.
- * Any thread; the answer may be stale by the time it is used. */
-static inline int aw_stack_empty(ck_stack_t *stack)
-{
-    return __atomic_load_n(&stack->head, __ATOMIC_ACQUIRE) == NULL;
-}
-
-/* Takes everything pushed to a Concurrency Kit stack so far, oldest first
- * (the stack hands it over newest first), linked by `next`. For the one
- * thread that consumes the stack. */
-static inline ck_stack_entry_t *aw_stack_take_fifo(ck_stack_t *stack)
-{
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(stack), *fifo = NULL;
-    while (e != NULL) {
-        ck_stack_entry_t *next = e->next;
-        e->next = fifo;
-        fifo = e;
-        e = next;
-    }
-    return fifo;
-}
-
 /* Milliseconds of a monotonic clock. Any thread. */
 uint64_t aw_now_ms(void);
 

@@ -1,10 +1,13 @@
 /*
- * What the files of runtime/ share: the runtime's own state, and the timer
- * thread's entry points (timer.c), which the runtime starts and stops.
+ * What the files of runtime/ share: the runtime's own state, the timer
+ * thread's entry points (timer.c), which the runtime starts and stops, and
+ * the lock-free half of an inbox (inbox.c), which actor mailboxes use too,
+ * with scheduling on the run queue as their wake-up (actor.c).
  */
 #ifndef AW_RUNTIME_INTERNAL_H
 #define AW_RUNTIME_INTERNAL_H
 
+#include <ck_stack.h>
 #include <uv.h>
 #include "runtime/actor.h"
 
@@ -34,5 +37,28 @@ void aw_runtime__timers_stop(aw_runtime_t *rt);
 
 /* Frees what the timers use. */
 void aw_runtime__timers_free(aw_runtime_t *rt);
+
+/* Whether a Concurrency Kit stack (a mailbox) is empty, read atomically:
+ * CK_STACK_ISEMPTY is a plain read, a data race against a concurrent push.
+ * Any thread; the answer may be stale by the time it is used. */
+static inline int aw_inbox__empty(ck_stack_t *stack)
+{
+    return __atomic_load_n(&stack->head, __ATOMIC_ACQUIRE) == NULL;
+}
+
+/* Takes everything pushed to a Concurrency Kit stack so far, oldest first
+ * (the stack hands it over newest first), linked by `next`. For the one
+ * thread that consumes the stack. */
+static inline ck_stack_entry_t *aw_inbox__take_fifo(ck_stack_t *stack)
+{
+    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(stack), *fifo = NULL;
+    while (e != NULL) {
+        ck_stack_entry_t *next = e->next;
+        e->next = fifo;
+        fifo = e;
+        e = next;
+    }
+    return fifo;
+}
 
 #endif

@@ -313,53 +313,51 @@ static void serve_metrics(aw_route_call_t *c)
     aw_server_t *srv = c->srv;
     h2o_req_t *req = c->req;
     static h2o_generator_t generator = {NULL, NULL};
-    size_t len = 0, cap = 8192;
-    char *buf = aw_alloc(cap);
-    aw_metrics_line(&buf, &len, &cap, "anywhere_websockets", "gauge", "Open websockets.",
-                    aw_server_websockets(srv));
-    aw_metrics_line(&buf, &len, &cap, "anywhere_connections", "gauge",
+    aw_bytes_t out;
+    aw_bytes_init(&out, 8192);
+    aw_metrics_line(&out, "anywhere_websockets", "gauge", "Open websockets.", aw_server_websockets(srv));
+    aw_metrics_line(&out, "anywhere_connections", "gauge",
                     "Open TCP connections on the main address (what --max-connections counts).",
                     __atomic_load_n(&srv->connections, __ATOMIC_RELAXED));
-    aw_metrics_line(&buf, &len, &cap, "anywhere_admin_connections", "gauge",
+    aw_metrics_line(&out, "anywhere_admin_connections", "gauge",
                     "Open connections on the --admin-listen address.",
                     __atomic_load_n(&srv->admin_connections, __ATOMIC_RELAXED));
-    aw_metrics_line(&buf, &len, &cap, "anywhere_sessions", "gauge", "Users with a session in memory.",
+    aw_metrics_line(&out, "anywhere_sessions", "gauge", "Users with a session in memory.",
                     aw_registry_count(srv->cfg.registry));
     const aw_chat_config_t *chat = srv->cfg.chat;
     if (chat != NULL && chat->history != NULL) {
         aw_history_stats_t hs;
         aw_history_get_stats(chat->history, &hs);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_history_queue", "gauge",
-                        "History records held, not yet written.", hs.queued);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_history_queue_bytes", "gauge",
+        aw_metrics_line(&out, "anywhere_history_queue", "gauge", "History records held, not yet written.",
+                        hs.queued);
+        aw_metrics_line(&out, "anywhere_history_queue_bytes", "gauge",
                         "Bytes of the history records held (bounded by --history-queue-bytes).",
                         hs.held_bytes);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_history_written_total", "counter",
-                        "History records written.", hs.written);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_history_refused_total", "counter",
+        aw_metrics_line(&out, "anywhere_history_written_total", "counter", "History records written.",
+                        hs.written);
+        aw_metrics_line(&out, "anywhere_history_refused_total", "counter",
                         "History records refused because the queue was at a bound (records or bytes).",
                         hs.refused);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_history_batches_total", "counter",
-                        "History batch writes.", hs.batches);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_store_errors_total", "counter",
-                        "Failed store writes (retried).", hs.failures);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_store_up", "gauge", "1 while the store answers.",
-                        !hs.store_down);
+        aw_metrics_line(&out, "anywhere_history_batches_total", "counter", "History batch writes.",
+                        hs.batches);
+        aw_metrics_line(&out, "anywhere_store_errors_total", "counter", "Failed store writes (retried).",
+                        hs.failures);
+        aw_metrics_line(&out, "anywhere_store_up", "gauge", "1 while the store answers.", !hs.store_down);
     }
     struct aw_bridge *bridge = chat != NULL ? aw_bot_bridge(chat->bot) : NULL;
     if (bridge != NULL) {
         aw_bridge_stats_t bs;
         aw_bridge_get_stats(bridge, &bs);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_bridge_requests_total", "counter",
-                        "Requests to --bot-url.", bs.requests);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_bridge_failures_total", "counter",
+        aw_metrics_line(&out, "anywhere_bridge_requests_total", "counter", "Requests to --bot-url.",
+                        bs.requests);
+        aw_metrics_line(&out, "anywhere_bridge_failures_total", "counter",
                         "Requests to --bot-url that failed.", bs.failures);
-        aw_metrics_line(&buf, &len, &cap, "anywhere_bridge_in_flight", "gauge",
-                        "Requests to --bot-url under way.", bs.in_flight);
+        aw_metrics_line(&out, "anywhere_bridge_in_flight", "gauge", "Requests to --bot-url under way.",
+                        bs.in_flight);
     }
-    aw_metrics_write(&buf, &len, &cap);
-    h2o_iovec_t body = h2o_strdup(&req->pool, buf, len);
-    free(buf);
+    aw_metrics_write(&out);
+    h2o_iovec_t body = h2o_strdup(&req->pool, out.buf->data, out.len);
+    aw_bytes_dispose(&out);
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = body.len;

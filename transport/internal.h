@@ -7,11 +7,11 @@
 #ifndef AW_TRANSPORT_INTERNAL_H
 #define AW_TRANSPORT_INTERNAL_H
 
-#include <ck_stack.h>
 #include <uv.h>
 #include <h2o.h>
 #include "actors/conn.h"
 #include "actors/message.h"
+#include "runtime/inbox.h"
 #include "transport/server.h"
 
 typedef struct aw_loop aw_loop_t;
@@ -27,8 +27,7 @@ struct aw_loop {
     h2o_accept_ctx_t admin_accept_ctx; /* the first loop only, with an admin listener */
     uv_tcp_t admin;
     int admin_listening;
-    uv_async_t wake;  /* another thread posted something */
-    ck_stack_t inbox; /* MPSC: any thread pushes, this loop drains */
+    aw_inbox_t inbox; /* posts from any thread; wakes the loop (drain) */
     uv_timer_t tick;  /* once a second: close deadlines */
     uv_thread_t thread;
     aw_server_t *srv;
@@ -66,7 +65,7 @@ int aw_server__origin_allowed(aw_server_t *srv, h2o_req_t *req);
 enum { AW_POST_FRAME, AW_POST_CLOSE, AW_POST_ANSWER, AW_POST_ACCEPT_OFF, AW_POST_SHUTDOWN };
 
 typedef struct aw_post {
-    ck_stack_entry_t entry;
+    aw_inbox_entry_t entry;
     int kind;
     aw_conn_t *conn;   /* FRAME, CLOSE: a reference */
     aw_buf_t *frame;   /* FRAME: a reference */

@@ -3,8 +3,8 @@
  * listening socket: the sockets share one address through SO_REUSEPORT, so
  * the kernel spreads connections over the threads and a connection stays on
  * the thread that accepted it for its whole life. Other threads reach a loop
- * only through its inbox (a lock-free stack) and a uv_async wake-up, which
- * coalesces: one wake-up drains everything posted so far, in posting order.
+ * only through its inbox (aw_inbox_t), whose uv_async wake-up coalesces: one
+ * wake-up drains everything posted so far, in posting order.
  * The admin listener, when there is one, is a plain socket of the first loop
  * with its own h2o host (/healthz and /metrics only) and its own fixed cap.
  */
@@ -225,8 +225,7 @@ static int port_is_free(const char *host, int port)
 
 void aw_loop__post(aw_loop_t *loop, aw_post_t *post)
 {
-    ck_stack_push_upmc(&loop->inbox, &post->entry);
-    uv_async_send(&loop->wake);
+    aw_inbox_push(&loop->inbox, &post->entry);
 }
 
 /* Closes the loop's listeners, the admin one too: a stopping server answers
@@ -280,7 +279,7 @@ static int loop_done(aw_loop_t *loop)
 
 static void drain(aw_loop_t *loop)
 {
-    ck_stack_entry_t *fifo = aw_stack_take_fifo(&loop->inbox); /* posting order */
+    aw_inbox_entry_t *fifo = aw_inbox_take(&loop->inbox); /* posting order */
     while (fifo != NULL) {
         aw_post_t *p = (aw_post_t *)fifo;
         fifo = fifo->next;
@@ -291,9 +290,9 @@ static void drain(aw_loop_t *loop)
         uv_stop(&loop->uv);
 }
 
-static void on_wake(uv_async_t *a)
+static void on_post(aw_inbox_t *inbox, void *data)
 {
-    drain(a->data);
+    drain(data);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -336,10 +335,8 @@ static int init_loop(aw_server_t *srv, aw_loop_t *loop, int fd)
 {
     loop->srv = srv;
     uv_loop_init(&loop->uv);
-    ck_stack_init(&loop->inbox);
     h2o_linklist_init_anchor(&loop->websockets);
-    uv_async_init(&loop->uv, &loop->wake, on_wake);
-    loop->wake.data = loop;
+    aw_inbox_init_async(&loop->inbox, &loop->uv, on_post, loop);
     uv_timer_init(&loop->uv, &loop->tick);
     loop->tick.data = loop;
     uv_timer_start(&loop->tick, on_tick, 1000, 1000);

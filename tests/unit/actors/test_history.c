@@ -4,11 +4,13 @@
  * the tail and missed-message reads, pages cut at bot messages, stop writes
  * everything it holds, and the reads a session waits on answer while the
  * store refuses writes or reads, and identity claims: durable before they
- * are answered, first-writer-wins, never shown.
+ * are answered, first-writer-wins, never shown; and a full batch the store
+ * refuses sleeps until its retry.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 #include "actors/history.h"
@@ -255,14 +257,19 @@ static aw_history_t *open_faulty_journal(const char *name, faulty_t **out, const
     return aw_history_start(&f->super, &cfg);
 }
 
-static aw_history_t *open_faulty(const char *name, faulty_t **out)
+static aw_history_t *open_faulty_batch(const char *name, faulty_t **out, size_t batch)
 {
     char uri[256];
     snprintf(uri, sizeof(uri), "sqlite:%s/%s", dir, name);
     faulty_t *f = faulty_open(uri, 0);
     *out = f;
-    aw_history_config_t cfg = {.batch = 512, .flush_ms = 1};
+    aw_history_config_t cfg = {.batch = batch, .flush_ms = 1};
     return aw_history_start(&f->super, &cfg);
+}
+
+static aw_history_t *open_faulty(const char *name, faulty_t **out)
+{
+    return open_faulty_batch(name, out, 512);
 }
 
 static void tail(aw_history_t *h, const char *user, answer_t *a)
@@ -440,11 +447,11 @@ static void test_claim_faults(void)
     answer_wait(&a);
     CHECK(a.err == 0);
     /* counted until the callback has returned, a moment after it answered */
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 400; i++) {
         aw_history_get_stats(h, &st);
         if (st.reads == 0)
             break;
-        usleep(1000);
+        usleep(5000);
     }
     CHECK(st.reads == 0);
 
@@ -526,6 +533,45 @@ static void test_journal(void)
     CHECK(aw_history_stop(h, 1000) == 0);
 }
 
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* With a whole batch held and the store refusing writes, the history thread
+ * spun until each retry (up to 5 s apart), a core's worth of CPU for as long
+ * as the store was down: it did not sleep while the batch was full, and
+ * appends could not make it any fuller. It sleeps until the retry now. */
+static void test_full_batch_sleeps_until_the_retry(void)
+{
+    faulty_t *f;
+    aw_history_t *h = open_faulty_batch("spin.db", &f, 8);
+    __atomic_store_n(&f->fail_writes, 1, __ATOMIC_SEQ_CST);
+    for (int i = 1; i <= 20; i++)
+        add(h, "u", i, 0, "m");
+    aw_history_stats_t st;
+    for (int i = 0; i < 400; i++) {
+        aw_history_get_stats(h, &st);
+        if (st.failures != 0)
+            break;
+        usleep(5000);
+    }
+    CHECK(st.failures != 0);
+    /* This thread sleeps: the process's CPU time is the history thread's.
+     * Spinning, it took a core, or its share of a loaded machine's; asleep,
+     * a few retries take a few ms. */
+    double cpu = cpu_seconds();
+    usleep(1000000);
+    cpu = cpu_seconds() - cpu;
+    CHECK(cpu < 0.1);
+    __atomic_store_n(&f->fail_writes, 0, __ATOMIC_SEQ_CST);
+    wait_written(h, 20);
+    CHECK(aw_history_stop(h, 1000) == 0);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -539,6 +585,7 @@ int main(void)
     test_claims();
     test_claim_faults();
     test_journal();
+    test_full_batch_sleeps_until_the_retry();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
