@@ -12,18 +12,18 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
+#include "actors/json.h"
 #include "runtime/buf.h"
 
 #define AW_MAX_USER_LEN 256 /* bytes of a user id */
-#define AW_MAX_DEPTH 32     /* nesting of arrays and objects in a message */
 
 /* A parsed client message. Strings point into `root` and live as long as it;
  * the tree is yajl's yajl_val, read it with yajl_tree.h but never free it. */
 typedef struct aw_message {
-    yajl_val root;    /* the whole object, in `arena`: never yajl_tree_free it */
-    void *arena;      /* where the tree lives; owned, freed by aw_message_dispose */
-    const char *type; /* "hello", "message", ...; never NULL after a parse */
-    const char *user; /* 1..AW_MAX_USER_LEN bytes */
+    yajl_val root;          /* the whole object, in `arena`: never yajl_tree_free it */
+    aw_json_arena_t *arena; /* where the tree lives; owned, freed by aw_message_dispose */
+    const char *type;       /* "hello", "message", ...; never NULL after a parse */
+    const char *user;       /* 1..AW_MAX_USER_LEN bytes */
     size_t user_len;
     const char *text;    /* NULL when absent */
     const char *channel; /* NULL when absent */
@@ -131,22 +131,5 @@ int aw_history_query_from_json(aw_history_query_t *q, const char *json, size_t l
 /* Parses a query string "user=...&before=N&limit=N" (percent-encoded, any
  * order; unknown keys ignored). Same returns as above. */
 int aw_history_query_from_url(aw_history_query_t *q, const char *query, size_t len);
-
-/* Returns non-zero when arrays and objects in `s` nest deeper than `max`
- * (strings skipped). Check before handing outside JSON to yajl's tree parser,
- * which recurses without a limit. */
-int aw_json_too_deep(const char *s, size_t len, int max);
-
-/* Parses a body of outside JSON into a yajl tree (the caller frees it with
- * yajl_tree_free), or returns NULL for an empty body, a NUL byte, nesting
- * deeper than AW_MAX_DEPTH, or anything yajl refuses. Any thread. */
-yajl_val aw_json_parse_tree(const char *json, size_t len);
-
-/* Writes any yajl value as JSON into a new buffer (the caller releases it),
- * exactly as yajl_gen would without beautifying. Depth is bounded by the
- * parser's limit. Any thread. */
-aw_buf_t *aw_json_write(yajl_val v);
-/* Writes `len` bytes of valid UTF-8 as a JSON string, quotes included. */
-aw_buf_t *aw_json_string(const char *s, size_t len);
 
 #endif
