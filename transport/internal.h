@@ -12,6 +12,7 @@
 #include <h2o.h>
 #include "actors/conn.h"
 #include "actors/message.h"
+#include "actors/reply.h"
 #include "transport/server.h"
 
 typedef struct aw_loop aw_loop_t;
