@@ -52,23 +52,4 @@ aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts
  * buffer. Any thread. */
 aw_buf_t *aw_message_write_for_bot(const aw_message_t *msg, int64_t ts_ms, int guest);
 
-/* A history request: POST /botkit/history's body or GET /api/history's query
- * string, after validation. */
-typedef struct aw_history_query {
-    char user[AW_MAX_USER_LEN + 1];
-    size_t user_len;
-    char token[AW_MAX_USER_LEN + 1]; /* "" when absent */
-    int64_t before;                  /* INT64_MAX when absent */
-    int limit;                       /* 1..100; 10 when absent */
-} aw_history_query_t;
-
-/* Parses {"user": "...", "token": "...", "limit": N} (other fields ignored).
- * Returns 0, AW_EBADJSON, or AW_EBADMSG for a missing user or a field of the
- * wrong type or range. */
-int aw_history_query_from_json(aw_history_query_t *q, const char *json, size_t len);
-
-/* Parses a query string "user=...&before=N&limit=N" (percent-encoded, any
- * order; unknown keys ignored). Same returns as above. */
-int aw_history_query_from_url(aw_history_query_t *q, const char *query, size_t len);
-
 #endif

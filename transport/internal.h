@@ -13,6 +13,7 @@
 #include "actors/conn.h"
 #include "actors/message.h"
 #include "actors/reply.h"
+#include "transport/history_query.h"
 #include "transport/server.h"
 
 typedef struct aw_loop aw_loop_t;
