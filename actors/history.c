@@ -51,7 +51,7 @@ typedef struct req {
     int direction, flags;
     aw_buf_t *json;
     size_t limit;
-    int botkit;
+    int cut; /* PAGE: AW_HISTORY_PAGE_... */
     void *cb;
     void *data;
 } req_t;
@@ -348,12 +348,12 @@ int aw_history_missed(aw_history_t *h, const char *user, size_t user_len, int64_
 }
 
 int aw_history_page(aw_history_t *h, const char *user, size_t user_len, int64_t before_seq, size_t limit,
-                    int botkit, aw_history_body_cb cb, void *data)
+                    int cut, aw_history_page_cb cb, void *data)
 {
     req_t *r = new_req(REQ_PAGE, user, user_len);
     r->seq = before_seq;
     r->limit = limit;
-    r->botkit = botkit;
+    r->cut = cut;
     r->cb = (void *)cb;
     r->data = data;
     return push_read(h, r);
@@ -694,39 +694,9 @@ static void do_missed(aw_history_t *h, req_t *r)
     collect_free(&all);
 }
 
-static void append_bytes(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n > *cap) {
-        *cap = (*len + n) * 2;
-        *buf = aw_realloc(*buf, *cap);
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-}
-
-static aw_buf_t *page_body(const collect_t *c, size_t from, int botkit, int more, int64_t before)
-{
-    char *buf = NULL, tail[96];
-    size_t len = 0, cap = 0;
-    const char *open = botkit ? "{\"success\":true,\"history\":[" : "{\"history\":[";
-    append_bytes(&buf, &len, &cap, open, strlen(open));
-    for (size_t i = from; i < c->n; i++) {
-        if (i != from)
-            append_bytes(&buf, &len, &cap, ",", 1);
-        append_bytes(&buf, &len, &cap, c->recs[i].json, c->recs[i].json_len);
-    }
-    int n = botkit ? snprintf(tail, sizeof(tail), "]}")
-                   : snprintf(tail, sizeof(tail), "],\"more\":%s,\"before\":%lld}", more ? "true" : "false",
-                              (long long)before);
-    append_bytes(&buf, &len, &cap, tail, (size_t)n);
-    aw_buf_t *b = aw_buf_new(buf, len);
-    free(buf);
-    return b;
-}
-
 /* The paging read: cut the page at a bot message so that the next page, read
  * "before" it, starts exactly where this one ends. */
-static int api_page(aw_history_t *h, req_t *r, collect_t *c, size_t *from, int *more, int64_t *before)
+static int page_before(aw_history_t *h, req_t *r, collect_t *c, size_t *from, int *more, int64_t *before)
 {
     int err = read_page(h, r, r->seq, 0, r->limit, c, more);
     if (err != 0 || c->n == 0) {
@@ -768,12 +738,12 @@ static void do_page(aw_history_t *h, req_t *r)
     size_t from = 0;
     int more = 0, err = flush_if_possible(h);
     int64_t before = 0;
-    if (err == 0 && r->botkit)
+    if (err == 0 && r->cut == AW_HISTORY_PAGE_LATEST)
         err = read_page(h, r, INT64_MAX, INT64_MAX, r->limit, &c, &more);
     else if (err == 0)
-        err = api_page(h, r, &c, &from, &more, &before);
-    aw_buf_t *body = err == 0 ? page_body(&c, from, r->botkit, more, before) : NULL;
-    ((aw_history_body_cb)r->cb)(err, body, r->data);
+        err = page_before(h, r, &c, &from, &more, &before);
+    aw_history_page_t page = {c.n != 0 ? c.json + from : NULL, c.n - from, more, before};
+    ((aw_history_page_cb)r->cb)(err, err == 0 ? &page : NULL, r->data);
     collect_free(&c);
 }
 
@@ -801,7 +771,7 @@ static void answer_stopped(req_t *r)
     else if (r->kind == REQ_MISSED)
         ((aw_history_frames_cb)r->cb)(AW_ESTOPPED, NULL, 0, r->data);
     else if (r->kind == REQ_PAGE)
-        ((aw_history_body_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
+        ((aw_history_page_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
 }
 
 /* Handles the requests taken so far; returns 1 once a stop was seen. */
