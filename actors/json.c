@@ -539,6 +539,14 @@ static int skipped(const char *k, const char *const *skip)
     return 0;
 }
 
+const char *aw_json_unknown_key(yajl_val obj, const char *const *known)
+{
+    for (size_t i = 0; i < obj->u.object.len; i++)
+        if (!skipped(obj->u.object.keys[i], known))
+            return obj->u.object.keys[i];
+    return NULL;
+}
+
 void jw_fields_except(jw_t *w, yajl_val obj, const char *const *skip)
 {
     for (size_t i = 0; i < obj->u.object.len; i++) {

@@ -47,6 +47,10 @@ int aw_json_too_deep(const char *s, size_t len, int max);
  * NULL when absent or null; sets *bad to 1 when it has another type. */
 const char *aw_json_get_string(yajl_val obj, const char *key, int *bad);
 
+/* The first key of the object `obj` that is not in `known` (NULL-terminated),
+ * or NULL when it has none. */
+const char *aw_json_unknown_key(yajl_val obj, const char *const *known);
+
 /* Writes any yajl value as JSON into a new buffer (the caller releases it),
  * exactly as yajl_gen would without beautifying. Depth is bounded by the
  * readers' limit. */

@@ -1,7 +1,9 @@
 /*
  * Unit tests of actors/reply.c: bot messages and the protocol's frames are
- * written exactly, and a bot's JSON object becomes a reply whose frame
- * carries each field once, never the client's own.
+ * written exactly; a bot's JSON object becomes a reply whose frame carries
+ * each field once, never the client's own; the one validator reads a bot's
+ * and a script's messages, each as it should, and says why it refuses; and
+ * the setters keep the same limits.
  */
 #include <stdio.h>
 #include <string.h>
@@ -41,7 +43,7 @@ static void check_reply_frame(const char *json, const char *channel, int64_t seq
     char errbuf[64];
     yajl_val obj = yajl_tree_parse(json, errbuf, sizeof(errbuf));
     aw_reply_t *r = NULL;
-    CHECK(aw_reply_from_object(obj, &r) == 0);
+    CHECK(aw_reply_from_object(obj, AW_REPLY_FROM_BOT, &r, NULL) == 0);
     aw_buf_t *b = aw_reply_write(r, "u", 1, channel, seq, -1);
     if (strcmp(b->data, want) != 0)
         fprintf(stderr, "got  %s\nwant %s\n", b->data, want);
@@ -110,6 +112,134 @@ static void test_push_parse(void)
     }
 }
 
+/* Reads `json` as `from` says; returns the error (0 when accepted) and fills
+ * `why`. */
+static int read_reply(const char *json, int from, aw_reply_t **r, aw_reply_error_t *why)
+{
+    char errbuf[64];
+    yajl_val obj = yajl_tree_parse(json, errbuf, sizeof(errbuf));
+    memset(why, 0, sizeof(*why));
+    *r = NULL;
+    int err = aw_reply_from_object(obj, from, r, why);
+    /* a bot's reply takes its object over; a script's stays the caller's */
+    if (err != 0 || from == AW_REPLY_FROM_SCRIPT)
+        yajl_tree_free(obj);
+    return err;
+}
+
+/* Whether a bot's object `json` is refused, and leaves nothing behind. */
+static int bot_refuses(const char *json)
+{
+    aw_reply_t *r;
+    aw_reply_error_t why;
+    int err = read_reply(json, AW_REPLY_FROM_BOT, &r, &why);
+    aw_reply_free(r);
+    return err == AW_EBADMSG && r == NULL && why.what[0] != '\0';
+}
+
+/* What a bot may send: the known fields, null for an absent string, any
+ * other field kept as it is; and what it may not. */
+static void test_from_bot(void)
+{
+    aw_reply_t *r;
+    aw_reply_error_t why;
+    CHECK(
+        read_reply(
+            "{\"type\":\"message\",\"text\":\"hi\",\"quick_replies\":[{\"title\":\"A\"},{\"title\":\"B\","
+            "\"payload\":\"b\",\"x\":1}],\"files\":[{\"url\":\"/f\"},{\"url\":\"/i\",\"image\":true}],"
+            "\"open_link\":null,\"goto_link\":\"/g\",\"disable_input\":true,\"typing\":60000,\"custom\":[1]}",
+            AW_REPLY_FROM_BOT, &r, &why) == 0);
+    CHECK(r != NULL && strcmp(r->text, "hi") == 0 && r->open_link == NULL && strcmp(r->goto_link, "/g") == 0);
+    CHECK(r != NULL && r->n_quick_replies == 2 && strcmp(r->quick_replies[0].payload, "A") == 0 &&
+          strcmp(r->quick_replies[1].payload, "b") == 0);
+    CHECK(r != NULL && r->n_files == 2 && !r->files[0].image && r->files[1].image);
+    CHECK(r != NULL && r->disable_input && r->typing_ms == 60000 && r->extra != NULL);
+    aw_reply_free(r);
+    CHECK(read_reply("{}", AW_REPLY_FROM_BOT, &r, &why) == 0 &&
+          r->text == NULL); /* an empty message is fine */
+    aw_reply_free(r);
+
+    CHECK(bot_refuses("[]"));
+    CHECK(bot_refuses("{\"type\":\"typing\"}"));
+    CHECK(bot_refuses("{\"type\":1}"));
+    CHECK(bot_refuses("{\"text\":5}"));
+    CHECK(bot_refuses("{\"goto_link\":[]}"));
+    CHECK(bot_refuses("{\"typing\":-1}"));
+    CHECK(bot_refuses("{\"typing\":60001}"));
+    CHECK(bot_refuses("{\"typing\":\"slow\"}"));
+    CHECK(bot_refuses("{\"typing\":null}"));
+    CHECK(bot_refuses("{\"typing\":1.5}"));
+    CHECK(bot_refuses("{\"disable_input\":1}"));
+    CHECK(bot_refuses("{\"quick_replies\":{}}"));
+    CHECK(bot_refuses("{\"quick_replies\":null}"));
+    CHECK(bot_refuses("{\"quick_replies\":[\"A\"]}"));
+    CHECK(bot_refuses("{\"quick_replies\":[{\"payload\":\"p\"}]}"));
+    CHECK(bot_refuses("{\"quick_replies\":[{\"title\":null}]}"));
+    CHECK(bot_refuses("{\"quick_replies\":[{\"title\":\"A\",\"payload\":2}]}"));
+    CHECK(bot_refuses("{\"files\":[{}]}"));
+    CHECK(bot_refuses("{\"files\":[{\"url\":\"/f\",\"image\":\"yes\"}]}"));
+}
+
+/* Checks that a script's message `json` is refused at `where` with `what`. */
+static void script_refuses(const char *json, const char *where, const char *what)
+{
+    aw_reply_t *r;
+    aw_reply_error_t why;
+    CHECK(read_reply(json, AW_REPLY_FROM_SCRIPT, &r, &why) == AW_EBADMSG && r == NULL);
+    if (strcmp(why.where, where) != 0 || strcmp(why.what, what) != 0)
+        fprintf(stderr, "%s\n  got  %s: %s\n  want %s: %s\n", json, why.where, why.what, where, what);
+    CHECK(strcmp(why.where, where) == 0 && strcmp(why.what, what) == 0);
+}
+
+/* A script's messages are read by the same code, more strictly, and each
+ * refusal says where and why. */
+static void test_from_script(void)
+{
+    aw_reply_t *r;
+    aw_reply_error_t why;
+    CHECK(read_reply("{\"text\":\"hi {{user}}\",\"quick_replies\":[{\"title\":\"A\"}],\"typing\":400}",
+                     AW_REPLY_FROM_SCRIPT, &r, &why) == 0);
+    CHECK(r != NULL && strcmp(r->text, "hi {{user}}") == 0 && r->typing_ms == 400 && r->extra == NULL);
+    aw_reply_free(r);
+    CHECK(read_reply("{\"files\":[{\"url\":\"/f\"}]}", AW_REPLY_FROM_SCRIPT, &r, &why) == 0);
+    aw_reply_free(r);
+
+    script_refuses("{\"text\":\"x\",\"txt\":1}", "", "unknown field \"txt\"");
+    script_refuses("{\"text\":\"x\",\"goto_link\":\"/g\"}", "", "unknown field \"goto_link\"");
+    script_refuses("{\"text\":null}", "text", "expected a string");
+    script_refuses("{\"text\":\"x\",\"open_link\":1}", "open_link", "expected a string");
+    script_refuses("{\"text\":\"x\",\"quick_replies\":{}}", "quick_replies",
+                   "expected an array of {\"title\", \"payload\"}");
+    script_refuses("{\"text\":\"x\",\"quick_replies\":[1]}", "quick_replies[0]",
+                   "expected {\"title\", \"payload\"}");
+    script_refuses("{\"text\":\"x\",\"quick_replies\":[{\"title\":\"a\",\"p\":1}]}", "quick_replies[0]",
+                   "unknown field \"p\"");
+    script_refuses("{\"text\":\"x\",\"quick_replies\":[{\"title\":\"a\"},{\"title\":2}]}",
+                   "quick_replies[1].title", "expected a string");
+    script_refuses("{\"text\":\"x\",\"quick_replies\":[{\"payload\":\"p\"}]}", "quick_replies[0]",
+                   "a quick reply needs a \"title\"");
+    script_refuses("{\"text\":\"x\",\"files\":[{\"image\":true}]}", "files[0]", "a file needs a \"url\"");
+    script_refuses("{\"text\":\"x\",\"files\":[{\"url\":\"/f\",\"image\":0}]}", "files[0]",
+                   "\"image\" must be true or false");
+    script_refuses("{\"text\":\"x\",\"typing\":60001}", "typing",
+                   "\"typing\" must be milliseconds from 0 to 60000");
+    script_refuses("{\"open_link\":\"/o\"}", "", "a message needs \"text\" or \"files\"");
+}
+
+/* A C skill's setters keep the limits a bot's JSON is held to. */
+static void test_setters_keep_the_limits(void)
+{
+    aw_reply_t *r = aw_reply_new("x");
+    CHECK(aw_reply_set_typing(r, 60000) == 0 && r->typing_ms == 60000);
+    CHECK(aw_reply_set_typing(r, 60001) == AW_EINVAL && r->typing_ms == 60000);
+    CHECK(aw_reply_set_typing(r, -1) == AW_EINVAL && r->typing_ms == 60000);
+    CHECK(aw_reply_add_quick_reply(r, NULL, "p") == AW_EINVAL && r->n_quick_replies == 0);
+    CHECK(aw_reply_add_quick_reply(r, "t", NULL) == 0 && strcmp(r->quick_replies[0].payload, "t") == 0);
+    CHECK(aw_reply_add_file(r, NULL, 1) == AW_EINVAL && r->n_files == 0);
+    CHECK(aw_reply_add_file(r, "/f", 1) == 0 && r->n_files == 1);
+    aw_reply_free(r);
+}
+
 int main(void)
 {
     test_reply_write();
@@ -117,5 +247,8 @@ int main(void)
     test_reply_drops_client_fields();
     test_writer_integers();
     test_push_parse();
+    test_from_bot();
+    test_from_script();
+    test_setters_keep_the_limits();
     return check_exit("test_reply");
 }
