@@ -12,6 +12,7 @@
 #include <strings.h>
 #include "actors/internal.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 
 typedef struct skill {
     int is_event;
@@ -242,7 +243,12 @@ aw_reply_t *aw_turn_say(aw_turn_t *turn, const char *text)
 aw_reply_t *aw_turn_say_typing(aw_turn_t *turn, const char *text, unsigned int ms)
 {
     aw_reply_t *r = aw_turn_say(turn, text);
-    r->typing_ms = ms;
+    if (aw_reply_set_typing(r, ms) != 0)
+        aw_log(
+            AW_LOG_WARN, "bot_typing_refused",
+            "a skill asked for a typing pause of %u ms, over the %d ms any bot may ask for: its message goes "
+            "without one",
+            ms, AW_REPLY_MAX_TYPING_MS);
     return r;
 }
 

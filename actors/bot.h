@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include "actors/message.h"
+#include "actors/reply.h"
 
 typedef struct aw_bot aw_bot_t;
 typedef struct aw_turn aw_turn_t;
@@ -67,10 +68,13 @@ aw_bot_t *aw_bot_echo(void);
 
 /* Appends a message to the turn's replies; the reply is sent once the handler
  * returns, after those before it. The turn owns the reply; the handler may add
- * quick replies, files and links to it (message.h) before it returns. */
+ * quick replies, files and links to it (reply.h) before it returns; those
+ * functions refuse what a bot's JSON may not carry either. */
 aw_reply_t *aw_turn_say(aw_turn_t *turn, const char *text);
 
-/* As aw_turn_say, shown after a `typing` frame and a pause of `ms`. */
+/* As aw_turn_say, shown after a `typing` frame and a pause of `ms`, at most
+ * AW_REPLY_MAX_TYPING_MS as from any bot (a longer pause is refused, with a
+ * warning in the log, and the message goes without one). */
 aw_reply_t *aw_turn_say_typing(aw_turn_t *turn, const char *text, unsigned int ms);
 
 /* Says `question`; the user's next message goes to `on_answer` instead of the

@@ -369,7 +369,7 @@ int aw_replies_parse(const char *json, size_t len, aw_reply_t ***out, size_t *n_
     int err = 0;
     for (size_t i = 0; i < n && err == 0; i++) {
         /* each reply takes its object over: detach it from the array */
-        if ((err = aw_reply_from_object(root->u.array.values[i], &replies[i])) == 0)
+        if ((err = aw_reply_from_object(root->u.array.values[i], AW_REPLY_FROM_BOT, &replies[i], NULL)) == 0)
             root->u.array.values[i] = NULL;
     }
     yajl_tree_free(root);

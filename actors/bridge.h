@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "actors/message.h"
+#include "actors/reply.h"
 
 typedef struct aw_bridge aw_bridge_t;
 

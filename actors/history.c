@@ -31,7 +31,6 @@
 #include "actors/metrics.h"
 #include "runtime/log.h"
 #include "runtime/actor.h"
-#include "runtime/bytes.h"
 #include "runtime/error.h"
 #include "runtime/inbox.h"
 
@@ -46,7 +45,7 @@ typedef struct req {
     int direction, flags;
     aw_buf_t *json;
     size_t limit;
-    int botkit;
+    int cut; /* PAGE: AW_HISTORY_PAGE_... */
     void *cb;
     void *data;
 } req_t;
@@ -330,12 +329,12 @@ int aw_history_missed(aw_history_t *h, const char *user, size_t user_len, int64_
 }
 
 int aw_history_page(aw_history_t *h, const char *user, size_t user_len, int64_t before_seq, size_t limit,
-                    int botkit, aw_history_body_cb cb, void *data)
+                    int cut, aw_history_page_cb cb, void *data)
 {
     req_t *r = new_req(REQ_PAGE, user, user_len);
     r->seq = before_seq;
     r->limit = limit;
-    r->botkit = botkit;
+    r->cut = cut;
     r->cb = (void *)cb;
     r->data = data;
     return push_read(h, r);
@@ -676,26 +675,9 @@ static void do_missed(aw_history_t *h, req_t *r)
     collect_free(&all);
 }
 
-static aw_buf_t *page_body(const collect_t *c, size_t from, int botkit, int more, int64_t before)
-{
-    aw_bytes_t b = {0};
-    const char *open = botkit ? "{\"success\":true,\"history\":[" : "{\"history\":[";
-    aw_bytes_append(&b, open, strlen(open));
-    for (size_t i = from; i < c->n; i++) {
-        if (i != from)
-            aw_bytes_appendc(&b, ',');
-        aw_bytes_append(&b, c->recs[i].json, c->recs[i].json_len);
-    }
-    if (botkit)
-        aw_bytes_append(&b, "]}", 2);
-    else
-        aw_bytes_appendf(&b, "],\"more\":%s,\"before\":%lld}", more ? "true" : "false", (long long)before);
-    return aw_bytes_finish(&b);
-}
-
 /* The paging read: cut the page at a bot message so that the next page, read
  * "before" it, starts exactly where this one ends. */
-static int api_page(aw_history_t *h, req_t *r, collect_t *c, size_t *from, int *more, int64_t *before)
+static int page_before(aw_history_t *h, req_t *r, collect_t *c, size_t *from, int *more, int64_t *before)
 {
     int err = read_page(h, r, r->seq, 0, r->limit, c, more);
     if (err != 0 || c->n == 0) {
@@ -737,12 +719,12 @@ static void do_page(aw_history_t *h, req_t *r)
     size_t from = 0;
     int more = 0, err = flush_if_possible(h);
     int64_t before = 0;
-    if (err == 0 && r->botkit)
+    if (err == 0 && r->cut == AW_HISTORY_PAGE_LATEST)
         err = read_page(h, r, INT64_MAX, INT64_MAX, r->limit, &c, &more);
     else if (err == 0)
-        err = api_page(h, r, &c, &from, &more, &before);
-    aw_buf_t *body = err == 0 ? page_body(&c, from, r->botkit, more, before) : NULL;
-    ((aw_history_body_cb)r->cb)(err, body, r->data);
+        err = page_before(h, r, &c, &from, &more, &before);
+    aw_history_page_t page = {c.n != 0 ? c.json + from : NULL, c.n - from, more, before};
+    ((aw_history_page_cb)r->cb)(err, err == 0 ? &page : NULL, r->data);
     collect_free(&c);
 }
 
@@ -755,7 +737,7 @@ static void answer_stopped(req_t *r)
     else if (r->kind == REQ_MISSED)
         ((aw_history_frames_cb)r->cb)(AW_ESTOPPED, NULL, 0, r->data);
     else if (r->kind == REQ_PAGE)
-        ((aw_history_body_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
+        ((aw_history_page_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
 }
 
 /* Handles the requests of one take, oldest first; returns 1 once a stop was

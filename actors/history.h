@@ -114,15 +114,38 @@ typedef void (*aw_history_frames_cb)(int err, aw_buf_t **frames, size_t n, void 
 int aw_history_missed(aw_history_t *h, const char *user, size_t user_len, int64_t after_seq, size_t max,
                       aw_history_frames_cb cb, void *data);
 
-/* A page of history as the HTTP answer body (a reference the callback takes
- * over), or an error. With `botkit` set: the latest `limit` records as
- * {"success":true,"history":[...]}. Otherwise the records before bot message
- * `before_seq` (INT64_MAX: the latest) as {"history":[...],"more":B,"before":N},
- * never splitting the messages that follow one bot message, so that paging
- * with the returned `before` neither repeats nor skips a record. */
-typedef void (*aw_history_body_cb)(int err, aw_buf_t *body, void *data);
+/* How aw_history_page cuts a page. */
+enum {
+    /* The latest `limit` records, as they fall; `before_seq` is not used. */
+    AW_HISTORY_PAGE_LATEST,
+    /* At most `limit` records before bot message `before_seq` (INT64_MAX: the
+     * latest), never splitting the messages that follow one bot message, so
+     * that paging with the page's `before` neither repeats nor skips one. */
+    AW_HISTORY_PAGE_BEFORE,
+};
+
+/* A page of a user's history: the records as they were appended (each the
+ * JSON of one message), oldest first, never an identity claim. */
+typedef struct aw_history_page {
+    aw_buf_t *const *records;
+    size_t n;
+    int more;       /* older records exist */
+    int64_t before; /* AW_HISTORY_PAGE_BEFORE: the bot message the page starts at, the `before_seq` of the
+                     * next page (0 for an empty page); 0 with AW_HISTORY_PAGE_LATEST */
+} aw_history_page_t;
+
+/* Reads a page of `user`'s history, cut as `cut` (AW_HISTORY_PAGE_...)
+ * says, after writing the records held, so that it sees every record
+ * appended before it (while the store refuses that write, the answer is its
+ * error). The callback gets the page, or NULL with err < 0; the page and its
+ * records are lent for the call only (retain a record to keep it). How a
+ * page is shown, as an HTTP body, is the transport's business. Returns 0, or
+ * AW_ESTOPPED without calling `cb`. Counted in the stats' `reads` until the
+ * callback has returned. Any thread; the callback runs on the history
+ * thread. */
+typedef void (*aw_history_page_cb)(int err, const aw_history_page_t *page, void *data);
 int aw_history_page(aw_history_t *h, const char *user, size_t user_len, int64_t before_seq, size_t limit,
-                    int botkit, aw_history_body_cb cb, void *data);
+                    int cut, aw_history_page_cb cb, void *data);
 
 /* Fills `stats`. Any thread. */
 void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *stats);

@@ -1,10 +1,10 @@
 /*
- * The chat message model: parsing and validating what a client sends (one
- * JSON object, docs/protocol.md) and writing what the server sends. Incoming
- * objects are kept whole as a yajl tree, so fields the server does not know
- * travel on to the bot and into history untouched. Outgoing bot messages are
- * described by aw_reply_t and written once into a shared buffer that every
- * socket of the user gets. Pure functions: any thread.
+ * The client message: parsing and validating what a client sends (one JSON
+ * object, docs/protocol.md), and writing it on into history and to a bot.
+ * Incoming objects are kept whole as a yajl tree, so fields the server does
+ * not know travel on to the bot and into history untouched. What the server
+ * sends back, bot messages and the protocol's frames, is in reply.h. Pure
+ * functions: any thread.
  */
 #ifndef AW_ACTORS_MESSAGE_H
 #define AW_ACTORS_MESSAGE_H
@@ -12,18 +12,18 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
+#include "actors/json.h"
 #include "runtime/buf.h"
 
 #define AW_MAX_USER_LEN 256 /* bytes of a user id */
-#define AW_MAX_DEPTH 32     /* nesting of arrays and objects in a message */
 
 /* A parsed client message. Strings point into `root` and live as long as it;
  * the tree is yajl's yajl_val, read it with yajl_tree.h but never free it. */
 typedef struct aw_message {
-    yajl_val root;    /* the whole object, in `arena`: never yajl_tree_free it */
-    void *arena;      /* where the tree lives; owned, freed by aw_message_dispose */
-    const char *type; /* "hello", "message", ...; never NULL after a parse */
-    const char *user; /* 1..AW_MAX_USER_LEN bytes */
+    yajl_val root;          /* the whole object, in `arena`: never yajl_tree_free it */
+    aw_json_arena_t *arena; /* where the tree lives; owned, freed by aw_message_dispose */
+    const char *type;       /* "hello", "message", ...; never NULL after a parse */
+    const char *user;       /* 1..AW_MAX_USER_LEN bytes */
     size_t user_len;
     const char *text;    /* NULL when absent */
     const char *channel; /* NULL when absent */
@@ -51,102 +51,5 @@ aw_buf_t *aw_message_write(const aw_message_t *msg, const char *type, int64_t ts
  * protected user without proving it (see docs/protocol.md). The caller releases the
  * buffer. Any thread. */
 aw_buf_t *aw_message_write_for_bot(const aw_message_t *msg, int64_t ts_ms, int guest);
-
-/* A file attached to a bot message. */
-typedef struct aw_reply_file {
-    char *url;
-    int image; /* shown inline as an image */
-} aw_reply_file_t;
-
-typedef struct aw_quick_reply {
-    char *title;
-    char *payload;
-} aw_quick_reply_t;
-
-/* A bot message before it is numbered and sent. Built by skills through
- * actors/bot.h; every string is owned by the reply. */
-typedef struct aw_reply {
-    char *type; /* "message" unless set */
-    char *text;
-    aw_quick_reply_t *quick_replies;
-    size_t n_quick_replies;
-    aw_reply_file_t *files;
-    size_t n_files;
-    char *open_link; /* with link_title: a button that opens a page */
-    char *link_title;
-    char *goto_link; /* the page should navigate there */
-    int disable_input;
-    yajl_val extra;         /* more fields to send as they are (an object), or NULL; owned */
-    unsigned int typing_ms; /* show `typing` this long before the message */
-} aw_reply_t;
-
-/* A new, empty bot message with `text` (may be NULL). */
-aw_reply_t *aw_reply_new(const char *text);
-void aw_reply_free(aw_reply_t *reply);
-void aw_reply_add_quick_reply(aw_reply_t *reply, const char *title, const char *payload);
-void aw_reply_add_file(aw_reply_t *reply, const char *url, int image);
-void aw_reply_set_link(aw_reply_t *reply, const char *url, const char *title);
-
-/* Builds a bot message from a JSON object a bot or an API client sent:
- * optional "type" (must be "message"), "text", "quick_replies" [{title,
- * payload}], "files" [{url, image}], "open_link", "link_title", "goto_link",
- * "disable_input", "typing" (ms, 0..60000), and any other field, sent on as
- * it is. Takes ownership of `obj` on success. Returns 0 or AW_EBADMSG. */
-int aw_reply_from_object(yajl_val obj, aw_reply_t **reply);
-
-/* Parses the body of POST /api/send: {"user": "...", ...reply fields}. On
- * success copies the user id (1..AW_MAX_USER_LEN bytes, not NUL-terminated)
- * into `user` and builds `*reply` as aw_reply_from_object does (the caller
- * frees it). Returns 0, AW_EBADJSON or AW_EBADMSG; on error nothing is left
- * to free. Any thread. */
-int aw_push_parse(const char *json, size_t len, char user[AW_MAX_USER_LEN], size_t *user_len,
-                  aw_reply_t **reply);
-
-/* Writes the message frame: type, text, the optional fields, `extra`, then
- * `user`, `channel` and `seq` (when >= 0) and `ts` (when >= 0). */
-aw_buf_t *aw_reply_write(const aw_reply_t *reply, const char *user, size_t user_len, const char *channel,
-                         int64_t seq, int64_t ts_ms);
-
-/* Small frames of the protocol's additions and of errors. */
-aw_buf_t *aw_frame_typing(const char *user, size_t user_len);
-aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token, int64_t seq);
-/* {"type":"error","code":...,"message":...} for a negative AW_E... code. */
-aw_buf_t *aw_frame_error(int err);
-
-/* A history request: POST /botkit/history's body or GET /api/history's query
- * string, after validation. */
-typedef struct aw_history_query {
-    char user[AW_MAX_USER_LEN + 1];
-    size_t user_len;
-    char token[AW_MAX_USER_LEN + 1]; /* "" when absent */
-    int64_t before;                  /* INT64_MAX when absent */
-    int limit;                       /* 1..100; 10 when absent */
-} aw_history_query_t;
-
-/* Parses {"user": "...", "token": "...", "limit": N} (other fields ignored).
- * Returns 0, AW_EBADJSON, or AW_EBADMSG for a missing user or a field of the
- * wrong type or range. */
-int aw_history_query_from_json(aw_history_query_t *q, const char *json, size_t len);
-
-/* Parses a query string "user=...&before=N&limit=N" (percent-encoded, any
- * order; unknown keys ignored). Same returns as above. */
-int aw_history_query_from_url(aw_history_query_t *q, const char *query, size_t len);
-
-/* Returns non-zero when arrays and objects in `s` nest deeper than `max`
- * (strings skipped). Check before handing outside JSON to yajl's tree parser,
- * which recurses without a limit. */
-int aw_json_too_deep(const char *s, size_t len, int max);
-
-/* Parses a body of outside JSON into a yajl tree (the caller frees it with
- * yajl_tree_free), or returns NULL for an empty body, a NUL byte, nesting
- * deeper than AW_MAX_DEPTH, or anything yajl refuses. Any thread. */
-yajl_val aw_json_parse_tree(const char *json, size_t len);
-
-/* Writes any yajl value as JSON into a new buffer (the caller releases it),
- * exactly as yajl_gen would without beautifying. Depth is bounded by the
- * parser's limit. Any thread. */
-aw_buf_t *aw_json_write(yajl_val v);
-/* Writes `len` bytes of valid UTF-8 as a JSON string, quotes included. */
-aw_buf_t *aw_json_string(const char *s, size_t len);
 
 #endif

@@ -4,7 +4,7 @@
  * sentence for a person (docs/protocol.md, "Errors"). The AW_E... codes
  * themselves belong to the runtime (runtime/error.h), which knows nothing of
  * chat; this is the one table that maps them onto the wire, used by the frame
- * writer (message.h), the HTTP routes and /metrics. Pure: any thread.
+ * writer (reply.h), the HTTP routes and /metrics. Pure: any thread.
  */
 #ifndef AW_ACTORS_PROTOCOL_H
 #define AW_ACTORS_PROTOCOL_H

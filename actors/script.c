@@ -2,7 +2,8 @@
  * Script bots (script.h). The JSON is parsed twice: once by yajl's event
  * parser, only to locate a syntax error by line and column, then into a tree
  * that is checked field by field (unknown fields are errors, so a typo is
- * caught at start rather than ignored) and compiled into plain structs. At
+ * caught at start rather than ignored) and compiled into plain structs; its
+ * messages are read by reply.c, the one check of every bot's messages. At
  * run time the compiled script is read-only and shared by every session, as
  * a C bot is; per-user state lives in the session's variables and its pending
  * ask, through the turn API.
@@ -17,26 +18,19 @@
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 #include "actors/internal.h"
-#include "runtime/buf.h"
 #include "runtime/bytes.h"
+#include "actors/json.h"
+#include "actors/reply.h"
+#include "runtime/buf.h"
 #include "runtime/error.h"
 
-#define MAX_TYPING_MS 60000
 #define MAX_SCRIPT_BYTES (4u << 20)
 
-typedef struct reply_tpl {
-    char *text;
-    char **qr_title, **qr_payload;
-    size_t n_qr;
-    char **file_url;
-    int *file_image;
-    size_t n_files;
-    char *open_link, *link_title;
-    unsigned int typing;
-} reply_tpl_t;
-
+/* Messages as the script gives them, read by reply.c like any bot's; their
+ * strings are templates ({{user}}, {{text}}, {{vars.NAME}}), filled in at
+ * each turn. */
 typedef struct says {
-    reply_tpl_t *r;
+    aw_reply_t **r;
     size_t n;
 } says_t;
 
@@ -60,7 +54,7 @@ typedef struct step {
     char *id;
     says_t say;
     int is_ask;
-    reply_tpl_t question;
+    aw_reply_t *question; /* NULL unless is_ask */
     char *var;
     branch_t *branches;
     size_t n_branches;
@@ -140,14 +134,8 @@ static yajl_val field(yajl_val obj, const char *key)
 /* Fails on a key not in `allowed` (NULL-terminated). */
 static int only_keys(ctx_t *c, yajl_val obj, const char *path, const char *const *allowed)
 {
-    for (size_t i = 0; i < obj->u.object.len; i++) {
-        int ok = 0;
-        for (const char *const *a = allowed; *a != NULL; a++)
-            ok |= strcmp(*a, obj->u.object.keys[i]) == 0;
-        if (!ok)
-            return fail(c, path, "unknown field \"%s\"", obj->u.object.keys[i]);
-    }
-    return 0;
+    const char *k = aw_json_unknown_key(obj, allowed);
+    return k != NULL ? fail(c, path, "unknown field \"%s\"", k) : 0;
 }
 
 static int want_string(ctx_t *c, yajl_val v, const char *path, char **out)
@@ -174,114 +162,34 @@ static int opt_string(ctx_t *c, yajl_val obj, const char *key, const char *path,
 
 /* --- replies --- */
 
-static void free_reply(reply_tpl_t *r)
-{
-    for (size_t i = 0; i < r->n_qr; i++) {
-        free(r->qr_title[i]);
-        free(r->qr_payload[i]);
-    }
-    for (size_t i = 0; i < r->n_files; i++)
-        free(r->file_url[i]);
-    free(r->qr_title);
-    free(r->qr_payload);
-    free(r->file_url);
-    free(r->file_image);
-    free(r->text);
-    free(r->open_link);
-    free(r->link_title);
-    memset(r, 0, sizeof(*r));
-}
-
 static void free_says(says_t *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        free_reply(&s->r[i]);
+        aw_reply_free(s->r[i]);
     free(s->r);
     memset(s, 0, sizeof(*s));
 }
 
-static int parse_quick_replies(ctx_t *c, yajl_val v, const char *path, reply_tpl_t *r)
+/* A message: a string (its text), or an object that reply.c reads as it
+ * reads every bot's, and whose error this names at its place in the file. */
+static int parse_reply(ctx_t *c, yajl_val v, const char *path, aw_reply_t **r)
 {
-    static const char *const keys[] = {"title", "payload", NULL};
+    aw_reply_error_t why;
     char p[512];
-    if (!YAJL_IS_ARRAY(v))
-        return fail(c, path, "expected an array of {\"title\", \"payload\"}");
-    r->qr_title = aw_calloc(v->u.array.len + 1, sizeof(char *));
-    r->qr_payload = aw_calloc(v->u.array.len + 1, sizeof(char *));
-    for (size_t i = 0; i < v->u.array.len; i++) {
-        yajl_val q = v->u.array.values[i];
-        sub_path(p, sizeof(p), path, NULL, i);
-        if (!YAJL_IS_OBJECT(q))
-            return fail(c, p, "expected {\"title\", \"payload\"}");
-        r->n_qr++;
-        if (only_keys(c, q, p, keys) != 0 || opt_string(c, q, "title", p, &r->qr_title[i]) != 0 ||
-            opt_string(c, q, "payload", p, &r->qr_payload[i]) != 0)
-            return -1;
-        if (r->qr_title[i] == NULL)
-            return fail(c, p, "a quick reply needs a \"title\"");
-    }
-    return 0;
-}
-
-static int parse_files(ctx_t *c, yajl_val v, const char *path, reply_tpl_t *r)
-{
-    static const char *const keys[] = {"url", "image", NULL};
-    char p[512];
-    if (!YAJL_IS_ARRAY(v))
-        return fail(c, path, "expected an array of {\"url\", \"image\"}");
-    r->file_url = aw_calloc(v->u.array.len + 1, sizeof(char *));
-    r->file_image = aw_calloc(v->u.array.len + 1, sizeof(int));
-    for (size_t i = 0; i < v->u.array.len; i++) {
-        yajl_val f = v->u.array.values[i];
-        sub_path(p, sizeof(p), path, NULL, i);
-        if (!YAJL_IS_OBJECT(f))
-            return fail(c, p, "expected {\"url\", \"image\"}");
-        r->n_files++;
-        if (only_keys(c, f, p, keys) != 0 || opt_string(c, f, "url", p, &r->file_url[i]) != 0)
-            return -1;
-        if (r->file_url[i] == NULL)
-            return fail(c, p, "a file needs a \"url\"");
-        yajl_val img = field(f, "image");
-        if (img != NULL && !YAJL_IS_TRUE(img) && !YAJL_IS_FALSE(img))
-            return fail(c, p, "\"image\" must be true or false");
-        r->file_image[i] = img != NULL && YAJL_IS_TRUE(img);
-    }
-    return 0;
-}
-
-/* A reply: a string (its text) or an object. */
-static int parse_reply(ctx_t *c, yajl_val v, const char *path, reply_tpl_t *r)
-{
-    static const char *const keys[] = {"text",       "quick_replies", "files", "open_link",
-                                       "link_title", "typing",        NULL};
-    char p[512];
-    memset(r, 0, sizeof(*r));
+    *r = NULL;
     if (v != NULL && YAJL_IS_STRING(v)) {
-        r->text = dup(YAJL_GET_STRING(v));
+        *r = aw_reply_new(YAJL_GET_STRING(v));
         return 0;
     }
     if (v == NULL || !YAJL_IS_OBJECT(v))
         return fail(c, path, "expected a message: a string, or an object with \"text\"");
-    if (only_keys(c, v, path, keys) != 0 || opt_string(c, v, "text", path, &r->text) != 0 ||
-        opt_string(c, v, "open_link", path, &r->open_link) != 0 ||
-        opt_string(c, v, "link_title", path, &r->link_title) != 0)
-        return -1;
-    yajl_val q = field(v, "quick_replies"), f = field(v, "files"), t = field(v, "typing");
-    sub_path(p, sizeof(p), path, "quick_replies", 0);
-    if (q != NULL && parse_quick_replies(c, q, p, r) != 0)
-        return -1;
-    sub_path(p, sizeof(p), path, "files", 0);
-    if (f != NULL && parse_files(c, f, p, r) != 0)
-        return -1;
-    if (t != NULL) {
-        sub_path(p, sizeof(p), path, "typing", 0);
-        if (!YAJL_IS_INTEGER(t) || YAJL_GET_INTEGER(t) < 0 || YAJL_GET_INTEGER(t) > MAX_TYPING_MS)
-            return fail(c, p, "\"typing\" must be milliseconds from 0 to %d", MAX_TYPING_MS);
-        r->typing = (unsigned int)YAJL_GET_INTEGER(t);
+    if (aw_reply_from_object(v, AW_REPLY_FROM_SCRIPT, r, &why) == 0)
+        return 0;
+    if (why.where[0] != '\0') {
+        sub_path(p, sizeof(p), path, why.where, 0);
+        path = p;
     }
-    if (r->text == NULL && r->n_files == 0)
-        return fail(c, path, "a message needs \"text\" or \"files\"");
-    return 0;
+    return fail(c, path, "%s", why.what);
 }
 
 /* "say": one message or an array of them. */
@@ -458,7 +366,7 @@ static void free_conv(conv_t *cv)
         free(s->id);
         free(s->var);
         free_says(&s->say);
-        free_reply(&s->question);
+        aw_reply_free(s->question);
         for (size_t b = 0; b < s->n_branches; b++)
             free_branch(&s->branches[b]);
         free(s->branches);
@@ -542,12 +450,9 @@ static int resolve_all(ctx_t *c, script_t *sc)
 
 /* --- running --- */
 
-/* Expands {{user}}, {{text}} and {{vars.NAME}} (unset: empty); NULL for a
- * NULL template. */
+/* Expands {{user}}, {{text}} and {{vars.NAME}} (unset: empty). */
 static aw_buf_t *render(aw_turn_t *turn, const aw_message_t *msg, const char *tpl)
 {
-    if (tpl == NULL)
-        return NULL;
     aw_bytes_t out;
     aw_bytes_init(&out, strlen(tpl) + 64);
     for (const char *p = tpl; *p != '\0';) {
@@ -578,45 +483,42 @@ static aw_buf_t *render(aw_turn_t *turn, const aw_message_t *msg, const char *tp
     return aw_bytes_finish(&out);
 }
 
-static const char *text_of(const aw_buf_t *b)
+/* Fills `r` from the script's message `t`, its templates expanded. */
+static void fill(aw_turn_t *turn, const aw_message_t *msg, const aw_reply_t *t, aw_reply_t *r)
 {
-    return b != NULL ? b->data : NULL;
-}
-
-static void fill(aw_turn_t *turn, const aw_message_t *msg, const reply_tpl_t *t, aw_reply_t *r)
-{
-    for (size_t i = 0; i < t->n_qr; i++) {
-        aw_buf_t *title = render(turn, msg, t->qr_title[i]), *payload = render(turn, msg, t->qr_payload[i]);
-        aw_reply_add_quick_reply(r, title->data, text_of(payload));
+    aw_reply_set_typing(r, t->typing_ms);
+    for (size_t i = 0; i < t->n_quick_replies; i++) {
+        aw_buf_t *title = render(turn, msg, t->quick_replies[i].title);
+        aw_buf_t *payload = render(turn, msg, t->quick_replies[i].payload);
+        aw_reply_add_quick_reply(r, title->data, payload->data);
         aw_buf_release(title);
         aw_buf_release(payload);
     }
     for (size_t i = 0; i < t->n_files; i++) {
-        aw_buf_t *url = render(turn, msg, t->file_url[i]);
-        aw_reply_add_file(r, url->data, t->file_image[i]);
+        aw_buf_t *url = render(turn, msg, t->files[i].url);
+        aw_reply_add_file(r, url->data, t->files[i].image);
         aw_buf_release(url);
     }
     if (t->open_link != NULL) {
-        aw_buf_t *url = render(turn, msg, t->open_link), *title = render(turn, msg, t->link_title);
-        aw_reply_set_link(r, url->data, text_of(title));
+        aw_buf_t *url = render(turn, msg, t->open_link);
+        aw_buf_t *title = t->link_title != NULL ? render(turn, msg, t->link_title) : NULL;
+        aw_reply_set_link(r, url->data, title != NULL ? title->data : NULL);
         aw_buf_release(url);
         aw_buf_release(title);
     }
 }
 
-static aw_reply_t *say_one(aw_turn_t *turn, const aw_message_t *msg, const reply_tpl_t *t)
+static void say_one(aw_turn_t *turn, const aw_message_t *msg, const aw_reply_t *t)
 {
-    aw_buf_t *text = render(turn, msg, t->text);
-    aw_reply_t *r = aw_turn_say_typing(turn, text_of(text), t->typing);
+    aw_buf_t *text = t->text != NULL ? render(turn, msg, t->text) : NULL;
+    fill(turn, msg, t, aw_turn_say(turn, text != NULL ? text->data : NULL));
     aw_buf_release(text);
-    fill(turn, msg, t, r);
-    return r;
 }
 
 static void say_all(aw_turn_t *turn, const aw_message_t *msg, const says_t *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        say_one(turn, msg, &s->r[i]);
+        say_one(turn, msg, s->r[i]);
 }
 
 static void on_answer(aw_turn_t *turn, const aw_message_t *msg, void *data);
@@ -628,10 +530,8 @@ static void run_from(aw_turn_t *turn, const aw_message_t *msg, conv_t *cv, size_
         step_t *s = &cv->steps[i];
         say_all(turn, msg, &s->say);
         if (s->is_ask) {
-            aw_buf_t *q = render(turn, msg, s->question.text);
-            aw_reply_t *r = aw_turn_ask(turn, text_of(q), on_answer, s);
-            r->typing_ms = s->question.typing;
-            fill(turn, msg, &s->question, r);
+            aw_buf_t *q = s->question->text != NULL ? render(turn, msg, s->question->text) : NULL;
+            fill(turn, msg, s->question, aw_turn_ask(turn, q != NULL ? q->data : NULL, on_answer, s));
             aw_buf_release(q);
             return;
         }

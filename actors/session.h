@@ -17,6 +17,7 @@
 #include "actors/conn.h"
 #include "actors/history.h"
 #include "actors/message.h"
+#include "actors/reply.h"
 #include "runtime/actor.h"
 
 /* What every session of a server shares; read-only once the server runs. */

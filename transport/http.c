@@ -11,8 +11,10 @@
  * A webhook, history or push request waits for another thread through an
  * aw_sink_t: the session (or the history) completes it on its own thread, the
  * answer hops back here, and a timer answers 504 (503 for history) if it
- * takes too long. The request may vanish first (the client hung up); h2o then
- * disposes its pool, which tells the sink to answer no one.
+ * takes too long. The history actor answers with a page of records, which
+ * the history routes write here in their own JSON shapes. The request may
+ * vanish first (the client hung up); h2o then disposes its pool, which tells
+ * the sink to answer no one.
  */
 #include <string.h>
 #include "transport/internal.h"
@@ -78,6 +80,30 @@ static void on_timeout(uv_timer_t *t)
     }
 }
 
+/* The bytes of `open`, the JSON `frames` joined by commas, and `close`. */
+static size_t joined_len(const char *open, aw_buf_t *const *frames, size_t n, const char *close)
+{
+    size_t len = strlen(open) + strlen(close) + (n != 0 ? n - 1 : 0);
+    for (size_t i = 0; i < n; i++)
+        len += frames[i]->len;
+    return len;
+}
+
+/* Writes them into `out` (joined_len bytes); returns how many. */
+static size_t join(char *out, const char *open, aw_buf_t *const *frames, size_t n, const char *close)
+{
+    size_t at = strlen(open), close_len = strlen(close);
+    memcpy(out, open, at);
+    for (size_t i = 0; i < n; i++) {
+        if (i != 0)
+            out[at++] = ',';
+        memcpy(out + at, frames[i]->data, frames[i]->len);
+        at += frames[i]->len;
+    }
+    memcpy(out + at, close, close_len);
+    return at + close_len;
+}
+
 /* Builds the answer: the first reply or {} for receive, all of them for the
  * Botkit 4 route. */
 static void answer(h2o_req_t *req, pending_t *p, aw_buf_t **frames, size_t n)
@@ -98,20 +124,8 @@ static void answer(h2o_req_t *req, pending_t *p, aw_buf_t **frames, size_t n)
             aw_route__send_json(req, 200, frames[0]->data, frames[0]->len);
         return;
     }
-    size_t len = 2;
-    for (size_t i = 0; i < n; i++)
-        len += frames[i]->len + 1;
-    char *body = h2o_mem_alloc_pool(&req->pool, len);
-    size_t at = 0;
-    body[at++] = '[';
-    for (size_t i = 0; i < n; i++) {
-        if (i != 0)
-            body[at++] = ',';
-        memcpy(body + at, frames[i]->data, frames[i]->len);
-        at += frames[i]->len;
-    }
-    body[at++] = ']';
-    aw_route__send_json(req, 200, body, at);
+    char *body = h2o_mem_alloc_pool(&req->pool, joined_len("[", frames, n, "]"));
+    aw_route__send_json(req, 200, body, join(body, "[", frames, n, "]"));
 }
 
 void aw_http__answer(aw_loop_t *loop, aw_post_t *post)
@@ -227,13 +241,38 @@ static int parse_history_url(aw_route_call_t *c)
     return 0;
 }
 
-/* History thread: hands the page to the request's loop. */
-static void on_history_body(int err, aw_buf_t *body, void *data)
+/* History thread: writes the page as its route answers it, once and at its
+ * size, and hands it to the request's loop. Botkit's client reads
+ * {"success":true,"history":[...]}; GET /api/history pages with
+ * {"history":[...],"more":B,"before":N}. */
+static void answer_page(aw_sink_t *sink, int err, const aw_history_page_t *page, int botkit)
 {
-    aw_sink_t *sink = data;
+    aw_buf_t *body = NULL;
+    if (page != NULL) {
+        const char *open = botkit ? "{\"success\":true,\"history\":[" : "{\"history\":[";
+        char close[96] = "]}";
+        if (!botkit)
+            snprintf(close, sizeof(close), "],\"more\":%s,\"before\":%lld}", page->more ? "true" : "false",
+                     (long long)page->before);
+        size_t len = joined_len(open, page->records, page->n, close);
+        body = aw_alloc(sizeof(*body) + len + 1);
+        body->refcnt = 1;
+        body->len = join(body->data, open, page->records, page->n, close);
+        body->data[body->len] = '\0';
+    }
     sink->complete(sink, &body, body != NULL ? 1 : 0, err);
     aw_buf_release(body);
     aw_sink_release(sink);
+}
+
+static void on_botkit_page(int err, const aw_history_page_t *page, void *data)
+{
+    answer_page(data, err, page, 1);
+}
+
+static void on_api_page(int err, const aw_history_page_t *page, void *data)
+{
+    answer_page(data, err, page, 0);
 }
 
 static void serve_history(aw_route_call_t *c, int botkit)
@@ -245,8 +284,9 @@ static void serve_history(aw_route_call_t *c, int botkit)
         return;
     }
     pending_t *p = new_pending(c->srv, c->req, AW_SINK_BODY);
-    int err = aw_history_page(history, q->user, q->user_len, q->before, (size_t)q->limit, botkit,
-                              on_history_body, &p->super);
+    int err = aw_history_page(history, q->user, q->user_len, q->before, (size_t)q->limit,
+                              botkit ? AW_HISTORY_PAGE_LATEST : AW_HISTORY_PAGE_BEFORE,
+                              botkit ? on_botkit_page : on_api_page, &p->super);
     if (err != 0) {
         p->req = NULL;
         aw_sink_release(&p->super);

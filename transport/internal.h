@@ -11,7 +11,9 @@
 #include <h2o.h>
 #include "actors/conn.h"
 #include "actors/message.h"
+#include "actors/reply.h"
 #include "runtime/inbox.h"
+#include "transport/history_query.h"
 #include "transport/server.h"
 
 typedef struct aw_loop aw_loop_t;

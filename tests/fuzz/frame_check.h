@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "actors/message.h"
+#include "actors/reply.h"
 
 static void frame_check(const aw_reply_t *reply, const char *user, size_t user_len)
 {

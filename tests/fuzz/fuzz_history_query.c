@@ -5,7 +5,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include "actors/message.h"
+#include "transport/history_query.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

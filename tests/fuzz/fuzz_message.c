@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "actors/json.h"
 #include "actors/message.h"
 #include "runtime/error.h"
 

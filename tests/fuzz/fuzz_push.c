@@ -6,7 +6,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include "actors/message.h"
+#include "actors/reply.h"
 #include "tests/fuzz/frame_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,6 +1,7 @@
 /*
  * Unit tests of actors/bot.c and actors/identity.c: which skill hears which
- * text, events, asks, and the identity token against a known HMAC-SHA256.
+ * text, events, asks, the limit on a skill's typing pause, and the identity
+ * token against a known HMAC-SHA256.
  */
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +78,19 @@ static void test_builtin_bots(void)
     aw_bot_free(demo);
 }
 
+/* A skill's typing pause is held to the limit of every bot's: a longer one
+ * is refused, and the message goes without it. */
+static void test_typing_limit(void)
+{
+    aw_vars_t vars = {0};
+    aw_ask_t ask = {0};
+    aw_turn_t turn = {.user = "u", .user_len = 1, .vars = &vars, .ask = &ask};
+    CHECK(aw_turn_say_typing(&turn, "a", AW_REPLY_MAX_TYPING_MS)->typing_ms == AW_REPLY_MAX_TYPING_MS);
+    CHECK(aw_turn_say_typing(&turn, "b", AW_REPLY_MAX_TYPING_MS + 1)->typing_ms == 0);
+    CHECK(turn.n_replies == 2);
+    aw_turn__clear(&turn);
+}
+
 static void test_token(void)
 {
     /* HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog"), a published test value. */
@@ -95,6 +109,7 @@ int main(void)
 {
     test_matching();
     test_builtin_bots();
+    test_typing_limit();
     test_token();
     return check_exit("test_bot");
 }

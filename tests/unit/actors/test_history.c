@@ -28,7 +28,8 @@ typedef struct answer {
     int done, err;
     int64_t seq, sub;
     int protected_id, known;
-    aw_buf_t *body;
+    int cut;    /* a page's */
+    char *page; /* a page, as on_page writes it */
     aw_buf_t **frames;
     size_t n;
 } answer_t;
@@ -82,11 +83,30 @@ static int answered(answer_t *a)
     return done;
 }
 
-static void on_body(int err, aw_buf_t *body, void *data)
+/* A page as the test compares it: its records in brackets, and with
+ * AW_HISTORY_PAGE_BEFORE whether there are more and where the next starts:
+ * [{"t":"b1"},{"t":"p1"}] more=true before=1. */
+static void on_page(int err, const aw_history_page_t *page, void *data)
 {
     answer_t *a = data;
     a->err = err;
-    a->body = body;
+    a->page = NULL;
+    if (page != NULL) {
+        size_t len = 64;
+        for (size_t i = 0; i < page->n; i++)
+            len += page->records[i]->len + 1;
+        a->page = calloc(1, len);
+        strcat(a->page, "[");
+        for (size_t i = 0; i < page->n; i++) {
+            if (i != 0)
+                strcat(a->page, ",");
+            strcat(a->page, page->records[i]->data);
+        }
+        strcat(a->page, "]");
+        if (a->cut == AW_HISTORY_PAGE_BEFORE)
+            snprintf(a->page + strlen(a->page), 64, " more=%s before=%lld", page->more ? "true" : "false",
+                     (long long)page->before);
+    }
     answer_done(a);
 }
 
@@ -129,22 +149,21 @@ static void add(aw_history_t *h, const char *user, int64_t seq, int64_t sub, con
     add_flagged(h, user, seq, sub, text, 0);
 }
 
-static char *page(aw_history_t *h, const char *user, int64_t before, size_t limit, int botkit)
+static char *page(aw_history_t *h, const char *user, int64_t before, size_t limit, int cut)
 {
     answer_t a;
     answer_init(&a);
-    CHECK(aw_history_page(h, user, strlen(user), before, limit, botkit, on_body, &a) == 0);
+    a.cut = cut;
+    CHECK(aw_history_page(h, user, strlen(user), before, limit, cut, on_page, &a) == 0);
     answer_wait(&a);
     CHECK(a.err == 0);
-    char *s = a.body != NULL ? strdup(a.body->data) : strdup("");
-    aw_buf_release(a.body);
-    return s;
+    return a.page != NULL ? a.page : strdup("");
 }
 
-static void expect_page(aw_history_t *h, const char *user, int64_t before, size_t limit, int botkit,
+static void expect_page(aw_history_t *h, const char *user, int64_t before, size_t limit, int cut,
                         const char *want)
 {
-    char *got = page(h, user, before, limit, botkit);
+    char *got = page(h, user, before, limit, cut);
     if (strcmp(got, want) != 0)
         fprintf(stderr, "page(%s, before %lld, limit %zu):\n  got  %s\n  want %s\n", user, (long long)before,
                 limit, got, want);
@@ -198,15 +217,15 @@ static void test_reads(void)
         aw_buf_release(a.frames[i]);
     free(a.frames);
 
-    expect_page(h, "u", INT64_MAX, 3, 1,
-                "{\"success\":true,\"history\":[{\"t\":\"b2\"},{\"t\":\"b3\"},{\"t\":\"p3\"}]}");
+    expect_page(h, "u", INT64_MAX, 3, AW_HISTORY_PAGE_LATEST,
+                "[{\"t\":\"b2\"},{\"t\":\"b3\"},{\"t\":\"p3\"}]");
     /* pages cut at bot messages: the next page starts where this one ends */
-    expect_page(h, "u", INT64_MAX, 3, 0,
-                "{\"history\":[{\"t\":\"b2\"},{\"t\":\"b3\"},{\"t\":\"p3\"}],\"more\":true,\"before\":2}");
-    expect_page(h, "u", 3, 3, 0, "{\"history\":[{\"t\":\"b2\"}],\"more\":true,\"before\":2}");
-    expect_page(h, "u", 2, 3, 0,
-                "{\"history\":[{\"t\":\"b1\"},{\"t\":\"p1a\"},{\"t\":\"p1b\"}],\"more\":true,\"before\":1}");
-    expect_page(h, "u", 1, 3, 0, "{\"history\":[{\"t\":\"p0\"}],\"more\":false,\"before\":0}");
+    expect_page(h, "u", INT64_MAX, 3, AW_HISTORY_PAGE_BEFORE,
+                "[{\"t\":\"b2\"},{\"t\":\"b3\"},{\"t\":\"p3\"}] more=true before=2");
+    expect_page(h, "u", 3, 3, AW_HISTORY_PAGE_BEFORE, "[{\"t\":\"b2\"}] more=true before=2");
+    expect_page(h, "u", 2, 3, AW_HISTORY_PAGE_BEFORE,
+                "[{\"t\":\"b1\"},{\"t\":\"p1a\"},{\"t\":\"p1b\"}] more=true before=1");
+    expect_page(h, "u", 1, 3, AW_HISTORY_PAGE_BEFORE, "[{\"t\":\"p0\"}] more=false before=0");
     CHECK(aw_history_stop(h, 1000) == 0);
 }
 
@@ -221,10 +240,10 @@ static void test_page_groups(void)
     }
     add(h, "g", 2, 0, "b2");
     /* before b2 with limit 2: only person messages fit, so the whole group comes */
-    expect_page(h, "g", 2, 2, 0,
-                "{\"history\":[{\"t\":\"b1\"},{\"t\":\"p1\"},{\"t\":\"p2\"},{\"t\":\"p3\"},{\"t\":\"p4\"},"
-                "{\"t\":\"p5\"}],\"more\":false,\"before\":1}");
-    expect_page(h, "g", 1, 10, 0, "{\"history\":[],\"more\":false,\"before\":0}");
+    expect_page(h, "g", 2, 2, AW_HISTORY_PAGE_BEFORE,
+                "[{\"t\":\"b1\"},{\"t\":\"p1\"},{\"t\":\"p2\"},{\"t\":\"p3\"},{\"t\":\"p4\"},"
+                "{\"t\":\"p5\"}] more=false before=1");
+    expect_page(h, "g", 1, 10, AW_HISTORY_PAGE_BEFORE, "[] more=false before=0");
     CHECK(aw_history_stop(h, 1000) == 0);
 }
 
@@ -397,9 +416,9 @@ static void test_claims(void)
     CHECK(claim_of(h, "c") == AW_EEXIST);
     add(h, "c", 0, 1, "p0");
     add(h, "c", 1, 0, "b1");
-    expect_page(h, "c", INT64_MAX, 10, 1, "{\"success\":true,\"history\":[{\"t\":\"p0\"},{\"t\":\"b1\"}]}");
-    expect_page(h, "c", INT64_MAX, 10, 0, "{\"history\":[{\"t\":\"b1\"}],\"more\":true,\"before\":1}");
-    expect_page(h, "c", 1, 10, 0, "{\"history\":[{\"t\":\"p0\"}],\"more\":false,\"before\":0}");
+    expect_page(h, "c", INT64_MAX, 10, AW_HISTORY_PAGE_LATEST, "[{\"t\":\"p0\"},{\"t\":\"b1\"}]");
+    expect_page(h, "c", INT64_MAX, 10, AW_HISTORY_PAGE_BEFORE, "[{\"t\":\"b1\"}] more=true before=1");
+    expect_page(h, "c", 1, 10, AW_HISTORY_PAGE_BEFORE, "[{\"t\":\"p0\"}] more=false before=0");
     answer_init(&a);
     CHECK(aw_history_missed(h, "c", 1, 0, 100, on_frames, &a) == 0);
     answer_wait(&a);
@@ -506,8 +525,8 @@ static void test_journal(void)
     for (int i = 0; i < 200 && exists(journal); i++)
         usleep(5000);
     CHECK(!exists(journal));
-    expect_page(h, "j", INT64_MAX, 10, 1,
-                "{\"success\":true,\"history\":[{\"t\":\"stored\"},{\"t\":\"held p\"},{\"t\":\"held b\"}]}");
+    expect_page(h, "j", INT64_MAX, 10, AW_HISTORY_PAGE_LATEST,
+                "[{\"t\":\"stored\"},{\"t\":\"held p\"},{\"t\":\"held b\"}]");
     tail_of(h, "new", &t);
     CHECK(t.err == 0 && !t.known); /* the claim was dropped, not journaled */
     /* and again: stop while down, start while up: written before the start returns */
@@ -517,8 +536,7 @@ static void test_journal(void)
     CHECK(exists(journal));
     h = open_faulty_journal("journal.db", &f, journal, 0);
     CHECK(!exists(journal));
-    expect_page(h, "k", INT64_MAX, 10, 1,
-                "{\"success\":true,\"history\":[{\"t\":\"other\"},{\"t\":\"later\"}]}");
+    expect_page(h, "k", INT64_MAX, 10, AW_HISTORY_PAGE_LATEST, "[{\"t\":\"other\"},{\"t\":\"later\"}]");
     CHECK(aw_history_stop(h, 1000) == 0);
 
     /* a damaged journal is set aside, and nothing of it is written */

@@ -118,20 +118,36 @@ static void expect_count(fake_conn_t *c, const char *name, size_t n, int line)
 
 #define EXPECT_COUNT(c, n) expect_count(c, #c, n, __LINE__)
 
-/* A page of a user's history (botkit's shape: the latest 100 records). */
+/* A page of a user's history (the latest 100 records), as the texts of its
+ * records, oldest first, each followed by '|' ("seen|hi|" ...). */
 typedef struct page {
     uv_mutex_t lock;
     uv_cond_t cond;
     int done, err;
-    aw_buf_t *body;
+    char *texts;
 } page_t;
 
-static void on_page(int err, aw_buf_t *body, void *data)
+static void on_page(int err, const aw_history_page_t *page, void *data)
 {
-    page_t *p = data; /* history thread */
+    page_t *p = data; /* history thread: the page is lent for this call only */
+    char *texts = NULL;
+    if (page != NULL) {
+        size_t cap = 1, len = 0;
+        texts = calloc(1, cap);
+        for (size_t i = 0; i < page->n; i++) {
+            yajl_val root = yajl_tree_parse(page->records[i]->data, NULL, 0);
+            const char *tp[] = {"text", NULL};
+            yajl_val t = root != NULL ? yajl_tree_get(root, tp, yajl_t_string) : NULL;
+            const char *s = t != NULL ? YAJL_GET_STRING(t) : "";
+            texts = realloc(texts, cap += strlen(s) + 1);
+            len += (size_t)sprintf(texts + len, "%s|", s);
+            if (root != NULL)
+                yajl_tree_free(root);
+        }
+    }
     uv_mutex_lock(&p->lock);
     p->err = err;
-    p->body = body;
+    p->texts = texts;
     p->done = 1;
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
@@ -144,7 +160,7 @@ static char *stored_texts(aw_history_t *h, const char *user)
     page_t p = {.done = 0};
     uv_mutex_init(&p.lock);
     uv_cond_init(&p.cond);
-    CHECK(aw_history_page(h, user, strlen(user), INT64_MAX, 100, 1, on_page, &p) == 0);
+    CHECK(aw_history_page(h, user, strlen(user), INT64_MAX, 100, AW_HISTORY_PAGE_LATEST, on_page, &p) == 0);
     uint64_t deadline = aw_now_ms() + FAKE_WAIT_MS;
     uv_mutex_lock(&p.lock);
     while (!p.done && fake_wait_until(&p.cond, &p.lock, deadline))
@@ -152,25 +168,8 @@ static char *stored_texts(aw_history_t *h, const char *user)
     uv_mutex_unlock(&p.lock);
     uv_cond_destroy(&p.cond);
     uv_mutex_destroy(&p.lock);
-    CHECK(p.done && p.err == 0 && p.body != NULL);
-    if (!p.done || p.body == NULL)
-        return NULL;
-    yajl_val root = yajl_tree_parse(p.body->data, NULL, 0);
-    const char *path[] = {"history", NULL};
-    yajl_val list = root != NULL ? yajl_tree_get(root, path, yajl_t_array) : NULL;
-    CHECK(list != NULL);
-    size_t cap = 1, len = 0;
-    char *out = calloc(1, cap);
-    for (size_t i = 0; list != NULL && i < YAJL_GET_ARRAY(list)->len; i++) {
-        const char *tp[] = {"text", NULL};
-        yajl_val t = yajl_tree_get(YAJL_GET_ARRAY(list)->values[i], tp, yajl_t_string);
-        const char *s = t != NULL ? YAJL_GET_STRING(t) : "";
-        out = realloc(out, cap += strlen(s) + 1);
-        len += (size_t)sprintf(out + len, "%s|", s);
-    }
-    yajl_tree_free(root);
-    aw_buf_release(p.body);
-    return out;
+    CHECK(p.done && p.err == 0 && p.texts != NULL);
+    return p.done ? p.texts : NULL;
 }
 
 static void expect_stored(aw_history_t *h, const char *user, const char *want, int line)
