@@ -231,20 +231,15 @@ int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_
 }
 
 /* A claim's JSON: a nonce of 16 random bytes makes each claim's record its
- * own, so that reading the stored claim back tells whose it is. */
+ * own, so that reading the stored claim back tells whose it is. NULL when no
+ * randomness can be had: a claim without a unique nonce could win twice. */
 static aw_buf_t *claim_json(void)
 {
     unsigned char raw[16];
     char nonce[2 * sizeof(raw) + 1], json[128];
     static const char hex[] = "0123456789abcdef";
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        /* no randomness: a nonce of time and address is still unique enough */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, y = (uintptr_t)raw;
-        memcpy(raw, &x, 8);
-        memcpy(raw + 8, &y, 8);
-    }
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return NULL;
     for (size_t i = 0; i < sizeof(raw); i++) {
         nonce[2 * i] = hex[raw[i] >> 4];
         nonce[2 * i + 1] = hex[raw[i] & 15];
@@ -259,6 +254,8 @@ int aw_history_claim(aw_history_t *h, const char *user, size_t user_len, aw_hist
     if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
         return AW_ESTOPPED;
     aw_buf_t *json = claim_json();
+    if (json == NULL)
+        return AW_EIO;
     if (reserve(h, record_bytes(user_len, json->len)) != 0) {
         aw_buf_release(json);
         return AW_EFULL;

@@ -102,9 +102,9 @@ int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_histo
  * - AW_EUNAVAILABLE: the claim was written but could not be read back;
  * - AW_ESTOPPED: the history stopped before the claim was written.
  * While the store is down the claim is held and retried like any record, and
- * the callback waits. Returns 0, or AW_EFULL / AW_ESTOPPED without calling
- * `cb`. Counted in the stats' `reads` until the callback has returned. Any
- * thread; the callback runs on the history thread. */
+ * the callback waits. Returns 0, or AW_EFULL / AW_ESTOPPED / AW_EIO (no
+ * randomness for the nonce) without calling `cb`. Counted in the stats' `reads` until the callback has
+ * returned. Any thread; the callback runs on the history thread. */
 typedef void (*aw_history_done_cb)(int err, void *data);
 int aw_history_claim(aw_history_t *h, const char *user, size_t user_len, aw_history_done_cb cb, void *data);
 
