@@ -250,7 +250,6 @@ test('a client that sends faster than its session takes: its socket waits, nothi
   const r = await underAttack(srv, {
     sockets: 10,
     kbPerSocket,
-    maxWaves: 3,
     pace: 60, // under the rate limit of 20 a second
     attack: async (s, i) => {
       const user = `flood-${i}`;
