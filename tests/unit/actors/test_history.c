@@ -28,8 +28,11 @@ typedef struct answer {
     int done, err;
     int64_t seq, sub;
     int protected_id, known;
-    int cut;    /* a page's */
-    char *page; /* a page, as on_page writes it */
+    int64_t reserved; /* a tail's */
+    size_t n_recent;
+    char *recent0; /* the newest of the tail's person's messages */
+    int cut;       /* a page's */
+    char *page;    /* a page, as on_page writes it */
     aw_buf_t **frames;
     size_t n;
 } answer_t;
@@ -57,14 +60,19 @@ static void answer_done(answer_t *a)
     uv_mutex_unlock(&a->lock);
 }
 
-static void on_tail(int err, int64_t seq, int64_t sub, int flags, void *data)
+static void on_tail(int err, const aw_history_tail_t *tail, void *data)
 {
     answer_t *a = data;
     a->err = err;
-    a->seq = seq;
-    a->sub = sub;
-    a->protected_id = (flags & AW_TAIL_PROTECTED) != 0;
-    a->known = (flags & AW_TAIL_KNOWN) != 0;
+    if (tail != NULL) {
+        a->seq = tail->seq;
+        a->sub = tail->sub;
+        a->reserved = tail->reserved;
+        a->protected_id = (tail->flags & AW_TAIL_PROTECTED) != 0;
+        a->known = (tail->flags & AW_TAIL_KNOWN) != 0;
+        a->n_recent = tail->n_recent;
+        a->recent0 = tail->n_recent != 0 ? strndup(tail->recent[0]->data, tail->recent[0]->len) : NULL;
+    }
     answer_done(a);
 }
 
