@@ -978,7 +978,7 @@ static void load(aw_session_t *s)
 static void maybe_idle(aw_session_t *s)
 {
     struct aw_session_state *st = s->st;
-    if (st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0)
+    if (st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0 && !aw_held_any(&st->held))
         arm_timer(s, TIMER_REAP, ++st->reap_gen, s->cfg->idle_ms);
 }
 
@@ -1080,7 +1080,7 @@ static void on_timer(aw_session_t *s, timer_msg_t *t)
         break;
     case TIMER_REAP:
         if (t->gen == st->reap_gen && st->n_conns == 0 && !st->in_turn && st->q_head == NULL &&
-            st->n_later == 0)
+            st->n_later == 0 && !aw_held_any(&st->held))
             aw_registry__reap(s->reg, s);
         break;
     }
