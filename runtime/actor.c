@@ -96,11 +96,24 @@ void aw_actor_release(aw_actor_t *a)
     a->dispose(a);
 }
 
+/* Takes the run queue's lock, counting the times it was taken already and
+ * how long the wait for it took (aw_runtime_stats_t): an uncontended take
+ * costs the trylock alone. */
+static void queue_lock(aw_runtime_t *rt)
+{
+    if (uv_mutex_trylock(&rt->lock) == 0)
+        return;
+    uint64_t t0 = uv_hrtime();
+    uv_mutex_lock(&rt->lock);
+    __atomic_add_fetch(&rt->lock_waits, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&rt->lock_wait_ns, uv_hrtime() - t0, __ATOMIC_RELAXED);
+}
+
 /* Puts a scheduled actor on the run queue, taking a reference for it. */
 static void enqueue(aw_runtime_t *rt, aw_actor_t *a)
 {
     aw_actor_retain(a);
-    uv_mutex_lock(&rt->lock);
+    queue_lock(rt);
     if (rt->stopped) {
         /* Nothing will run it: keep it marked scheduled so no one queues it
          * again; its messages go when its last reference does. */
@@ -204,18 +217,19 @@ static void linger(aw_runtime_t *rt)
     uv_mutex_unlock(&rt->lock);
     for (int i = 0; i < SPIN && __atomic_load_n(&rt->queued, __ATOMIC_ACQUIRE) == 0; i++)
         sched_yield();
-    uv_mutex_lock(&rt->lock);
+    queue_lock(rt);
 }
 
 static void worker(void *arg)
 {
     aw_runtime_t *rt = arg;
-    uv_mutex_lock(&rt->lock);
+    queue_lock(rt);
     for (;;) {
         if (rt->head == NULL && !rt->stopped)
             linger(rt);
         while (rt->head == NULL && !rt->stopped) {
             rt->sleeping++;
+            __atomic_add_fetch(&rt->sleeps, 1, __ATOMIC_RELAXED);
             if (rt->busy == 0)
                 uv_cond_broadcast(&rt->idle); /* a drain may be waiting for this */
             uv_cond_wait(&rt->work, &rt->lock);
@@ -232,7 +246,7 @@ static void worker(void *arg)
         uv_mutex_unlock(&rt->lock);
         __atomic_add_fetch(&rt->runs, 1, __ATOMIC_RELAXED);
         after_run(rt, a, run_batch(rt, a));
-        uv_mutex_lock(&rt->lock);
+        queue_lock(rt);
         rt->busy--;
     }
     uv_mutex_unlock(&rt->lock);
@@ -315,4 +329,7 @@ void aw_runtime_get_stats(aw_runtime_t *rt, aw_runtime_stats_t *s)
     s->discarded = __atomic_load_n(&rt->discarded, __ATOMIC_RELAXED);
     s->runs = __atomic_load_n(&rt->runs, __ATOMIC_RELAXED);
     s->timers = __atomic_load_n(&rt->pending_timers, __ATOMIC_RELAXED);
+    s->lock_waits = __atomic_load_n(&rt->lock_waits, __ATOMIC_RELAXED);
+    s->lock_wait_ns = __atomic_load_n(&rt->lock_wait_ns, __ATOMIC_RELAXED);
+    s->sleeps = __atomic_load_n(&rt->sleeps, __ATOMIC_RELAXED);
 }

@@ -69,10 +69,13 @@ typedef struct aw_runtime_config {
 
 /* Statistics, read with relaxed atomics: a snapshot, not a consistent cut. */
 typedef struct aw_runtime_stats {
-    uint64_t handled;   /* messages given to handlers */
-    uint64_t discarded; /* messages released undelivered at stop or dispose */
-    uint64_t runs;      /* times an actor was taken off the run queue */
-    uint64_t timers;    /* timers pending now */
+    uint64_t handled;      /* messages given to handlers */
+    uint64_t discarded;    /* messages released undelivered at stop or dispose */
+    uint64_t runs;         /* times an actor was taken off the run queue */
+    uint64_t timers;       /* timers pending now */
+    uint64_t lock_waits;   /* times a thread found the run queue's lock taken and waited for it */
+    uint64_t lock_wait_ns; /* the time those waits took in all */
+    uint64_t sleeps;       /* times a worker went to sleep for want of work */
 } aw_runtime_stats_t;
 
 /* Creates a runtime and starts its worker threads and its timer thread. On

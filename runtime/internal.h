@@ -25,6 +25,7 @@ struct aw_runtime {
     unsigned int queued;     /* actors on the run queue; atomic, changed under `lock` */
     int stopped;             /* written under `lock`, read atomically by senders */
     uint64_t handled, discarded, runs, pending_timers; /* atomic */
+    uint64_t lock_waits, lock_wait_ns, sleeps;         /* atomic */
     aw_timer_heap_t *timers;
 };
 
