@@ -462,6 +462,17 @@
     setState(p.li, 'failed');
     notice(ERRORS[code] || 'That message could not be sent.');
   }
+  // The server closed the socket (1009) over a message too large for it,
+  // without saying which: the largest pending one, which would only close the
+  // next socket too. Were another one too large as well, the next close
+  // drops it.
+  function dropLargest() {
+    var largest = null;
+    pending.forEach(function (p) {
+      if (!largest || new Blob([p.text]).size > new Blob([largest.text]).size) largest = p;
+    });
+    if (largest) failed(largest, 'too_large');
+  }
   function transmit(p) {
     if (channel === 'webhook') return pumpWebhook();
     if (socket && socket.readyState === 1) {
@@ -545,11 +556,12 @@
       }
       onFrame(msg);
     };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       if (socket !== ws) return;
       socket = null;
       hideTyping();
       setOnline(false);
+      if (ev.code === 1009) dropLargest();
       if (opened) failures = 0;
       if (!opened && !everGreeted) return fallBackOrRetry();
       retryLater(connect);
@@ -637,7 +649,7 @@
       }
       if (a.status === 429) return later(function (fn) { setTimeout(fn, RATE_RETRY_MS); });
       if (a.status >= 500) return later(retryLater);
-      failed(p, a.body && a.body.code);
+      failed(p, (a.body && a.body.code) || (a.status === 413 ? 'too_large' : 'bad_message'));
       pumpWebhook();
     }, function () {
       // Not reached: greet again once the server answers, then send it again.
