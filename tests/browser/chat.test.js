@@ -454,6 +454,28 @@ test('messages refused as rate_limited are sent again a moment later, each answe
   await context.close();
 });
 
+test('a message too large for the server is marked not sent, and not sent again on every reconnect', async (t) => {
+  const small = await startServer(['--bot', 'demo', '--max-message', '1024']);
+  t.after(() => small.stop());
+  const context = await freshContext();
+  const page = await openChat(context, '', small.port);
+  await waitText(page, GREETING);
+  await page.waitForSelector('body[data-status="online"]');
+  const big = 'x'.repeat(2000);
+  await send(page, big);
+  await waitState(page, big, 'failed');
+  const [m] = await mine(page, big);
+  assert.equal(m.words, 'not sent');
+  await waitText(page, 'That message is too long to send.');
+  await page.waitForSelector('body[data-status="online"]', { timeout: 20000 });
+  await send(page, 'a short one');
+  await waitText(page, 'You said: a short one');
+  await waitState(page, 'a short one', 'sent');
+  assert.equal(page.sent.filter((f) => f.text === big).length, 1, 'sent once, never again');
+  assert.deepEqual(await stored(page), []);
+  await context.close();
+});
+
 test('the webhook channel, chosen in the options: replies, a token, history, and pushed messages', async () => {
   const context = await freshContext();
   const page = await openChat(context, '?transport=webhook');
