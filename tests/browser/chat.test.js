@@ -305,7 +305,7 @@ test('a server restart: the page shows reconnecting, comes back by itself, shows
   await context.close();
 });
 
-test('a message shows sending… until its ack, then a tick; a pending one is kept in localStorage', async () => {
+test('a message shows sending… until its ack, then a tick, and leaves nothing in localStorage', async () => {
   const context = await freshContext();
   const page = await openChat(context);
   await waitText(page, GREETING);
