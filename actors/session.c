@@ -740,9 +740,9 @@ static int advance(aw_session_t *s)
             return 0;
         }
         if (!t->guest && !may_number(s)) {
-            /* The person's record goes ahead alone: a stop while the store
-             * is down keeps it in the journal even if no number comes. */
-            keep_turn(s, NULL);
+            /* The person's record waits with the reply: written alone, a
+             * crash before the reply would keep the message (and, with
+             * --durable-delivery, acknowledge it) without an answer ever. */
             if (!st->numbering_stopped)
                 return 0;   /* pump runs again once the reservation is answered */
             t->next = t->n; /* the history has stopped: nothing more can be numbered */
