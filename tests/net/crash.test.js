@@ -144,6 +144,7 @@ class User {
       pr.problem('ack', `${this.id}: ${midOf(i)} acknowledged while not waiting for it`);
       return;
     }
+    if (duplicate && !this.retried.has(i)) pr.problem('ack', `${this.id}: ${midOf(i)}, sent once, taken as a duplicate`);
     this.pending.splice(at, 1);
     this.acked.add(i);
     if (i < MESSAGES) pr.ack();
@@ -262,9 +263,7 @@ class User {
       const replies = JSON.parse(body);
       // A duplicate is answered with nothing: its replies went out the first
       // time (to a client that never got them) and are in history.
-      const duplicate = replies.length === 0;
-      if (duplicate && !this.retried.has(i)) pr.problem('ack', `${this.id}: ${mid}, sent once, answered as a duplicate`);
-      this.taken(i, pr, duplicate);
+      this.taken(i, pr, replies.length === 0);
       for (const r of replies) this.receive(r.seq, r.text, pr, false);
       pr.poke();
     }
