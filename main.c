@@ -38,6 +38,7 @@ typedef struct options {
     const char *secret;
     const char *data_dir;
     int history_auth;
+    int durable_delivery;
     unsigned int session_idle_ms;
     const char *store;
     const char *write_concern;
@@ -98,6 +99,8 @@ static void usage(FILE *out)
         "  --store URI                 sqlite:PATH or mongodb://... (default $MONGO_URI, else\n"
         "                              sqlite:DATA-DIR/anywhere.db)\n"
         "  --write-concern W           MongoDB write concern: majority (default), 1, ...\n"
+        "  --durable-delivery          send acks and bot messages only once they are durable in the\n"
+        "                              store (default: at once; a crash may lose the last flush)\n"
         "  --store-timeout MS          how long one store call may wait for the store (default 5000)\n"
         "  --history-batch N           records per store write (default 512)\n"
         "  --history-flush-ms MS       longest wait before a partial batch is written (default 5)\n"
@@ -338,6 +341,7 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"log-level", required_argument, NULL, 'l'},
                                              {"log-format", required_argument, NULL, 'j'},
                                              {"store-timeout", required_argument, NULL, 'Y'},
+                                             {"durable-delivery", no_argument, NULL, 'D' + 256},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -350,6 +354,10 @@ static int parse_args(options_t *o, int argc, char **argv)
         if (c == 'V') {
             printf("anywhere %s\n", AW_VERSION);
             exit(0);
+        }
+        if (c == 'D' + 256) {
+            o->durable_delivery = 1;
+            continue;
         }
         if (c == '?' || parse_option(o, c, optarg) != 0) {
             if (c != '?')
@@ -447,11 +455,14 @@ static aw_history_t *open_history(const options_t *o)
            strncmp(uri, "sqlite:", 7) == 0 ? uri + 6 : "");
     static char journal[PATH_MAX];
     snprintf(journal, sizeof(journal), "%s/history.journal", o->data_dir);
+    static char reservations[PATH_MAX];
+    snprintf(reservations, sizeof(reservations), "%s/seq.reservations", o->data_dir);
     aw_history_config_t hc = {.batch = o->history_batch,
                               .flush_ms = o->history_flush_ms,
                               .max_queue = o->history_queue,
                               .max_bytes = o->history_queue_bytes,
-                              .journal = journal};
+                              .journal = journal,
+                              .reservations = reservations};
     return aw_history_start(store, &hc);
 }
 
@@ -558,7 +569,8 @@ int main(int argc, char **argv)
                              .history = history,
                              .rate = o.rate,
                              .burst = o.burst < 1 ? 1 : o.burst,
-                             .claim_ms = o.store_timeout_ms};
+                             .claim_ms = o.store_timeout_ms,
+                             .durable = o.durable_delivery};
     aw_registry_t *reg = aw_registry_create(rt, &chat);
     const char *api_key = o.api_key != NULL ? o.api_key : getenv("ANYWHERE_API_KEY");
     if (api_key != NULL && api_key[0] == '\0')

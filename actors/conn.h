@@ -107,6 +107,10 @@ struct aw_sink {
      * the websocket `session` frame), or "". Written by the session before it
      * calls complete, read by the transport once it is called. */
     char token[65];
+    /* The `mid` of the client message this turn took (docs/protocol.md,
+     * Delivery), or "": the transport acknowledges it in a header. Written
+     * and read like `token`. */
+    char ack[65];
     /* Answers the request with `n` reply frames (0 for none), or with the
      * error `err` (< 0) when err is not 0. Called at most once; takes its
      * own references to the frames. Any thread. */

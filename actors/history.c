@@ -21,6 +21,7 @@
  */
 #include "actors/history.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -34,7 +35,7 @@
 #include "runtime/error.h"
 #include "runtime/inbox.h"
 
-enum { REQ_APPEND, REQ_CLAIM, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
+enum { REQ_APPEND, REQ_CLAIM, REQ_RESERVE, REQ_MARK, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
 
 typedef struct req {
     aw_inbox_entry_t entry;
@@ -44,6 +45,7 @@ typedef struct req {
     int64_t seq, sub, ts_ms; /* APPEND: the key; MISSED, PAGE: the bound */
     int direction, flags;
     aw_buf_t *json;
+    struct req *group; /* APPEND: the next record of the same group, written in the same store call */
     size_t limit;
     int cut; /* PAGE: AW_HISTORY_PAGE_... */
     void *cb;
@@ -60,6 +62,8 @@ struct aw_history {
     uint64_t reads; /* atomic: reads pushed whose callback has not returned */
     unsigned int stop_deadline_ms;
     size_t journal_left; /* records of the last stop's journal not written yet */
+    struct local *local; /* reservations answered from the local file, not in the store yet */
+    size_t n_local;
     /* history thread only */
     aw_record_t *recs; /* the batch: recs[head..n) */
     aw_buf_t **bufs;
@@ -80,14 +84,26 @@ typedef struct mark {
     char *user;
     size_t user_len;
     int64_t seq, sub;
-    int flags; /* AW_TAIL_PROTECTED: a record of the user carried AW_RECORD_PROTECTED;
-                * AW_TAIL_KNOWN: a record of the user was appended or read */
+    int flags;        /* AW_TAIL_PROTECTED: a record of the user carried AW_RECORD_PROTECTED;
+                       * AW_TAIL_KNOWN: a record of the user was appended or read */
+    int64_t reserved; /* the top of the highest reservation this process saw durable and its own, or 0 */
 } mark_t;
 
-/* A claim waiting for its record to be written (aw_history_claim). */
+/* A reservation made durable in the local file while the store was down. */
+typedef struct local {
+    char *user;
+    size_t user_len;
+    int64_t top, ts_ms;
+    int flags;
+    aw_buf_t *json;
+} local_t;
+
+/* Who waits for a record to be written, and how the batch may be cut there. */
 typedef struct waiter {
-    aw_history_done_cb cb;
+    aw_history_done_cb cb; /* NULL: nobody */
     void *data;
+    int verify; /* a claim or reservation: answered once the stored one is read back */
+    int joined; /* written in the same store call as the next record (a group) */
 } waiter_t;
 
 static int key_above(int64_t seq, int64_t sub, int64_t than_seq, int64_t than_sub)
@@ -116,6 +132,7 @@ static void mark_raise(aw_history_t *h, const char *user, size_t user_len, int64
         m->seq = seq;
         m->sub = sub;
         m->flags = 0;
+        m->reserved = 0;
     } else if (key_above(seq, sub, m->seq, m->sub)) {
         m->seq = seq;
         m->sub = sub;
@@ -123,17 +140,13 @@ static void mark_raise(aw_history_t *h, const char *user, size_t user_len, int64
     m->flags |= flags;
 }
 
-/* The user's mark; returns 0 when this process knows nothing of the user. */
-static int mark_get(aw_history_t *h, const char *user, size_t user_len, int64_t *seq, int64_t *sub,
-                    int *flags)
+/* The user's mark, or NULL when this process knows nothing of the user. */
+static mark_t *mark_find(aw_history_t *h, const char *user, size_t user_len)
 {
     mark_t *m = mark_slot(h, user, user_len);
     if (m->user == NULL || m->user_len != user_len || memcmp(m->user, user, user_len) != 0)
-        return 0;
-    *seq = m->seq;
-    *sub = m->sub;
-    *flags |= m->flags;
-    return 1;
+        return NULL;
+    return m;
 }
 
 /*
@@ -146,7 +159,7 @@ static int push(aw_history_t *h, req_t *r)
 {
     /* Once pushed, `r` belongs to the history thread, which may free it at
      * once: nothing of it is read after. */
-    if (r->kind == REQ_APPEND || r->kind == REQ_CLAIM)
+    if (r->kind == REQ_APPEND || r->kind == REQ_CLAIM || r->kind == REQ_RESERVE || r->kind == REQ_MARK)
         aw_inbox_push_lazy(&h->inbox, &r->entry);
     else
         aw_inbox_push(&h->inbox, &r->entry);
@@ -166,9 +179,13 @@ static req_t *new_req(int kind, const char *user, size_t user_len)
 
 static void free_req(req_t *r)
 {
-    free(r->user);
-    aw_buf_release(r->json);
-    free(r);
+    while (r != NULL) {
+        req_t *next = r->group;
+        free(r->user);
+        aw_buf_release(r->json);
+        free(r);
+        r = next;
+    }
 }
 
 /* What a record costs the queue's byte bound. */
@@ -177,16 +194,17 @@ static size_t record_bytes(size_t user_len, size_t json_len)
     return user_len + json_len;
 }
 
-/* Takes room for one record of `bytes` under both bounds, or refuses it. */
-static int reserve(aw_history_t *h, size_t bytes)
+/* Takes room for `n` records of `bytes` in all under both bounds, or
+ * refuses them. */
+static int reserve_n(aw_history_t *h, size_t n, size_t bytes)
 {
-    int over = __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL) > h->cfg.max_queue;
+    int over = __atomic_add_fetch(&h->queued, n, __ATOMIC_ACQ_REL) > h->cfg.max_queue;
     over |= __atomic_add_fetch(&h->held_bytes, bytes, __ATOMIC_ACQ_REL) > h->cfg.max_bytes;
     if (!over)
         return 0;
-    __atomic_sub_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
+    __atomic_sub_fetch(&h->queued, n, __ATOMIC_ACQ_REL);
     __atomic_sub_fetch(&h->held_bytes, bytes, __ATOMIC_ACQ_REL);
-    __atomic_add_fetch(&h->refused, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->refused, n, __ATOMIC_RELAXED);
     /* said once per episode: the flag goes down when there is room again */
     if (!__atomic_exchange_n(&h->full, 1, __ATOMIC_ACQ_REL))
         aw_log(AW_LOG_WARN, "history_full",
@@ -215,25 +233,60 @@ static void maybe_room(aw_history_t *h)
 int aw_history_append(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub,
                       int64_t ts_ms, int direction, int flags, aw_buf_t *json)
 {
-    if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
-        return AW_ESTOPPED;
-    if (reserve(h, record_bytes(user_len, json->len)) != 0)
-        return AW_EFULL;
-    req_t *r = new_req(REQ_APPEND, user, user_len);
-    r->seq = seq;
-    r->sub = sub;
-    r->ts_ms = ts_ms;
-    r->direction = direction;
-    r->flags = flags;
-    r->json = aw_buf_retain(json);
-    __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
-    return push(h, r);
+    aw_history_item_t item = {seq, sub, ts_ms, direction, flags, json};
+    return aw_history_append_group(h, user, user_len, &item, 1, NULL, NULL);
 }
 
-/* A claim's JSON: a nonce of 16 random bytes makes each claim's record its
- * own, so that reading the stored claim back tells whose it is. NULL when no
- * randomness can be had: a claim without a unique nonce could win twice. */
-static aw_buf_t *claim_json(void)
+/* A record refused by a bound still raises the user's mark: its key may have
+ * been handed out (a bot message's seq), and a session that reads the tail
+ * from this process later must not number it again. Unbounded, but one
+ * small request per refused record, which the chat's own rate bounds. */
+static void mark_refused(aw_history_t *h, const char *user, size_t user_len, int64_t seq, int64_t sub)
+{
+    req_t *r = new_req(REQ_MARK, user, user_len);
+    r->seq = seq;
+    r->sub = sub;
+    push(h, r);
+}
+
+int aw_history_append_group(aw_history_t *h, const char *user, size_t user_len,
+                            const aw_history_item_t *items, size_t n, aw_history_done_cb cb, void *data)
+{
+    if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
+        return AW_ESTOPPED;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += record_bytes(user_len, items[i].json->len);
+    if (reserve_n(h, n, bytes) != 0) {
+        for (size_t i = 0; i < n; i++)
+            mark_refused(h, user, user_len, items[i].seq, items[i].sub);
+        return AW_EFULL;
+    }
+    req_t *first = NULL, **at = &first;
+    for (size_t i = 0; i < n; i++) {
+        req_t *r = new_req(REQ_APPEND, user, user_len);
+        r->seq = items[i].seq;
+        r->sub = items[i].sub;
+        r->ts_ms = items[i].ts_ms;
+        r->direction = items[i].direction;
+        r->flags = items[i].flags & AW_RECORD_PROTECTED;
+        r->json = aw_buf_retain(items[i].json);
+        *at = r;
+        at = &r->group;
+    }
+    first->cb = (void *)cb;
+    first->data = data;
+    if (cb != NULL)
+        __atomic_add_fetch(&h->reads, 1, __ATOMIC_SEQ_CST); /* a turn may wait on it, as on a read */
+    __atomic_add_fetch(&h->appended, n, __ATOMIC_RELAXED);
+    return push(h, first);
+}
+
+/* A claim's or reservation's JSON, of `type`: a nonce of 16 random bytes
+ * makes each one's record its own, so that reading the stored one back tells
+ * whose it is. NULL when no randomness can be had: one without a unique
+ * nonce could win twice. */
+static aw_buf_t *nonce_json(const char *type)
 {
     unsigned char raw[16];
     char nonce[2 * sizeof(raw) + 1], json[128];
@@ -245,27 +298,37 @@ static aw_buf_t *claim_json(void)
         nonce[2 * i + 1] = hex[raw[i] & 15];
     }
     nonce[sizeof(nonce) - 1] = '\0';
-    int n = snprintf(json, sizeof(json), "{\"type\":\"identity_claim\",\"nonce\":\"%s\"}", nonce);
+    int n = snprintf(json, sizeof(json), "{\"type\":\"%s\",\"nonce\":\"%s\"}", type, nonce);
     return aw_buf_new(json, (size_t)n);
 }
 
-int aw_history_claim(aw_history_t *h, const char *user, size_t user_len, aw_history_done_cb cb, void *data)
+/* Queues a record that is answered once it is read back: a claim at (0, 0)
+ * or a reservation at (top, -1). */
+static int push_verified(aw_history_t *h, int kind, const char *user, size_t user_len, int64_t seq,
+                         int64_t sub, int flags, aw_history_done_cb cb, void *data)
 {
     if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
         return AW_ESTOPPED;
-    aw_buf_t *json = claim_json();
+    aw_buf_t *json = nonce_json(kind == REQ_CLAIM ? "identity_claim" : "seq_reservation");
     if (json == NULL)
         return AW_EIO;
-    if (reserve(h, record_bytes(user_len, json->len)) != 0) {
+    if (kind == REQ_RESERVE) {
+        /* Never refused: one small record per SEQ_BLOCK messages of a user,
+         * and without it a full queue would stop the user's chat. */
+        __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
+        __atomic_add_fetch(&h->held_bytes, record_bytes(user_len, json->len), __ATOMIC_ACQ_REL);
+    } else if (reserve_n(h, 1, record_bytes(user_len, json->len)) != 0) {
         aw_buf_release(json);
         return AW_EFULL;
     }
-    req_t *r = new_req(REQ_CLAIM, user, user_len);
+    req_t *r = new_req(kind, user, user_len);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    r->seq = seq;
+    r->sub = sub;
     r->ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     r->direction = AW_RECORD_OUT;
-    r->flags = AW_RECORD_CLAIM;
+    r->flags = flags;
     r->json = json;
     r->cb = (void *)cb;
     r->data = data;
@@ -273,6 +336,20 @@ int aw_history_claim(aw_history_t *h, const char *user, size_t user_len, aw_hist
     __atomic_add_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
     __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
     return push(h, r);
+}
+
+int aw_history_claim(aw_history_t *h, const char *user, size_t user_len, aw_history_done_cb cb, void *data)
+{
+    return push_verified(h, REQ_CLAIM, user, user_len, 0, 0, AW_RECORD_CLAIM, cb, data);
+}
+
+int aw_history_reserve(aw_history_t *h, const char *user, size_t user_len, int64_t top, int flags,
+                       aw_history_done_cb cb, void *data)
+{
+    if (top < 1)
+        return AW_EINVAL;
+    return push_verified(h, REQ_RESERVE, user, user_len, top, -1,
+                         AW_RECORD_RESERVE | (flags & AW_RECORD_PROTECTED), cb, data);
 }
 
 /* Reads are counted from here until their callback has returned, so that a
@@ -289,14 +366,15 @@ static int push_read(aw_history_t *h, req_t *r)
     return push(h, r);
 }
 
-/* A claim is done when its record is (batch_drop_written, answer_waiters). */
+/* Reads are done once answered; a record's waiter once the record is written
+ * (batch_drop_written, waiter_answer). */
 static void read_done(aw_history_t *h, req_t *r)
 {
-    if (r->kind != REQ_APPEND && r->kind != REQ_CLAIM && r->kind != REQ_STOP)
+    if (r->kind == REQ_TAIL || r->kind == REQ_MISSED || r->kind == REQ_PAGE)
         __atomic_sub_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Calls a claim's waiter with `err`, and ends its count as a read. */
+/* Calls a record's waiter with `err`, and ends its count as a read. */
 static void waiter_answer(aw_history_t *h, waiter_t *w, int err)
 {
     if (w->cb == NULL)
@@ -352,7 +430,8 @@ void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *s)
 
 /* --- the batch --- */
 
-static void batch_add(aw_history_t *h, req_t *r)
+/* Adds one record, taking over the request's user id and JSON. */
+static void batch_put(aw_history_t *h, req_t *r, waiter_t w)
 {
     if (h->n == h->cap) {
         if (h->head > h->n / 2) {
@@ -381,14 +460,28 @@ static void batch_add(aw_history_t *h, req_t *r)
     rec->flags = r->flags;
     rec->json = r->json->data;
     rec->json_len = r->json->len;
-    mark_raise(h, rec->user, rec->user_len, rec->seq, rec->sub,
-               AW_TAIL_KNOWN | ((rec->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0));
+    /* a reservation numbers nothing by itself: the mark keeps message keys */
+    if (!(rec->flags & AW_RECORD_RESERVE))
+        mark_raise(h, rec->user, rec->user_len, rec->seq, rec->sub,
+                   AW_TAIL_KNOWN | ((rec->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0));
     h->bufs[h->n] = r->json;
-    h->waits[h->n].cb = r->kind == REQ_CLAIM ? (aw_history_done_cb)r->cb : NULL;
-    h->waits[h->n].data = r->data;
+    h->waits[h->n] = w;
     h->n++;
     r->user = NULL;
     r->json = NULL;
+}
+
+/* Adds a request's records: one, or a group whose waiter is on its last
+ * record and whose records are joined so that no write cuts between them. */
+static void batch_add(aw_history_t *h, req_t *r)
+{
+    if (r->kind != REQ_APPEND) {
+        batch_put(h, r, (waiter_t){(aw_history_done_cb)r->cb, r->data, 1, 0});
+        return;
+    }
+    waiter_t last = {(aw_history_done_cb)r->cb, r->data, 0, 0};
+    for (req_t *g = r; g != NULL; g = g->group)
+        batch_put(h, g, g->group != NULL ? (waiter_t){NULL, NULL, 0, 1} : last);
 }
 
 /* What claim_verify compares the stored claim with. */
@@ -401,20 +494,153 @@ static void claim_compare(const aw_record_t *rec, void *data)
 {
     claim_cmp_t *c = data;
     c->found = 1;
-    c->same = (rec->flags & AW_RECORD_CLAIM) && rec->json_len == c->mine->json_len &&
+    c->same = (rec->flags & c->mine->flags & (AW_RECORD_CLAIM | AW_RECORD_RESERVE)) &&
+              rec->seq == c->mine->seq && rec->sub == c->mine->sub && rec->json_len == c->mine->json_len &&
               memcmp(rec->json, c->mine->json, rec->json_len) == 0;
 }
 
-/* Reads back the user's stored claim once `mine` has been written: 0 when
- * it is `mine` (the same nonce), AW_EEXIST when another claim was stored
- * first (the append kept it, as it keeps any record already stored). */
+/* Reads back the user's stored claim or reservation once `mine` has been
+ * written: 0 when it is `mine` (the same nonce), AW_EEXIST when another was
+ * stored first (the append kept it, as it keeps any record already stored).
+ * A reservation that is ours raises the user's mark: numbers up to its top
+ * may be handed out by the next session of this process too. */
 static int claim_verify(aw_history_t *h, const aw_record_t *mine)
 {
     claim_cmp_t c = {mine, 0, 0};
     int more;
-    if (aw_store_read(h->store, mine->user, mine->user_len, 0, 1, 1, claim_compare, &c, &more) != 0)
+    if (aw_store_read(h->store, mine->user, mine->user_len, mine->seq, mine->sub + 1, 1, claim_compare, &c,
+                      &more) != 0)
         return AW_EUNAVAILABLE;
-    return c.found && c.same ? 0 : AW_EEXIST;
+    if (!c.found || !c.same)
+        return AW_EEXIST;
+    mark_t *m = (mine->flags & AW_RECORD_RESERVE) ? mark_find(h, mine->user, mine->user_len) : NULL;
+    if (m != NULL && mine->seq > m->reserved)
+        m->reserved = mine->seq;
+    return 0;
+}
+
+/*
+ * Local reservations. A seq reservation is asked for before numbers are
+ * handed out; while the store takes no writes it cannot become durable
+ * there, and the user's chat would wait for the store. So the history makes
+ * it durable in a file of its own (config `reservations`, the journal's
+ * format, replaced whole and synced) and answers it at once; the record
+ * stays in the batch and goes to the store when it is back, and the file
+ * is emptied then. At the next start, a file left by a crash is read
+ * first: its reservations raise their users' marks, so numbering goes on
+ * above them, and they are written to the store like any held record. The
+ * first-writer check of the store is skipped for them: while the store is
+ * down nobody else can number the user anyway (history.h, tail).
+ */
+static int local_save(aw_history_t *h)
+{
+    if (h->n_local == 0)
+        return unlink(h->cfg.reservations) == 0 || errno == ENOENT ? 0 : AW_EIO;
+    aw_record_t *recs = aw_alloc(h->n_local * sizeof(*recs));
+    for (size_t i = 0; i < h->n_local; i++) {
+        local_t *l = &h->local[i];
+        recs[i] = (aw_record_t){l->user,       l->user_len, l->top,        -1,          l->ts_ms,
+                                AW_RECORD_OUT, l->flags,    l->json->data, l->json->len};
+    }
+    int err = aw_journal_write(h->cfg.reservations, recs, h->n_local);
+    free(recs);
+    return err;
+}
+
+static void local_push(aw_history_t *h, const char *user, size_t user_len, int64_t top, int64_t ts_ms,
+                       int flags, aw_buf_t *json)
+{
+    h->local = aw_realloc(h->local, (h->n_local + 1) * sizeof(*h->local));
+    h->local[h->n_local++] =
+        (local_t){aw_strndup(user, user_len), user_len, top, ts_ms, flags, aw_buf_retain(json)};
+}
+
+static void local_drop(aw_history_t *h, size_t i)
+{
+    free(h->local[i].user);
+    aw_buf_release(h->local[i].json);
+    h->local[i] = h->local[--h->n_local];
+}
+
+/* Answers the reservation held at `i`, if it waits, from the local file. */
+static void answer_locally(aw_history_t *h, size_t i)
+{
+    aw_record_t *rec = &h->recs[i];
+    if (h->cfg.reservations == NULL || h->waits[i].cb == NULL || !(rec->flags & AW_RECORD_RESERVE))
+        return;
+    local_push(h, rec->user, rec->user_len, rec->seq, rec->ts_ms, rec->flags, h->bufs[i]);
+    if (local_save(h) != 0) {
+        local_drop(h, h->n_local - 1); /* not durable anywhere: it waits for the store */
+        return;
+    }
+    mark_t *m = mark_find(h, rec->user, rec->user_len);
+    if (m != NULL && rec->seq > m->reserved)
+        m->reserved = rec->seq;
+    waiter_answer(h, &h->waits[i], 0);
+}
+
+/* A reservation reached the store: the local file no longer needs it. */
+static void local_written(aw_history_t *h, const aw_record_t *rec)
+{
+    for (size_t i = 0; i < h->n_local; i++) {
+        local_t *l = &h->local[i];
+        if (l->top == rec->seq && l->user_len == rec->user_len &&
+            memcmp(l->user, rec->user, l->user_len) == 0) {
+            local_drop(h, i);
+            if (local_save(h) != 0)
+                aw_log(AW_LOG_WARN, "seq_reservations",
+                       "cannot rewrite %s: it keeps a reservation the store has", h->cfg.reservations);
+            return;
+        }
+    }
+}
+
+static void local_add(const aw_record_t *rec, void *data)
+{
+    aw_history_t *h = data;
+    aw_buf_t *json = aw_buf_new(rec->json, rec->json_len);
+    local_push(h, rec->user, rec->user_len, rec->seq, rec->ts_ms, rec->flags, json);
+    mark_raise(h, rec->user, rec->user_len, rec->seq, 0, AW_TAIL_KNOWN);
+    req_t *r = new_req(REQ_RESERVE, rec->user, rec->user_len);
+    r->seq = rec->seq;
+    r->sub = -1;
+    r->ts_ms = rec->ts_ms;
+    r->direction = AW_RECORD_OUT;
+    r->flags = rec->flags;
+    r->json = json; /* the request's reference */
+    __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&h->held_bytes, record_bytes(rec->user_len, rec->json_len), __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
+    batch_put(h, r, (waiter_t){NULL, NULL, 0, 0});
+    free_req(r);
+}
+
+/* Takes in the local reservations a crash left, before the thread starts.
+ * A damaged file (a broken disk: it is replaced whole, never written in
+ * place) is set aside as FILE.bad and said loudly: numbering may then
+ * repeat numbers handed out while the store was down before the crash. */
+static void local_recover(aw_history_t *h)
+{
+    char *buf;
+    size_t len, n = 0;
+    int err = aw_journal_load(h->cfg.reservations, &buf, &len);
+    if (err == AW_ENOTFOUND)
+        return;
+    if (err == 0)
+        err = aw_journal_parse(buf, len, local_add, h, &n);
+    free(buf);
+    if (err != 0) {
+        char bad[4096];
+        snprintf(bad, sizeof(bad), "%s.bad", h->cfg.reservations);
+        rename(h->cfg.reservations, bad);
+        aw_log(AW_LOG_ERROR, "seq_reservations",
+               "%s is damaged or unreadable: set aside as %s; numbers handed out while the store was down "
+               "before the last stop may be handed out again",
+               h->cfg.reservations, bad);
+        return;
+    }
+    aw_log(AW_LOG_INFO, "seq_reservations",
+           "%zu seq reservation(s) made while the store was down: numbering goes on above them", n);
 }
 
 static void batch_drop_written(aw_history_t *h, size_t k)
@@ -422,7 +648,9 @@ static void batch_drop_written(aw_history_t *h, size_t k)
     size_t bytes = 0;
     for (size_t i = h->head; i < h->head + k; i++) {
         if (h->waits[i].cb != NULL)
-            waiter_answer(h, &h->waits[i], claim_verify(h, &h->recs[i]));
+            waiter_answer(h, &h->waits[i], h->waits[i].verify ? claim_verify(h, &h->recs[i]) : 0);
+        else if ((h->recs[i].flags & AW_RECORD_RESERVE) && h->n_local != 0)
+            local_written(h, &h->recs[i]);
         bytes += record_bytes(h->recs[i].user_len, h->recs[i].json_len);
         free((char *)h->recs[i].user);
         aw_buf_release(h->bufs[i]);
@@ -460,6 +688,8 @@ static int flush(aw_history_t *h)
         size_t k = h->n - h->head;
         if (k > h->cfg.batch * GROUP)
             k = h->cfg.batch * GROUP;
+        while (h->waits[h->head + k - 1].joined)
+            k++; /* never cut a group: it is held whole, since it is pushed whole */
         uint64_t t0 = aw_now_ms();
         int err = aw_store_append(h->store, h->recs + h->head, k);
         if (err == 0)
@@ -472,6 +702,8 @@ static int flush(aw_history_t *h)
                        aw_store_backend(h->store), aw_strerror(err), h->n - h->head);
             h->backoff = h->backoff == 0 ? 50 : (h->backoff * 2 > 5000 ? 5000 : h->backoff * 2);
             h->retry_at = aw_now_ms() + h->backoff;
+            for (size_t i = h->head; i < h->n; i++)
+                answer_locally(h, i); /* chat need not wait for the store to number */
             return err;
         }
         if (__atomic_exchange_n(&h->store_down, 0, __ATOMIC_RELAXED))
@@ -500,13 +732,21 @@ typedef struct collect {
     aw_record_t *recs;
     aw_buf_t **json;
     size_t n, cap;
-    int claims; /* keep identity claims (only the tail wants them; no one is shown one) */
+    int claims;  /* keep identity claims and reservations (only the tail wants them; no one is shown one) */
+    size_t seen; /* records read, kept or not */
+    int64_t first_seq, first_sub; /* the key of the oldest one read */
 } collect_t;
+
+#define HIDDEN (AW_RECORD_CLAIM | AW_RECORD_RESERVE) /* records never shown in history */
 
 static void on_record(const aw_record_t *rec, void *data)
 {
     collect_t *c = data;
-    if ((rec->flags & AW_RECORD_CLAIM) && !c->claims)
+    if (c->seen++ == 0) { /* a page comes oldest first */
+        c->first_seq = rec->seq;
+        c->first_sub = rec->sub;
+    }
+    if ((rec->flags & HIDDEN) && !c->claims)
         return;
     if (c->n == c->cap) {
         c->cap = c->cap < 16 ? 16 : c->cap * 2;
@@ -536,67 +776,158 @@ static int read_page(aw_history_t *h, req_t *r, int64_t bseq, int64_t bsub, size
     return aw_store_read(h->store, r->user, r->user_len, bseq, bsub, limit, on_record, out, more);
 }
 
-/* The user's newest record still held (not yet written), or NULL. */
-static const aw_record_t *held_newest(aw_history_t *h, const char *user, size_t user_len)
+/* Reads up to `limit` records that may be shown, below (bseq, bsub): a page
+ * that met claims or reservations, which are not shown, is completed from
+ * older records. */
+static int read_visible(aw_history_t *h, req_t *r, int64_t bseq, int64_t bsub, size_t limit, collect_t *out,
+                        int *more)
 {
-    const aw_record_t *newest = NULL;
-    for (size_t i = h->head; i < h->n; i++) {
-        const aw_record_t *rec = &h->recs[i];
-        if (rec->user_len == user_len && memcmp(rec->user, user, user_len) == 0 &&
-            (newest == NULL || key_above(rec->seq, rec->sub, newest->seq, newest->sub)))
-            newest = rec;
+    int err = read_page(h, r, bseq, bsub, limit, out, more);
+    while (err == 0 && *more && out->n < limit && out->seen != 0) {
+        collect_t older = {0};
+        err = read_page(h, r, out->first_seq, out->first_sub, limit - out->n, &older, more);
+        if (err == 0 && older.seen == 0) {
+            collect_free(&older);
+            *more = 0;
+            break;
+        }
+        int64_t first_seq = older.first_seq, first_sub = older.first_sub;
+        for (size_t k = 0; err == 0 && k < out->n; k++)
+            on_record(&out->recs[k], &older);
+        if (err == 0) {
+            older.first_seq = first_seq;
+            older.first_sub = first_sub;
+            collect_free(out);
+            *out = older;
+        } else {
+            collect_free(&older);
+        }
     }
-    return newest;
+    return err;
 }
 
-/* The user's last key. The store is read as it is, without writing the batch
- * first: a store that refuses writes must not hold up a session's first turn.
- * Every record of the user that is not in the store yet is in the batch, and
- * raised the user's mark when it was added, so the answer is the store's key
- * or the mark, whichever is higher. When the store cannot be read, the mark
- * (or, if a collision evicted it, the highest record held) is still exact:
- * whatever this process appended for the user was numbered after a key read
- * from the store, and only this process writes the user's records. With
- * neither, the answer is AW_EUNAVAILABLE (see history.h).
+/* What the tail read gathers of a user, from the store and the batch. */
+typedef struct tail_acc {
+    int found;         /* a message or claim */
+    int64_t seq, sub;  /* the newest one's key */
+    int64_t top;       /* the top of the newest reservation, 0 for none */
+    int flags;         /* AW_TAIL_... */
+    aw_buf_t **recent; /* the person's newest messages, newest first */
+    size_t n_recent, max_recent;
+} tail_acc_t;
+
+/* Adds one record. Protection, once proved, is never taken back, so each
+ * record written after the proof carries it: any record that does tells. */
+static void tail_add(tail_acc_t *t, const aw_record_t *rec, aw_buf_t *json)
+{
+    t->flags |= (rec->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0;
+    if (rec->flags & AW_RECORD_RESERVE) {
+        if (rec->seq > t->top)
+            t->top = rec->seq;
+        return;
+    }
+    t->flags |= AW_TAIL_KNOWN;
+    if (!t->found || key_above(rec->seq, rec->sub, t->seq, t->sub)) {
+        t->found = 1;
+        t->seq = rec->seq;
+        t->sub = rec->sub;
+    }
+    if (rec->direction == AW_RECORD_IN && !(rec->flags & AW_RECORD_CLAIM) && t->n_recent < t->max_recent)
+        t->recent[t->n_recent++] = aw_buf_retain(json);
+}
+
+/* Reads the user's newest records from the store, a page at a time, until
+ * the tail's share of the person's messages is found or TAIL_PAGES pages
+ * are read. The newest message and reservation are in the first page unless
+ * a bot message was followed by more of the person's messages than a page
+ * holds; the reservation, below them, then numbers nothing above that bot
+ * message anyway. */
+#define TAIL_PAGE 256
+#define TAIL_PAGES 4
+static int tail_read_store(aw_history_t *h, req_t *r, tail_acc_t *t)
+{
+    int64_t bseq = INT64_MAX, bsub = INT64_MAX;
+    int more = 1, err = 0;
+    for (int p = 0; p < TAIL_PAGES && more && t->n_recent < t->max_recent; p++) {
+        collect_t c = {.claims = 1}; /* a claim alone makes the id known */
+        if ((err = read_page(h, r, bseq, bsub, TAIL_PAGE, &c, &more)) != 0) {
+            collect_free(&c);
+            return err;
+        }
+        for (size_t i = c.n; i-- > 0;)
+            tail_add(t, &c.recs[i], c.json[i]);
+        if (c.n != 0) {
+            bseq = c.recs[0].seq;
+            bsub = c.recs[0].sub;
+        }
+        more = more && c.n != 0;
+        collect_free(&c);
+    }
+    return 0;
+}
+
+/* The user's last key (history.h). The store is read as it is, without
+ * writing the batch first: a store that refuses writes must not hold up a
+ * session's first turn. Every record of the user that is not in the store
+ * yet is in the batch, and raised the user's mark when it was added, so the
+ * answer is the store's key or the mark, whichever is higher. When the store
+ * cannot be read, the mark (or, if a collision evicted it, the records held)
+ * is still exact: whatever this process appended for the user was numbered
+ * after a key read from the store, and only this process writes the user's
+ * records. With neither, the answer is AW_EUNAVAILABLE.
  *
- * Whether the id is protected comes from the newest record: a record held
- * is newer than any stored one, and protection, once proved, is never
- * taken back, so each later record carries it. The mark keeps it too, for
- * when the store cannot be read. The id is known when any record of it
- * exists: the newest stored one is at worst its identity claim, which has
- * the lowest key of all. */
+ * Reservations: a session may go on numbering inside a block only if this
+ * process reserved it and saw it durable (the mark's `reserved`) and nobody
+ * has reserved above it since; otherwise it numbers above the newest
+ * reservation, and no number anyone handed out is above that. */
 static void do_tail(aw_history_t *h, req_t *r)
 {
-    collect_t c = {.claims = 1}; /* a claim alone makes the id known */
-    int more, err = read_page(h, r, INT64_MAX, INT64_MAX, 1, &c, &more);
-    int64_t seq = 0, sub = 0, mseq = 0, msub = 0;
-    int flags = 0;
-    if (err == 0 && c.n != 0) {
-        seq = c.recs[0].seq;
-        sub = c.recs[0].sub;
-        flags = AW_TAIL_KNOWN | ((c.recs[0].flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0);
+    aw_buf_t *held_recent[AW_HISTORY_TAIL_RECENT], *recent[AW_HISTORY_TAIL_RECENT];
+    tail_acc_t held = {.recent = held_recent, .max_recent = AW_HISTORY_TAIL_RECENT};
+    for (size_t i = h->n; i-- > h->head;) { /* the held records are the newest */
+        const aw_record_t *rec = &h->recs[i];
+        if (rec->user_len == r->user_len && memcmp(rec->user, r->user, r->user_len) == 0)
+            tail_add(&held, rec, h->bufs[i]);
     }
-    const aw_record_t *held = held_newest(h, r->user, r->user_len);
-    if (held != NULL)
-        flags |= AW_TAIL_KNOWN | ((held->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0);
-    int marked = mark_get(h, r->user, r->user_len, &mseq, &msub, &flags);
-    if (!marked && held != NULL) {
-        mseq = held->seq;
-        msub = held->sub;
-        marked = 1;
+    memcpy(recent, held_recent, held.n_recent * sizeof(*recent));
+    tail_acc_t t = {.recent = recent + held.n_recent, .max_recent = AW_HISTORY_TAIL_RECENT - held.n_recent};
+    int err = tail_read_store(h, r, &t);
+    int flags = t.flags | held.flags;
+    int64_t seq = 0, sub = 0;
+    if (t.found) {
+        seq = t.seq;
+        sub = t.sub;
     }
-    if (marked && key_above(mseq, msub, seq, sub)) {
-        seq = mseq;
-        sub = msub;
+    if (held.found && key_above(held.seq, held.sub, seq, sub)) {
+        seq = held.seq;
+        sub = held.sub;
     }
-    if (err != 0 && marked)
-        err = 0; /* answered from memory, exactly */
-    else if (err != 0)
-        err = AW_EUNAVAILABLE;
-    if (err == 0)
+    mark_t *m = mark_find(h, r->user, r->user_len);
+    if (m != NULL) {
+        flags |= m->flags;
+        if (key_above(m->seq, m->sub, seq, sub)) {
+            seq = m->seq;
+            sub = m->sub;
+        }
+    }
+    int known = err == 0 || m != NULL || held.found;
+    int64_t reserved = 0;
+    if (m != NULL && m->reserved != 0 && (err != 0 || m->reserved >= t.top))
+        reserved = m->reserved;
+    else if (t.top > seq)
+        seq = t.top, sub = 0; /* above the newest durable reservation */
+    if (sub < 0)
+        sub = 0;
+    size_t n_recent = held.n_recent + t.n_recent;
+    if (known) {
         mark_raise(h, r->user, r->user_len, seq, sub, flags);
-    ((aw_history_tail_cb)r->cb)(err, seq, sub, err == 0 ? flags : 0, r->data);
-    collect_free(&c);
+        aw_history_tail_t tail = {seq, sub, reserved, flags, recent, n_recent};
+        ((aw_history_tail_cb)r->cb)(0, &tail, r->data);
+    } else {
+        ((aw_history_tail_cb)r->cb)(AW_EUNAVAILABLE, NULL, r->data);
+    }
+    for (size_t i = 0; i < n_recent; i++)
+        aw_buf_release(recent[i]);
 }
 
 /* Merges the stored bot messages (`stored`, newest first) with the ones the
@@ -608,8 +939,8 @@ static aw_buf_t **merge_missed(aw_history_t *h, req_t *r, const collect_t *store
     collect_t held = {0};
     for (size_t i = h->head; i < h->n; i++) {
         const aw_record_t *rec = &h->recs[i];
-        if (rec->direction == AW_RECORD_OUT && rec->seq > r->seq && rec->user_len == r->user_len &&
-            memcmp(rec->user, r->user, r->user_len) == 0)
+        if (rec->direction == AW_RECORD_OUT && !(rec->flags & HIDDEN) && rec->seq > r->seq &&
+            rec->user_len == r->user_len && memcmp(rec->user, r->user, r->user_len) == 0)
             on_record(rec, &held);
     }
     aw_buf_t **frames = aw_alloc((stored->n + held.n + 1) * sizeof(*frames));
@@ -676,7 +1007,7 @@ static void do_missed(aw_history_t *h, req_t *r)
  * "before" it, starts exactly where this one ends. */
 static int page_before(aw_history_t *h, req_t *r, collect_t *c, size_t *from, int *more, int64_t *before)
 {
-    int err = read_page(h, r, r->seq, 0, r->limit, c, more);
+    int err = read_visible(h, r, r->seq, 0, r->limit, c, more);
     if (err != 0 || c->n == 0) {
         *before = 0;
         return err;
@@ -717,7 +1048,7 @@ static void do_page(aw_history_t *h, req_t *r)
     int more = 0, err = flush_if_possible(h);
     int64_t before = 0;
     if (err == 0 && r->cut == AW_HISTORY_PAGE_LATEST)
-        err = read_page(h, r, INT64_MAX, INT64_MAX, r->limit, &c, &more);
+        err = read_visible(h, r, INT64_MAX, INT64_MAX, r->limit, &c, &more);
     else if (err == 0)
         err = page_before(h, r, &c, &from, &more, &before);
     aw_history_page_t page = {c.n != 0 ? c.json + from : NULL, c.n - from, more, before};
@@ -730,7 +1061,7 @@ static void do_page(aw_history_t *h, req_t *r)
 static void answer_stopped(req_t *r)
 {
     if (r->kind == REQ_TAIL)
-        ((aw_history_tail_cb)r->cb)(AW_ESTOPPED, 0, 0, 0, r->data);
+        ((aw_history_tail_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
     else if (r->kind == REQ_MISSED)
         ((aw_history_frames_cb)r->cb)(AW_ESTOPPED, NULL, 0, r->data);
     else if (r->kind == REQ_PAGE)
@@ -748,7 +1079,13 @@ static int handle(aw_history_t *h, aw_inbox_entry_t *taken)
         switch (r->kind) {
         case REQ_APPEND:
         case REQ_CLAIM:
+        case REQ_RESERVE:
             batch_add(h, r); /* written after this take, all together */
+            if (r->kind == REQ_RESERVE && __atomic_load_n(&h->store_down, __ATOMIC_RELAXED))
+                answer_locally(h, h->n - 1);
+            break;
+        case REQ_MARK:
+            mark_raise(h, r->user, r->user_len, r->seq, r->sub, AW_TAIL_KNOWN);
             break;
         case REQ_TAIL:
             stop ? answer_stopped(r) : do_tail(h, r);
@@ -867,14 +1204,15 @@ static void recover(aw_history_t *h)
     }
 }
 
-/* At stop: writes what the store did not take (claims aside: no token was
- * issued for them) to the journal. Returns the number of records lost. */
+/* At stop: writes what the store did not take to the journal, claims and
+ * reservations aside (no token was issued for them, no number handed out
+ * under them). Returns the number of records lost. */
 static size_t keep_unwritten(aw_history_t *h)
 {
     aw_record_t *keep = aw_alloc((h->n - h->head + 1) * sizeof(*keep));
     size_t n = 0;
     for (size_t i = h->head; i < h->n; i++)
-        if (!(h->recs[i].flags & AW_RECORD_CLAIM))
+        if (!(h->recs[i].flags & HIDDEN))
             keep[n++] = h->recs[i];
     if (n != 0 && h->cfg.journal != NULL && aw_journal_write(h->cfg.journal, keep, n) == 0) {
         aw_log(AW_LOG_WARN, "history_journal",
@@ -903,6 +1241,8 @@ aw_history_t *aw_history_start(aw_store_t *store, const aw_history_config_t *cfg
     h->store = store;
     h->marks = aw_calloc(MARKS, sizeof(*h->marks));
     aw_inbox_init_wait(&h->inbox);
+    if (h->cfg.reservations != NULL)
+        local_recover(h);
     if (h->cfg.journal != NULL)
         recover(h);
     uv_thread_create(&h->thread, run, h);
@@ -923,7 +1263,9 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
         taken = taken->next;
         if (r->kind == REQ_APPEND) {
             batch_add(h, r);
-        } else if (r->kind == REQ_CLAIM) {
+        } else if (r->kind == REQ_MARK) {
+            /* nothing will be numbered any more */
+        } else if (r->kind == REQ_CLAIM || r->kind == REQ_RESERVE) {
             waiter_t w = {(aw_history_done_cb)r->cb, r->data};
             waiter_answer(h, &w, AW_ESTOPPED);
         } else {
@@ -941,6 +1283,9 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     free(h->recs);
     free(h->bufs);
     free(h->waits);
+    while (h->n_local != 0)
+        local_drop(h, 0); /* the file keeps what the store did not take */
+    free(h->local);
     for (size_t i = 0; i < MARKS; i++)
         free(h->marks[i].user);
     free(h->marks);

@@ -25,12 +25,14 @@
 typedef struct aw_history aw_history_t;
 
 typedef struct aw_history_config {
-    size_t batch;        /* records per write; 0 means 512 */
-    unsigned flush_ms;   /* longest wait before a partial batch is written; 0 means 5 */
-    size_t max_queue;    /* records held at most (written or not); 0 means 1,000,000 */
-    size_t max_bytes;    /* bytes of records (JSON and user id) held at most; 0 means 256 MiB */
-    const char *journal; /* the journal file (journal.h): where a stop keeps what the store did not
-                          * take, written to the store at the next start; NULL: none */
+    size_t batch;             /* records per write; 0 means 512 */
+    unsigned flush_ms;        /* longest wait before a partial batch is written; 0 means 5 */
+    size_t max_queue;         /* records held at most (written or not); 0 means 1,000,000 */
+    size_t max_bytes;         /* bytes of records (JSON and user id) held at most; 0 means 256 MiB */
+    const char *journal;      /* the journal file (journal.h): where a stop keeps what the store did not
+                               * take, written to the store at the next start; NULL: none */
+    const char *reservations; /* where seq reservations are made durable while the store is down
+                               * (history.c, "local reservations"); NULL: they wait for the store */
 } aw_history_config_t;
 
 typedef struct aw_history_stats {
@@ -72,25 +74,80 @@ enum {
     AW_TAIL_KNOWN = 2,
 };
 
-/* The latest key of a user (0, 0 when none), so that numbering continues
- * after a restart and never repeats. It never waits for held records to be
- * written: the store is read as it is and the records held are added.
- * `err` is
- * - 0: (seq, sub) is exact. Either the store was read, or it could not be and
- *   the answer comes from what this process appended or read for the user
+/* The person's newest messages aw_history_tail hands back, at most. */
+#define AW_HISTORY_TAIL_RECENT 128
+
+/* Where a user's numbering goes on, as aw_history_tail answers it. */
+typedef struct aw_history_tail {
+    /* The key to number above: the newest message's, or (R, 0) when R, the
+     * top of the user's newest seq reservation (AW_RECORD_RESERVE), is above
+     * it and not `reserved`. A sub of -1 never comes back. */
+    int64_t seq, sub;
+    /* The top of a reservation this process made and saw durable, which no
+     * one has reserved above since (0 when there is none): numbers above
+     * `seq` up to it may be handed out without reserving again. */
+    int64_t reserved;
+    int flags; /* AW_TAIL_PROTECTED and AW_TAIL_KNOWN as they apply */
+    /* The JSON of the person's newest messages (direction AW_RECORD_IN),
+     * newest first, at most AW_HISTORY_TAIL_RECENT: lent for the call. */
+    aw_buf_t *const *recent;
+    size_t n_recent;
+} aw_history_tail_t;
+
+/* The latest key of a user, so that numbering continues after a restart and
+ * never repeats. It never waits for held records to be written: the store is
+ * read as it is and the records held are added. `err` is
+ * - 0: `tail` is exact. Either the store was read, or it could not be and the
+ *   answer comes from what this process appended or read for the user
  *   (records are numbered after a key read from the store, and only this
  *   process writes them, so that is the latest key too). Number from it.
  * - AW_EUNAVAILABLE: the store cannot be read and this process holds nothing
- *   of the user (first contact, or the first since a restart); (seq, sub) is
- *   (0, 0) and says nothing. Numbering now could repeat a stored seq: ask
- *   again later.
+ *   of the user (first contact, or the first since a restart). Numbering now
+ *   could repeat a stored seq: ask again later.
  * - AW_ESTOPPED: the history is stopping.
- * With err 0, `flags` holds AW_TAIL_PROTECTED and AW_TAIL_KNOWN as they
- * apply; otherwise it is 0.
- * Pending reads are counted in the stats (`reads`) until their callback has
- * returned. Any thread; the callback runs on the history thread. */
-typedef void (*aw_history_tail_cb)(int err, int64_t seq, int64_t sub, int flags, void *data);
+ * `tail` is NULL unless err is 0. Pending reads are counted in the stats
+ * (`reads`) until their callback has returned. Any thread; the callback runs
+ * on the history thread. */
+typedef void (*aw_history_tail_cb)(int err, const aw_history_tail_t *tail, void *data);
 int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_history_tail_cb cb, void *data);
+
+/* Called once records are durable, or a claim or reservation is decided. */
+typedef void (*aw_history_done_cb)(int err, void *data);
+
+/* One record of aw_history_append_group. */
+typedef struct aw_history_item {
+    int64_t seq, sub, ts_ms;
+    int direction; /* AW_RECORD_IN or AW_RECORD_OUT */
+    int flags;     /* AW_RECORD_PROTECTED or 0 */
+    aw_buf_t *json;
+} aw_history_item_t;
+
+/* Queues `n` records of `user` (1..16) to be written in one store call, so
+ * that a crash keeps all of them or none; the items' JSON is retained. When
+ * `cb` is not NULL it is called once they are durable (0), or with
+ * AW_ESTOPPED when the history stopped first (they are then in the journal,
+ * or lost). Returns 0, AW_EFULL (none is queued) or AW_ESTOPPED, without
+ * calling `cb`. A pending `cb` is counted in the stats' `reads`. Any thread;
+ * the callback runs on the history thread. */
+int aw_history_append_group(aw_history_t *h, const char *user, size_t user_len,
+                            const aw_history_item_t *items, size_t n, aw_history_done_cb cb, void *data);
+
+/* Reserves the user's seq numbers up to `top` (docs/protocol.md, Delivery):
+ * appends a reservation record (AW_RECORD_RESERVE, key (top, -1), with a
+ * random nonce) with the other records and, once it is durable, reads the
+ * stored one back. `cb` gets
+ * - 0: the stored reservation is this call's: numbers up to `top` are the
+ *   caller's to hand out;
+ * - AW_EEXIST: someone reserved that block first: read the tail again;
+ * - AW_EUNAVAILABLE: written but not read back: ask again;
+ * - AW_ESTOPPED: the history stopped before it was written.
+ * While the store is down the reservation is held and retried like any
+ * record. `flags`: AW_RECORD_PROTECTED when the user's id is. Returns 0, or
+ * AW_EFULL / AW_ESTOPPED / AW_EIO (no randomness) without calling `cb`.
+ * Counted in `reads` until the callback has returned. Any thread; the
+ * callback runs on the history thread. */
+int aw_history_reserve(aw_history_t *h, const char *user, size_t user_len, int64_t top, int flags,
+                       aw_history_done_cb cb, void *data);
 
 /* Claims the identity of `user` before its token is issued: appends the
  * user's claim record (AW_RECORD_CLAIM, key (0, 0), carrying a random nonce)
@@ -105,7 +162,6 @@ int aw_history_tail(aw_history_t *h, const char *user, size_t user_len, aw_histo
  * the callback waits. Returns 0, or AW_EFULL / AW_ESTOPPED / AW_EIO (no
  * randomness for the nonce) without calling `cb`. Counted in the stats' `reads` until the callback has
  * returned. Any thread; the callback runs on the history thread. */
-typedef void (*aw_history_done_cb)(int err, void *data);
 int aw_history_claim(aw_history_t *h, const char *user, size_t user_len, aw_history_done_cb cb, void *data);
 
 /* The bot messages of a user with after_seq < seq, oldest first, at most

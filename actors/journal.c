@@ -65,8 +65,10 @@ static int walk(const unsigned char *p, size_t len, aw_journal_record_cb cb, voi
         r.flags = h[31];
         at += REC_HEAD_LEN;
         if (r.user_len == 0 || r.user_len > MAX_USER || r.json_len == 0 || r.json_len > AW_JOURNAL_MAX_JSON ||
-            (r.direction != AW_RECORD_IN && r.direction != AW_RECORD_OUT) || r.seq < 0 || r.sub < 0 ||
-            (r.flags & ~(AW_RECORD_PROTECTED | AW_RECORD_CLAIM)) != 0 || end - at < r.user_len + r.json_len)
+            (r.direction != AW_RECORD_IN && r.direction != AW_RECORD_OUT) || r.seq < 0 ||
+            r.sub < ((r.flags & AW_RECORD_RESERVE) ? -1 : 0) ||
+            (r.flags & ~(AW_RECORD_PROTECTED | AW_RECORD_CLAIM | AW_RECORD_RESERVE)) != 0 ||
+            end - at < r.user_len + r.json_len)
             return AW_EBADMSG;
         r.user = (const char *)p + at;
         r.json = (const char *)p + at + r.user_len;

@@ -2,9 +2,10 @@
  * The history journal: the records the store did not take before the server
  * stopped (it was down or refused writes past the stop's deadline), kept in
  * one file of the data folder and written to the store at the next start
- * (history.c). The file is replaced whole: written beside, synced, renamed
- * over, and the folder synced, so a reader finds the previous journal or the
- * new one, never part of one. Pure functions and file I/O: any thread.
+ * (history.c). The same format keeps the seq reservations made while the
+ * store was down (history.c, "local reservations"). The file is replaced whole: written beside, synced,
+ * renamed over, and the folder synced, so a reader finds the previous journal or the new one, never part of
+ * one. Pure functions and file I/O: any thread.
  *
  * The format, integers little-endian:
  *   "AWJ1", u32 count, then `count` records of
@@ -26,7 +27,8 @@ typedef void (*aw_journal_record_cb)(const aw_record_t *record, void *data);
 /* Checks a whole journal image first, then calls `cb` for each record in
  * order; a journal that is not sound in every part (a bad magic, count or
  * end mark, a length past the end, a user id of 0 or over 256 bytes, an
- * unknown direction, a negative key) calls nothing and returns AW_EBADMSG.
+ * unknown direction or flag, a negative key but a reservation's sub of -1)
+ * calls nothing and returns AW_EBADMSG.
  * Returns 0 or AW_EBADMSG; `*count` gets the number of records. */
 int aw_journal_parse(const char *buf, size_t len, aw_journal_record_cb cb, void *data, size_t *count);
 

@@ -36,11 +36,12 @@ static int64_t last_seq_value(yajl_val v, int *bad)
  * given twice counts where it first appears, as yajl_tree_get finds it. */
 static void read_known_fields(aw_message_t *msg, yajl_val root, int *bad)
 {
-    static const char *const names[] = {"type", "user", "text", "channel", "token", "last_seq"};
-    yajl_val found[6] = {NULL};
+    static const char *const names[] = {"type", "user", "text", "channel", "token", "last_seq", "mid"};
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    yajl_val found[N] = {NULL};
     for (size_t i = 0; i < root->u.object.len; i++) {
         const char *k = root->u.object.keys[i];
-        for (size_t n = 0; n < 6; n++) {
+        for (size_t n = 0; n < N; n++) {
             if (found[n] == NULL && k[0] == names[n][0] && strcmp(k, names[n]) == 0) {
                 found[n] = root->u.object.values[i];
                 break;
@@ -53,6 +54,19 @@ static void read_known_fields(aw_message_t *msg, yajl_val root, int *bad)
     msg->channel = str_value(found[3], bad);
     msg->token = str_value(found[4], bad);
     msg->last_seq = last_seq_value(found[5], bad);
+    msg->mid = str_value(found[6], bad);
+}
+
+/* A client's message id: 1..AW_MAX_MID_LEN printable ASCII characters, so
+ * that it can travel in an HTTP header (X-Anywhere-Ack) as it is. */
+static int mid_valid(const char *mid, size_t *len)
+{
+    size_t n = 0;
+    for (; mid[n] != '\0'; n++)
+        if (n == AW_MAX_MID_LEN || (unsigned char)mid[n] < 0x21 || (unsigned char)mid[n] > 0x7e)
+            return 0;
+    *len = n;
+    return n != 0;
 }
 
 int aw_message_parse(aw_message_t *msg, const char *json, size_t len)
@@ -73,6 +87,8 @@ int aw_message_parse(aw_message_t *msg, const char *json, size_t len)
     read_known_fields(msg, root, &bad);
     if (msg->user != NULL)
         msg->user_len = strlen(msg->user);
+    if (msg->mid != NULL && !mid_valid(msg->mid, &msg->mid_len))
+        bad = 1;
     if (bad || msg->type == NULL || msg->type[0] == '\0' || msg->user_len == 0 ||
         msg->user_len > AW_MAX_USER_LEN) {
         aw_message_dispose(msg);

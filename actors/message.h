@@ -16,6 +16,7 @@
 #include "runtime/buf.h"
 
 #define AW_MAX_USER_LEN 256 /* bytes of a user id */
+#define AW_MAX_MID_LEN 64   /* bytes of a client's message id, printable ASCII */
 
 /* A parsed client message. Strings point into `root` and live as long as it;
  * the tree is yajl's yajl_val, read it with yajl_tree.h but never free it. */
@@ -29,12 +30,15 @@ typedef struct aw_message {
     const char *channel; /* NULL when absent */
     const char *token;   /* identity token, NULL when absent */
     int64_t last_seq;    /* -1 when absent */
+    const char *mid;     /* the client's id of the message (docs/protocol.md, Delivery), NULL when absent */
+    size_t mid_len;      /* 1..AW_MAX_MID_LEN when present */
 } aw_message_t;
 
 /* Parses one client message from `len` bytes. Returns 0; AW_EBADJSON when the
  * bytes are not one JSON object in valid UTF-8 (or nest deeper than
  * AW_MAX_DEPTH); AW_EBADMSG when `type` or `user` is missing, empty or not a
- * string, `user` is too long, or a known field has the wrong type. On error
+ * string, `user` is too long, a known field has the wrong type, or `mid` is not
+ * 1..AW_MAX_MID_LEN printable ASCII characters. On error
  * `msg` holds nothing to free. */
 int aw_message_parse(aw_message_t *msg, const char *json, size_t len);
 

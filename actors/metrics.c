@@ -56,6 +56,9 @@ void aw_metrics_write(aw_bytes_t *out)
     channels(out, "anywhere_messages_out_total", "Bot messages sent.", aw_metrics.messages_out);
     aw_metrics_line(out, "anywhere_frames_out_total", "counter", "Frames handed to sockets.",
                     get(&aw_metrics.frames_out));
+    aw_metrics_line(out, "anywhere_duplicates_total", "counter",
+                    "Client messages whose mid was taken before: acknowledged again, not run twice.",
+                    get(&aw_metrics.duplicates));
     aw_bytes_appendf(out, "# HELP anywhere_errors_total Refused input and failed requests, by code.\n"
                           "# TYPE anywhere_errors_total counter\n");
     static const int codes[] = {

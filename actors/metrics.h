@@ -25,7 +25,8 @@ typedef struct aw_metrics {
     uint64_t messages_in[AW_CHANNEL_N];  /* client messages accepted, by aw_channel_t */
     uint64_t messages_out[AW_CHANNEL_N]; /* bot messages sent, by aw_channel_out of the turn's */
     uint64_t frames_out;                 /* frames handed to sockets (a message to 3 tabs counts 3) */
-    uint64_t errors[32];                 /* refused input and failed requests, by AW_E... code */
+    uint64_t duplicates; /* client messages whose `mid` was taken before: acknowledged, not run */
+    uint64_t errors[32]; /* refused input and failed requests, by AW_E... code */
     uint64_t connections_accepted;
     uint64_t connections_refused;       /* over --max-connections or --max-connections-per-ip */
     uint64_t admin_connections_refused; /* over the admin listener's own cap */

@@ -192,13 +192,40 @@ aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token,
 
 aw_buf_t *aw_frame_error(int err)
 {
+    return aw_frame_error_mid(err, NULL, 0);
+}
+
+aw_buf_t *aw_frame_error_mid(int err, const char *mid, size_t mid_len)
+{
     aw_protocol_error_t e = aw_protocol_error(err);
     jw_t w;
-    jw_init(&w, 128);
+    jw_init(&w, 128 + mid_len);
     jw_char(&w, '{');
     write_opt_str(&w, "type", "error");
     write_opt_str(&w, "code", e.code);
     write_opt_str(&w, "message", e.message);
+    if (mid != NULL) {
+        JW_KEY(&w, "mid");
+        jw_str(&w, mid, mid_len);
+    }
+    jw_char(&w, '}');
+    return jw_finish(&w);
+}
+
+aw_buf_t *aw_frame_ack(const char *user, size_t user_len, const char *mid, size_t mid_len, int duplicate)
+{
+    jw_t w;
+    jw_init(&w, 48 + user_len + mid_len);
+    jw_char(&w, '{');
+    write_opt_str(&w, "type", "ack");
+    JW_KEY(&w, "user");
+    jw_str(&w, user, user_len);
+    JW_KEY(&w, "mid");
+    jw_str(&w, mid, mid_len);
+    if (duplicate) {
+        JW_KEY(&w, "duplicate");
+        jw_bool(&w, 1);
+    }
     jw_char(&w, '}');
     return jw_finish(&w);
 }

@@ -115,5 +115,11 @@ aw_buf_t *aw_frame_typing(const char *user, size_t user_len);
 aw_buf_t *aw_frame_session(const char *user, size_t user_len, const char *token, int64_t seq);
 /* {"type":"error","code":...,"message":...} for a negative AW_E... code. */
 aw_buf_t *aw_frame_error(int err);
+/* The same for a refused client message, with its `mid` when it had one
+ * (mid NULL: none). */
+aw_buf_t *aw_frame_error_mid(int err, const char *mid, size_t mid_len);
+/* {"type":"ack","user":...,"mid":...}: the client message `mid` was taken
+ * (docs/protocol.md, Delivery); `duplicate` when it had been before. */
+aw_buf_t *aw_frame_ack(const char *user, size_t user_len, const char *mid, size_t mid_len, int duplicate);
 
 #endif

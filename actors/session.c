@@ -10,12 +10,21 @@
  * just issued to a brand new user) gets every bot message of the user; other
  * sockets of the same user id get only their own turns. A user id alone thus
  * never unlocks another person's messages.
+ *
+ * Delivery (docs/protocol.md, Delivery): a bot message is numbered only
+ * below a durable reservation (reserve_ahead); a client's `mid` is
+ * acknowledged once its message is taken, and a `mid` already taken is a
+ * duplicate (delivery.h keeps the window); the person's record is written
+ * with the first reply its bot gives at once, in one group; with
+ * --durable-delivery every frame of the user's stream waits in the held
+ * queue until the records before it are durable.
  */
 #include "actors/session.h"
 
 #include <string.h>
 #include <time.h>
 #include "actors/bridge.h"
+#include "actors/delivery.h"
 #include "actors/identity.h"
 #include "actors/internal.h"
 #include "actors/metrics.h"
@@ -23,17 +32,19 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-enum { TIMER_STEP, TIMER_LATER, TIMER_REAP, TIMER_LOAD, TIMER_CLAIM };
+enum { TIMER_STEP, TIMER_LATER, TIMER_REAP, TIMER_LOAD, TIMER_CLAIM, TIMER_RESERVE };
 
 #define REPLAY_MAX 1000 /* bot messages sent back to one socket at most */
+#define SEQ_BLOCK 64    /* seq numbers reserved at a time (docs/protocol.md, Delivery) */
 
 /* An answer of the history actor, sent back to the session. */
 typedef struct hist_msg {
     aw_msg_t super;
     int err;
     int64_t seq, sub;
-    int flags; /* LOADED: AW_TAIL_PROTECTED, AW_TAIL_KNOWN */
-    aw_buf_t **frames;
+    int64_t reserved;  /* LOADED: the durable reservation the session may number below, or 0 */
+    int flags;         /* LOADED: AW_TAIL_PROTECTED, AW_TAIL_KNOWN */
+    aw_buf_t **frames; /* REPLAY: the missed frames; LOADED: the person's newest messages */
     size_t n;
     aw_reply_t **replies; /* a remote bot's answer */
     size_t n_replies;
@@ -68,6 +79,11 @@ typedef struct turn_state {
     size_t n_answers;
     int sink_done;
     int guest; /* the speaker did not prove a protected identity (see admit) */
+    /* The person's record, kept until the first reply that goes out at once
+     * is numbered, so that both are written together (keep_inbound). */
+    aw_buf_t *in_json;
+    int64_t in_seq, in_sub, in_ts;
+    int ack_later; /* --durable-delivery: the ack waits for that record */
 } turn_state_t;
 
 struct aw_session_state {
@@ -101,6 +117,14 @@ struct aw_session_state {
     size_t n_later;
     uint64_t step_gen, reap_gen;
     int shutting_down;
+    int64_t reserved;  /* seq may go up to it: a durable reservation of this session's */
+    int64_t reserving; /* the top of the reservation in flight, or 0 */
+    unsigned int reserve_backoff;
+    int numbering_stopped; /* the history stopped: nothing more is numbered */
+    aw_mid_window_t mids;  /* the client message ids taken */
+    aw_held_queue_t held;  /* --durable-delivery: what waits for records to be durable */
+    uint64_t groups;       /* groups of records appended with a wait for them to be durable */
+    uint64_t durable;      /* and of those, answered (the history answers them in order) */
 };
 
 static int64_t wall_ms(void)
@@ -206,42 +230,155 @@ static void remember(aw_session_t *s, int64_t seq, aw_buf_t *frame)
     st->recent_seq[slot] = seq;
 }
 
-static void keep(aw_session_t *s, int64_t seq, int64_t sub, int64_t ts, int direction, aw_buf_t *json)
+/* --- records and what waits for them --- */
+
+static void on_durable(int err, void *data)
 {
-    /* A full queue refuses the record and counts it; the chat goes on. The
-     * flag lets a restarted server know the id is protected (see admit). */
-    if (s->cfg->history != NULL)
-        aw_history_append(s->cfg->history, s->user, s->user_len, seq, sub, ts, direction,
-                          s->st->protected_id ? AW_RECORD_PROTECTED : 0, json);
+    aw_session_t *s = data; /* history thread: hand the answer to the session */
+    hist_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->super.type = AW_SESSION__DURABLE;
+    m->super.free = hist_msg_free;
+    m->err = err;
+    if (aw_actor_send(&s->super, &m->super) != 0)
+        aw_msg_release(&m->super);
+    aw_actor_release(&s->super);
+}
+
+/* Appends records of the user as one group (written together or not at
+ * all). Returns the group's number when --durable-delivery waits for it, 0
+ * otherwise (no wait, or the history refused the records: a full queue
+ * refuses them, counted, and the chat goes on). */
+static uint64_t keep_group(aw_session_t *s, aw_history_item_t *items, size_t n)
+{
+    if (s->cfg->history == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        items[i].flags = s->st->protected_id ? AW_RECORD_PROTECTED : 0; /* see admit */
+    if (!s->cfg->durable) {
+        aw_history_append_group(s->cfg->history, s->user, s->user_len, items, n, NULL, NULL);
+        return 0;
+    }
+    aw_actor_retain(&s->super);
+    if (aw_history_append_group(s->cfg->history, s->user, s->user_len, items, n, on_durable, s) != 0) {
+        aw_actor_release(&s->super);
+        return 0;
+    }
+    return ++s->st->groups;
+}
+
+/* Sends a frame of the user's stream now, or, with --durable-delivery,
+ * queues it behind what is held: until the records of `group` are durable
+ * (a frame that stands for records of its own), or until what was queued
+ * before it goes (group 0). `seq` >= 0: a numbered bot message, kept in the
+ * ring when it goes. */
+static void emit(aw_session_t *s, aw_conn_t *origin, aw_buf_t *frame, int guest, int64_t seq, uint64_t group)
+{
+    struct aw_session_state *st = s->st;
+    if (group > st->durable || aw_held_any(&st->held)) {
+        aw_held_t e = {.group = group != 0 ? group : st->groups,
+                       .kind = AW_HELD_FRAME,
+                       .frame = aw_buf_retain(frame),
+                       .conn = origin != NULL ? aw_conn_retain(origin) : NULL,
+                       .guest = guest,
+                       .seq = seq};
+        aw_held_push(&st->held, &e);
+        return;
+    }
+    if (seq >= 0)
+        remember(s, seq, frame);
+    deliver(s, origin, frame, guest);
+}
+
+/* Sends what the records written so far let go, in the order it was held. */
+static void release_held(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    aw_held_t e;
+    while (aw_held_pop(&st->held, st->durable, &e)) {
+        if (e.kind == AW_HELD_FRAME) {
+            if (e.seq >= 0)
+                remember(s, e.seq, e.frame);
+            /* the turn's socket, if the session still has it (a closed one drops it) */
+            deliver(s, e.conn != NULL && find_conn(s, e.conn) != NULL ? e.conn : NULL, e.frame, e.guest);
+        } else {
+            e.sink->complete(e.sink, e.frames, e.n_frames, e.err);
+        }
+        aw_held_dispose(&e);
+    }
+}
+
+/* The client's `mid` is acknowledged: on its socket, or in the webhook's
+ * answer. `group`: as emit's. */
+static void ack(aw_session_t *s, aw_inbound_t *in, int duplicate, uint64_t group)
+{
+    if (in->msg.mid == NULL)
+        return;
+    if (in->sink != NULL)
+        memcpy(in->sink->ack, in->msg.mid, in->msg.mid_len + 1);
+    if (in->conn != NULL) {
+        aw_buf_t *f = aw_frame_ack(s->user, s->user_len, in->msg.mid, in->msg.mid_len, duplicate);
+        emit(s, in->conn, f, 1, -1, group); /* to that socket alone */
+        aw_buf_release(f);
+    }
+}
+
+/* Writes the person's record of the turn, if it still waits, with `bot` (a
+ * bot message's record, or NULL) in the same group; acknowledges it then if
+ * the ack waits for it. Returns the group (as keep_group). */
+static uint64_t keep_turn(aw_session_t *s, aw_history_item_t *bot)
+{
+    turn_state_t *t = &s->st->cur;
+    aw_history_item_t items[2];
+    size_t n = 0;
+    if (t->in_json != NULL)
+        items[n++] = (aw_history_item_t){t->in_seq, t->in_sub, t->in_ts, AW_RECORD_IN, 0, t->in_json};
+    if (bot != NULL)
+        items[n++] = *bot;
+    uint64_t group = n != 0 ? keep_group(s, items, n) : 0;
+    if (t->in_json != NULL) {
+        aw_buf_release(t->in_json);
+        t->in_json = NULL;
+        if (t->ack_later) {
+            t->ack_later = 0;
+            ack(s, t->in, 0, group);
+        }
+    }
+    return group;
 }
 
 /* Numbers, sends and keeps one bot message. A guest's reply is neither
- * numbered in the user's stream nor kept: it is the guest's alone. */
+ * numbered in the user's stream nor kept: it is the guest's alone. The
+ * caller has checked that a number is reserved (may_number). `in_turn`: the
+ * message is a reply of the current turn, whose person's record goes with
+ * it. */
 static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, aw_channel_t channel, const aw_reply_t *r,
-                          int guest)
+                          int guest, int in_turn)
 {
     int64_t seq = guest ? -1 : ++s->st->seq, ts = wall_ms();
     aw_channel_t out = aw_channel_out(channel);
     aw_buf_t *frame = aw_reply_write(r, s->user, s->user_len, aw_channel_frame_name(out), seq, ts);
+    uint64_t group = 0;
     if (!guest) {
         s->st->sub = 0;
-        remember(s, seq, frame);
-        keep(s, seq, 0, ts, AW_RECORD_OUT, frame);
+        aw_history_item_t item = {seq, 0, ts, AW_RECORD_OUT, 0, frame};
+        group = in_turn ? keep_turn(s, &item) : keep_group(s, &item, 1);
     }
-    deliver(s, origin, frame, guest);
+    emit(s, origin, frame, guest, seq, group);
     AW_METRIC_INC(messages_out[out]);
     return frame;
 }
 
-/* Keeps a message the person sent. */
+/* Keeps a message the person sent: its record waits for the turn's first
+ * reply (keep_turn). */
 static void keep_inbound(aw_session_t *s, const aw_message_t *msg, int guest)
 {
     if (s->cfg->history == NULL || guest || strcmp(msg->type, "message") != 0)
         return;
-    int64_t ts = wall_ms();
-    aw_buf_t *json = aw_message_write(msg, "message_received", ts, -1);
-    keep(s, s->st->seq, ++s->st->sub, ts, AW_RECORD_IN, json);
-    aw_buf_release(json);
+    turn_state_t *t = &s->st->cur;
+    t->in_ts = wall_ms();
+    t->in_json = aw_message_write(msg, "message_received", t->in_ts, -1);
+    t->in_seq = s->st->seq;
+    t->in_sub = ++s->st->sub;
 }
 
 /* Whether the ring holds every bot message above `last_seq`. */
@@ -260,6 +397,92 @@ static void replay(aw_session_t *s, aw_conn_t *c, int64_t last_seq)
         unsigned int slot = (st->recent_head + i) % st->recent_cap;
         if (st->recent_seq[slot] > last_seq)
             c->send(c, st->recent[slot]);
+    }
+}
+
+/* --- numbering --- */
+
+static void on_reserved(int err, void *data)
+{
+    aw_session_t *s = data; /* history thread: hand the answer to the session */
+    hist_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->super.type = AW_SESSION__RESERVED;
+    m->super.free = hist_msg_free;
+    m->err = err;
+    if (aw_actor_send(&s->super, &m->super) != 0)
+        aw_msg_release(&m->super);
+    aw_actor_release(&s->super);
+}
+
+static void retry_reserve(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    st->reserve_backoff =
+        st->reserve_backoff == 0 ? 50 : (st->reserve_backoff >= 2000 ? 2000 : st->reserve_backoff * 2);
+    arm_timer(s, TIMER_RESERVE, 0, st->reserve_backoff);
+}
+
+/* Asks for the next block of seq numbers once half of the one held is used
+ * (or none is held), so that a chat seldom waits for it. A block's top is a
+ * multiple of SEQ_BLOCK: two servers that both believe they hold the user
+ * and start from numbers of the same block ask for the same top, and the
+ * store gives it to one of them only. */
+static void reserve_ahead(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    if (s->cfg->history == NULL) {
+        st->reserved = INT64_MAX; /* nothing outlives the process: nothing to number again */
+        return;
+    }
+    if (st->reserving != 0 || st->numbering_stopped || !st->loaded || st->seq + SEQ_BLOCK / 2 < st->reserved)
+        return;
+    int64_t base = st->seq > st->reserved ? st->seq : st->reserved;
+    int64_t top = (base / SEQ_BLOCK + 1) * SEQ_BLOCK;
+    aw_actor_retain(&s->super);
+    int err = aw_history_reserve(s->cfg->history, s->user, s->user_len, top,
+                                 st->protected_id ? AW_RECORD_PROTECTED : 0, on_reserved, s);
+    if (err != 0) {
+        aw_actor_release(&s->super);
+        if (err == AW_ESTOPPED)
+            st->numbering_stopped = 1;
+        else
+            retry_reserve(s); /* a full queue, or no randomness: try again later */
+        return;
+    }
+    st->reserving = top;
+}
+
+/* Whether the next bot message may be numbered now; if not, a reservation
+ * is on its way (or numbering has stopped with the history). */
+static int may_number(aw_session_t *s)
+{
+    if (s->st->seq < s->st->reserved)
+        return 1;
+    reserve_ahead(s);
+    return s->st->seq < s->st->reserved;
+}
+
+static void reserve_answered(aw_session_t *s, int err)
+{
+    struct aw_session_state *st = s->st;
+    int64_t top = st->reserving;
+    st->reserving = 0;
+    if (err == 0) {
+        if (top > st->reserved)
+            st->reserved = top;
+        st->reserve_backoff = 0;
+    } else if (err == AW_EEXIST) {
+        /* Someone reserved that block first: another server numbers this
+         * user, or did. Number nothing more until the store says where
+         * numbering goes on. */
+        aw_log(AW_LOG_WARN, "seq_taken", "seq block up to %lld of user %.*s was reserved by another writer",
+               (long long)top, (int)s->user_len, s->user);
+        st->reserved = 0;
+        st->loaded = 0;
+    } else if (err == AW_ESTOPPED) {
+        st->numbering_stopped = 1;
+    } else {
+        retry_reserve(s);
     }
 }
 
@@ -407,6 +630,7 @@ static void run_bot(aw_session_t *s, aw_inbound_t *in)
     struct aw_session_state *st = s->st;
     struct aw_bridge *bridge = aw_bot_bridge(s->cfg->bot);
     if (bridge != NULL) {
+        keep_turn(s, NULL); /* the answer takes a round trip: the person's record goes ahead */
         ask_remote(s, in, bridge);
         return;
     }
@@ -441,6 +665,23 @@ static void run_bot(aw_session_t *s, aw_inbound_t *in)
     aw_turn__clear(&turn);
 }
 
+/* Answers a webhook: now, or after what is held (emit). */
+static void finish_sink(aw_session_t *s, aw_sink_t *sink, aw_buf_t *const *frames, size_t n, int err)
+{
+    struct aw_session_state *st = s->st;
+    if (!aw_held_any(&st->held)) {
+        sink->complete(sink, frames, n, err);
+        return;
+    }
+    aw_held_t e = {
+        .group = st->groups, .kind = AW_HELD_SINK, .seq = -1, .sink = aw_sink_retain(sink), .err = err};
+    e.frames = aw_alloc((n + 1) * sizeof(*e.frames));
+    for (size_t i = 0; i < n; i++)
+        e.frames[i] = aw_buf_retain(frames[i]);
+    e.n_frames = n;
+    aw_held_push(&st->held, &e);
+}
+
 static void complete_sink(aw_session_t *s)
 {
     turn_state_t *t = &s->st->cur;
@@ -456,16 +697,17 @@ static void complete_sink(aw_session_t *s)
         int len =
             snprintf(body, sizeof(body), "{\"seq\":%lld,\"sockets\":%zu}", (long long)s->st->seq, sockets);
         aw_buf_t *b = aw_buf_new(body, (size_t)len);
-        t->in->sink->complete(t->in->sink, &b, 1, 0);
+        finish_sink(s, t->in->sink, &b, 1, 0);
         aw_buf_release(b);
         return;
     }
-    t->in->sink->complete(t->in->sink, t->answers, t->n_answers, 0);
+    finish_sink(s, t->in->sink, t->answers, t->n_answers, 0);
 }
 
 static void end_turn(aw_session_t *s)
 {
     turn_state_t *t = &s->st->cur;
+    keep_turn(s, NULL); /* a turn without a reply that went out at once */
     complete_sink(s);
     for (size_t i = 0; i < t->n; i++)
         aw_reply_free(t->replies[i]);
@@ -489,14 +731,24 @@ static int advance(aw_session_t *s)
     while (t->next < t->n) {
         aw_reply_t *r = t->replies[t->next];
         if (r->typing_ms != 0 && !no_delay && !t->typing_sent) {
+            keep_turn(s, NULL); /* the reply does not go out at once */
             aw_buf_t *typing = aw_frame_typing(s->user, s->user_len);
-            deliver(s, t->in->conn, typing, t->guest);
+            emit(s, t->in->conn, typing, t->guest, -1, 0);
             aw_buf_release(typing);
             t->typing_sent = 1;
             arm_timer(s, TIMER_STEP, ++st->step_gen, r->typing_ms);
             return 0;
         }
-        aw_buf_t *frame = send_bot(s, t->in->conn, t->in->channel, r, t->guest);
+        if (!t->guest && !may_number(s)) {
+            /* The person's record goes ahead alone: a stop while the store
+             * is down keeps it in the journal even if no number comes. */
+            keep_turn(s, NULL);
+            if (!st->numbering_stopped)
+                return 0;   /* pump runs again once the reservation is answered */
+            t->next = t->n; /* the history has stopped: nothing more can be numbered */
+            break;
+        }
+        aw_buf_t *frame = send_bot(s, t->in->conn, t->in->channel, r, t->guest, 1);
         t->answers = aw_realloc(t->answers, (t->n_answers + 1) * sizeof(*t->answers));
         t->answers[t->n_answers++] = frame; /* keeps the reference send_bot made */
         if (t->in->sink != NULL && t->in->sink->mode == AW_SINK_FIRST)
@@ -508,6 +760,24 @@ static int advance(aw_session_t *s)
     return 1;
 }
 
+/* A message whose `mid` was taken before is a duplicate: acknowledged
+ * again, never handed to the bot, stored or shown twice. A guest's ids are
+ * not kept: a stranger must not be able to push the user's out of the
+ * window. Returns 1 when the turn is over. */
+static int taken_before(aw_session_t *s, aw_inbound_t *in, int guest)
+{
+    if (in->msg.mid == NULL || is_greeting(in->msg.type) || guest)
+        return 0;
+    if (!aw_mid_window_has(&s->st->mids, in->msg.mid, in->msg.mid_len)) {
+        aw_mid_window_add(&s->st->mids, in->msg.mid, in->msg.mid_len);
+        return 0;
+    }
+    AW_METRIC_INC(duplicates);
+    ack(s, in, 1, 0);
+    end_turn(s);
+    return 1;
+}
+
 /* Runs the part of a turn that follows the identity check: binds the
  * socket, keeps the person's message, greets, and asks the bot. */
 static void continue_turn(aw_session_t *s, int proved)
@@ -515,8 +785,18 @@ static void continue_turn(aw_session_t *s, int proved)
     aw_inbound_t *in = s->st->cur.in;
     int issue = 0, guest = 0;
     admit(s, in, proved, &issue, &guest);
+    if (taken_before(s, in, guest))
+        return;
     keep_inbound(s, &in->msg, guest);
     s->st->cur.guest = guest;
+    if (in->msg.mid != NULL && !is_greeting(in->msg.type)) {
+        /* taken: acknowledged now, or, with --durable-delivery, once its
+         * record is durable (keep_turn) */
+        if (s->cfg->durable && s->st->cur.in_json != NULL)
+            s->st->cur.ack_later = 1;
+        else
+            ack(s, in, 0, 0);
+    }
     if (is_greeting(in->msg.type))
         greet(s, in, issue, guest);
     if (!s->st->waiting)
@@ -634,7 +914,7 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
     int err = check_token(s, in, &proved);
     if (err != 0) {
         if (in->conn != NULL) {
-            aw_buf_t *f = aw_frame_error(err);
+            aw_buf_t *f = aw_frame_error_mid(err, in->msg.mid, in->msg.mid_len);
             in->conn->send(in->conn, f);
             aw_buf_release(f);
         }
@@ -653,16 +933,24 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
     continue_turn(s, proved || is_new);
 }
 
-static void on_tail(int err, int64_t seq, int64_t sub, int flags, void *data)
+static void on_tail(int err, const aw_history_tail_t *tail, void *data)
 {
     aw_session_t *s = data; /* history thread: hand the answer to the session */
     hist_msg_t *m = aw_calloc(1, sizeof(*m));
     m->super.type = AW_SESSION__LOADED;
     m->super.free = hist_msg_free;
     m->err = err;
-    m->seq = seq;
-    m->sub = sub;
-    m->flags = flags;
+    if (tail != NULL) {
+        m->seq = tail->seq;
+        m->sub = tail->sub;
+        m->reserved = tail->reserved;
+        m->flags = tail->flags;
+        /* the tail's records are lent for the call: keep references */
+        m->frames = aw_alloc((tail->n_recent + 1) * sizeof(*m->frames));
+        for (size_t i = 0; i < tail->n_recent; i++)
+            m->frames[i] = aw_buf_retain(tail->recent[i]);
+        m->n = tail->n_recent;
+    }
     if (aw_actor_send(&s->super, &m->super) != 0)
         aw_msg_release(&m->super);
     aw_actor_release(&s->super);
@@ -690,7 +978,7 @@ static void load(aw_session_t *s)
 static void maybe_idle(aw_session_t *s)
 {
     struct aw_session_state *st = s->st;
-    if (st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0)
+    if (st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0 && !aw_held_any(&st->held))
         arm_timer(s, TIMER_REAP, ++st->reap_gen, s->cfg->idle_ms);
 }
 
@@ -738,15 +1026,22 @@ static void send_later(aw_session_t *s)
         arm_timer(s, TIMER_LATER, 0, 20); /* nothing may overtake a replay */
         return;
     }
+    int blocked = 0; /* a message waits for a seq reservation: the ones after it wait too */
     for (size_t i = 0; i < st->n_later; i++) {
-        if (st->shutting_down || st->later[i].due_ms <= now) {
+        int due = st->shutting_down || st->later[i].due_ms <= now;
+        if (due && !blocked && !st->later[i].guest && !may_number(s))
+            blocked = !st->numbering_stopped;
+        if (due && !blocked) {
             /* The socket that asked gets it too, while it is still open, even
              * if it never proved the identity. */
             aw_conn_t *origin = st->later[i].origin;
             if (origin != NULL && find_conn(s, origin) == NULL)
                 origin = NULL;
-            /* a later message has only sockets to go to, whatever its turn's channel */
-            aw_buf_release(send_bot(s, origin, AW_CHANNEL_WEBSOCKET, st->later[i].reply, st->later[i].guest));
+            /* a later message has only sockets to go to, whatever its turn's channel; once the
+             * history has stopped, one that cannot be numbered is dropped */
+            if (st->later[i].guest || may_number(s))
+                aw_buf_release(
+                    send_bot(s, origin, AW_CHANNEL_WEBSOCKET, st->later[i].reply, st->later[i].guest, 0));
             aw_reply_free(st->later[i].reply);
             aw_conn_release(st->later[i].origin);
         } else {
@@ -754,6 +1049,8 @@ static void send_later(aw_session_t *s)
         }
     }
     st->n_later = kept;
+    if (blocked)
+        arm_timer(s, TIMER_LATER, 0, 20);
 }
 
 static void on_timer(aw_session_t *s, timer_msg_t *t)
@@ -768,6 +1065,10 @@ static void on_timer(aw_session_t *s, timer_msg_t *t)
         send_later(s);
         maybe_idle(s);
         break;
+    case TIMER_RESERVE:
+        reserve_ahead(s);
+        pump(s);
+        break;
     case TIMER_LOAD:
         pump(s);
         break;
@@ -779,10 +1080,22 @@ static void on_timer(aw_session_t *s, timer_msg_t *t)
         break;
     case TIMER_REAP:
         if (t->gen == st->reap_gen && st->n_conns == 0 && !st->in_turn && st->q_head == NULL &&
-            st->n_later == 0)
+            st->n_later == 0 && !aw_held_any(&st->held))
             aw_registry__reap(s->reg, s);
         break;
     }
+}
+
+/* Adds the `mid` of a stored message of the person to the window. */
+static void remember_mid(aw_session_t *s, const aw_buf_t *json)
+{
+    aw_json_arena_t *arena = NULL;
+    yajl_val root = aw_json_parse_arena(json->data, json->len, &arena);
+    int bad = 0;
+    const char *mid = root != NULL && YAJL_IS_OBJECT(root) ? aw_json_get_string(root, "mid", &bad) : NULL;
+    if (mid != NULL && !bad)
+        aw_mid_window_add(&s->st->mids, mid, strlen(mid));
+    aw_json_arena_free(arena);
 }
 
 static void on_loaded(aw_session_t *s, hist_msg_t *m)
@@ -803,7 +1116,13 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
     }
     st->known |= st->seq > 0 || st->sub > 0 || (m->flags & AW_TAIL_KNOWN);
     st->protected_id |= (m->flags & AW_TAIL_PROTECTED) != 0;
+    st->reserved = m->reserved; /* where the store says this session may number up to */
     st->loaded = 1;
+    /* The ids of the person's newest messages, oldest first, so that a
+     * message sent again after a restart is known as a duplicate. */
+    for (size_t i = m->n; i-- > 0;)
+        remember_mid(s, m->frames[i]);
+    reserve_ahead(s);
     pump(s);
 }
 
@@ -878,7 +1197,7 @@ static int over_rate(aw_session_t *s, aw_inbound_t *in)
     aw_log(AW_LOG_DEBUG, "rate_limited", "a message of user %.*s was over the rate and dropped",
            (int)s->user_len, s->user);
     if (in->conn != NULL) {
-        aw_buf_t *f = aw_frame_error(AW_ERATELIMITED);
+        aw_buf_t *f = aw_frame_error_mid(AW_ERATELIMITED, in->msg.mid, in->msg.mid_len);
         in->conn->send(in->conn, f);
         aw_buf_release(f);
     }
@@ -920,6 +1239,16 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
     case AW_SESSION__BOT:
         on_bot(s, (hist_msg_t *)msg);
         break;
+    case AW_SESSION__RESERVED:
+        reserve_answered(s, ((hist_msg_t *)msg)->err);
+        pump(s);
+        send_later(s);
+        break;
+    case AW_SESSION__DURABLE:
+        s->st->durable++; /* answered in the order appended */
+        release_held(s);
+        maybe_idle(s);
+        break;
     case AW_SESSION__CLAIMED:
         if (s->st->claim_waiting)
             claim_answered(s, ((hist_msg_t *)msg)->err);
@@ -947,6 +1276,8 @@ static void dispose(aw_actor_t *actor)
     if (st->in_turn)
         end_turn(s);
     drop_queue(st);
+    aw_held_clear(&st->held);
+    aw_mid_window_clear(&st->mids);
     for (size_t i = 0; i < st->n_conns; i++)
         aw_conn_release(st->conns[i].conn);
     if (st->claimer != NULL)

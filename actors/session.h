@@ -32,6 +32,7 @@ typedef struct aw_chat_config {
     double rate;           /* messages per second a user may send, on average; 0: no limit */
     double burst;          /* and at once */
     unsigned int claim_ms; /* how long a greeting waits for a new id's claim (session.c); 0 means 5000 */
+    int durable; /* --durable-delivery: acks and bot messages wait until their records are durable */
 } aw_chat_config_t;
 
 /* Kinds of aw_msg_t a session handles. */
@@ -44,6 +45,8 @@ enum {
     AW_SESSION__REPLAY,     /* private: the history answered the messages a socket missed */
     AW_SESSION__BOT,        /* private: a remote bot answered */
     AW_SESSION__CLAIMED,    /* private: the history answered an identity claim */
+    AW_SESSION__RESERVED,   /* private: the history answered a seq reservation */
+    AW_SESSION__DURABLE,    /* private: the history wrote a group of the session's records */
 };
 
 /* A client message on its way to the session of its user. */

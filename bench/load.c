@@ -8,7 +8,10 @@
  *         default; with --rate, open loop at a fixed total rate, each message
  *         timed from when it was due, so a stalled server cannot hide its
  *         latency (no coordinated omission). Every message carries its due
- *         time in its text, which an echo bot sends back.
+ *         time in its text, which an echo bot sends back. With --pid, the
+ *         server's CPU time per message over the measured window too, and
+ *         the tool's own: on a machine the two share, messages/s is bounded
+ *         by both, while CPU per message is the server's alone.
  *   idle  opens N sessions as fast as the server takes them (hello, then
  *         quiet; pings are answered), holds them, and reports the connect
  *         rate and the server's resident memory per session (VmRSS of
@@ -33,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -65,6 +69,8 @@ typedef struct result {
     uint64_t sent, received, errors, connected, failed, closed;
     uint64_t t_first, t_ready; /* idle: first connect started, last session ready (µs) */
     uint64_t t_begin, t_end;   /* echo: the measured window (µs) */
+    uint64_t cpu_server;       /* echo: --pid's CPU time over that window (µs), or 0 */
+    uint64_t cpu_self;         /* echo: this worker's own CPU time over it (µs) */
     aw_hist_t lat;             /* echo: message latency; idle: session setup time (µs) */
 } result_t;
 
@@ -95,6 +101,9 @@ struct worker {
     size_t tail_len;
     result_t *r;
 };
+
+static uint64_t process_cpu_us(int pid);
+static uint64_t self_cpu_us(void);
 
 static uint64_t now_us(void)
 {
@@ -448,6 +457,8 @@ static void on_stop(uv_timer_t *t)
     worker_t *w = t->data;
     w->stopping = 1;
     w->r->t_end = now_us();
+    w->r->cpu_server = process_cpu_us(w->o->server_pid) - w->r->cpu_server;
+    w->r->cpu_self = self_cpu_us() - w->r->cpu_self;
     uv_stop(&w->loop);
 }
 
@@ -475,6 +486,8 @@ static void on_tick(uv_timer_t *t)
     if (w->t_load != 0 && !w->measuring && now >= w->t_load + (uint64_t)(w->o->warmup * 1e6)) {
         w->measuring = 1;
         w->r->t_begin = now;
+        w->r->cpu_server = process_cpu_us(w->o->server_pid);
+        w->r->cpu_self = self_cpu_us();
         uv_timer_start(&w->stop, on_stop, (uint64_t)(w->o->duration * 1000), 0);
     }
     if (w->o->rate == 0 || w->t_load == 0 || w->ready == 0)
@@ -544,6 +557,36 @@ static void run_worker(const options_t *o, unsigned int id, int result_fd, int n
 
 /* --- the parent --- */
 
+/* The CPU time (user and system, every thread) of process `pid` so far, in
+ * µs of the kernel's clock ticks; 0 without a pid or when it is gone. */
+static uint64_t process_cpu_us(int pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* the fields after the command name, which may hold spaces and ')' */
+    const char *p = strrchr(buf, ')');
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (uint64_t)(ut + st) * 1000000u / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+static uint64_t self_cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static long server_rss_kib(int pid)
 {
     char path[64], line[256];
@@ -594,20 +637,23 @@ static void print_result(const options_t *o, const result_t *r, long rss0, long 
         j = strcmp(o->json, "-") == 0 ? stdout : fopen(o->json, "w");
     if (o->mode == MODE_ECHO) {
         double secs = (r->t_end - r->t_begin) / 1e6, rate = secs > 0 ? r->received / secs : 0;
+        double srv_us = r->cpu_server > 0 && r->received > 0 ? (double)r->cpu_server / r->received : -1;
+        double self_us = r->received > 0 ? (double)r->cpu_self / r->received : -1;
         printf("echo %s c=%u procs=%u size=%u %.0fs: %.0f msg/s, latency ms p50 %.3f p90 %.3f p99 %.3f "
                "p99.9 %.3f max %.3f; connected %" PRIu64 ", failed %" PRIu64 ", closed %" PRIu64
-               ", unsent %" PRIu64 "\n",
+               ", unsent %" PRIu64 "; CPU us/msg server %.2f, load tool %.2f\n",
                o->rate > 0 ? "open" : "closed", o->conns, o->procs, o->size, o->duration, rate, p50, p90, p99,
-               p999, max, r->connected, r->failed, r->closed, r->errors);
+               p999, max, r->connected, r->failed, r->closed, r->errors, srv_us, self_us);
         if (j != NULL)
             fprintf(j,
                     "{\"mode\":\"echo\",\"loop\":\"%s\",\"connections\":%u,\"rate\":%.0f,\"size\":%u,"
                     "\"seconds\":%.3f,\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"msgs_per_s\":%.1f,"
                     "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
                     "\"connected\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"closed\":%" PRIu64
-                    ",\"unsent\":%" PRIu64 "}\n",
+                    ",\"unsent\":%" PRIu64 ",\"server_cpu_us_per_msg\":%.2f,\"load_cpu_us_per_msg\":%.2f}\n",
                     o->rate > 0 ? "open" : "closed", o->conns, o->rate, o->size, secs, r->sent, r->received,
-                    rate, p50, p90, p99, p999, max, r->connected, r->failed, r->closed, r->errors);
+                    rate, p50, p90, p99, p999, max, r->connected, r->failed, r->closed, r->errors, srv_us,
+                    self_us);
     } else {
         double secs = (r->t_ready - r->t_first) / 1e6, rate = secs > 0 ? r->connected / secs : 0;
         double per = rss0 >= 0 && rss1 >= 0 && r->connected > 0 ? (rss1 - rss0) * 1024.0 / r->connected : -1;
@@ -644,6 +690,11 @@ static void merge(result_t *all, const result_t *r)
         all->t_begin = r->t_begin;
     if (r->t_end > all->t_end)
         all->t_end = r->t_end;
+    /* the server's time is measured by every worker over nearly the same
+     * window: keep the widest, not the sum */
+    if (r->cpu_server > all->cpu_server)
+        all->cpu_server = r->cpu_server;
+    all->cpu_self += r->cpu_self;
     aw_hist_merge(&all->lat, &r->lat);
 }
 
@@ -755,7 +806,7 @@ static void usage(FILE *f)
         "  -u, --url URL         ws://127.0.0.x:PORT/ (default ws://127.0.0.1:3000/)\n"
         "  -S, --source LIST     source addresses, comma-separated 127.0.0.x (default 127.0.0.1)\n"
         "  -p, --procs N         worker processes (default 1; each holds at most the file limit)\n"
-        "  -P, --pid PID         the server's pid, for its resident memory (idle)\n"
+        "  -P, --pid PID         the server's pid: its resident memory (idle), its CPU per message (echo)\n"
         "  -j, --json FILE       also write the result as JSON (- for stdout)\n");
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `make bench`: starts anywhere, Botkit and nginx in turn on 127.0.0.1, runs
-# the same loads against each, and prints one table with the ratios, measured
-# in the same run on the same machine. Only loopback is ever a target; every
-# load has a fixed duration and every wait a bounded count.
+# `make bench`: starts anywhere, Botkit, nginx, the same-stack ceiling
+# (ws-ceiling, bench/ceiling.c) and the raw Node peer (bench/botkit/ws_echo.js)
+# in turn on 127.0.0.1, runs the same loads against each, and prints two
+# tables with the ratios, each target and whether it is met, measured in the
+# same run on the same machine. Only loopback is ever a target; every load has
+# a fixed duration and every wait a bounded count.
 #
 #   bench/run.sh BUILD_DIR
 #
@@ -69,12 +71,13 @@ run_loads() { # NAME WS_URL HTTP_URL
     local name=$1 ws=$2 http=$3
     if [ -n "$ws" ]; then
         echo "bench: $name: websocket echo, 1000 connections, closed loop, ${secs}s"
-        "$load" echo -u "$ws" -c 1000 -d "$secs" -j "$out/$name.closed.json" || true
+        "$load" echo -u "$ws" -c 1000 -d "$secs" -P "$server_pid" -j "$out/$name.closed.json" || true
         settle
         echo "bench: $name: websocket echo, 1000 connections, open loop at $open_rate msg/s, ${secs}s"
-        "$load" echo -u "$ws" -c 1000 -d "$secs" -r "$open_rate" -j "$out/$name.open.json" || true
+        "$load" echo -u "$ws" -c 1000 -d "$secs" -r "$open_rate" -P "$server_pid" -j "$out/$name.open.json" || true
         settle
     fi
+    [ -n "$http" ] || return 0
     # one unmeasured second first: every server meets its 100 users once
     wrk -t2 -c100 -d1s -s "$here/bench/webhook.lua" "$http" >/dev/null || true
     echo "bench: $name: webhook, wrk -t2 -c100, ${secs}s"
@@ -116,6 +119,23 @@ bench_nginx() {
     stop_server
 }
 
+# The peers without a webhook: websocket echo only.
+bench_ceiling() {
+    "$build/bench/ws-ceiling" -t "$io_threads" "$port" >"$out/ceiling.log" 2>&1 &
+    server_pid=$!
+    wait_port
+    run_loads ceiling "ws://127.0.0.1:$port/" ""
+    stop_server
+}
+
+bench_node() {
+    (cd "$here/bench/botkit" && PORT=$port exec node ws_echo.js >"$out/node.log" 2>&1) &
+    server_pid=$!
+    wait_port
+    run_loads node "ws://127.0.0.1:$port/" ""
+    stop_server
+}
+
 # ratio A B [invert]: A/B (or B/A), one decimal, "-" when either is missing.
 ratio() {
     awk -v a="$1" -v b="$2" -v inv="${3:-0}" 'BEGIN {
@@ -123,12 +143,27 @@ ratio() {
         r = inv ? b / a : a / b; printf(r >= 10 ? "%.0fx" : "%.2fx", r) }'
 }
 
-row() { # LABEL OURS BOTKIT NGINX VS_BOTKIT VS_NGINX TARGET
-    printf "| %-40s | %10s | %10s | %10s | %11s | %10s | %-22s |\n" "$@"
+# meets A OP B [A2 OP2 B2]: "yes" when A OP B holds (and A2 OP2 B2), "no" when
+# it does not, "-" when a figure is missing. OP: ge or le.
+meets() {
+    awk -v a="$1" -v op="$2" -v b="$3" -v a2="${4:-1}" -v op2="${5:-ge}" -v b2="${6:-1}" 'function ok(x, o, y) {
+            return o == "ge" ? x + 0 >= y + 0 : x + 0 <= y + 0 }
+        BEGIN {
+            if (a == "-" || b == "-" || a2 == "-" || b2 == "-" || a == "" || b == "") { print "-"; exit }
+            print (ok(a, op, b) && ok(a2, op2, b2)) ? "yes" : "no" }'
+}
+
+# times A B: A*B, or "-".
+times() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf("%.3f", a * b) }'
+}
+
+row() { # LABEL OURS PEER1 PEER2 VS_PEER1 VS_PEER2 TARGET MET
+    printf "| %-40s | %10s | %10s | %10s | %11s | %10s | %-27s | %-4s |\n" "$@"
 }
 
 table() {
-    local a=$out/anywhere b=$out/botkit n=$out/nginx
+    local a=$out/anywhere b=$out/botkit n=$out/nginx c=$out/ceiling d=$out/node
     local ac ao aw ai bc bo bw bi nw
     ac=$a.closed.json ao=$a.open.json aw=$a.webhook.json ai=$a.idle.json
     bc=$b.closed.json bo=$b.open.json bw=$b.webhook.json bi=$b.idle.json nw=$n.webhook.json
@@ -141,36 +176,56 @@ table() {
     echo "anywhere bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
     echo "machine: $(nproc) cores, $(uname -r); load tool on the same machine"
     echo "anywhere: --io-threads $io_threads --workers $workers --bot echo --rate 0; Botkit 4.15 + botbuilder-adapter-web 1.0.10 on node $(node --version); $(nginx -v 2>&1 | sed 's/.*: //')"
+    echo "ceiling: ws-ceiling -t $io_threads (libh2o + wslay echo, bench/ceiling.c); Node peer: ws $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$here/bench/botkit/node_modules/ws/package.json" 2>/dev/null) echo (bench/botkit/ws_echo.js)"
     echo
-    row "load" "anywhere" "Botkit" "nginx" "vs Botkit" "vs nginx" "target"
-    row "----------------------------------------" "----------" "----------" "----------" "-----------" "----------" "----------------------"
     local v1 v2 v3
+    row "load" "anywhere" "Botkit" "nginx" "vs Botkit" "vs nginx" "target" "met"
+    row "----------------------------------------" "----------" "----------" "----------" "-----------" "----------" "---------------------------" "----"
     v1=$(jget "$ac" msgs_per_s) v2=$(jget "$bc" msgs_per_s)
-    row "ws echo, 1000 conns, closed: msg/s" "$v1" "$v2" "" "$(ratio "$v1" "$v2")" "" ">= 10x Botkit"
+    row "ws echo, 1000 conns, closed: msg/s" "$v1" "$v2" "" "$(ratio "$v1" "$v2")" "" ">= 10x Botkit" "$(meets "$v1" ge "$(times "$v2" 10)")"
     v1=$(jget "$ac" p99_ms) v2=$(jget "$bc" p99_ms)
-    row "ws echo, 1000 conns, closed: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "<= 1/10 of Botkit"
+    row "ws echo, 1000 conns, closed: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "<= 1/10 of Botkit" "$(meets "$v1" le "$(times "$v2" 0.1)")"
+    v1=$(jget "$ac" server_cpu_us_per_msg) v2=$(jget "$bc" server_cpu_us_per_msg)
+    row "ws echo, closed: server CPU us/msg" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "" ""
     v1=$(jget "$ao" p99_ms) v2=$(jget "$bo" p99_ms)
-    row "ws echo, open $open_rate msg/s: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" ""
+    row "ws echo, open $open_rate msg/s: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "" ""
     v1=$(jget "$ao" p999_ms) v2=$(jget "$bo" p999_ms)
-    row "ws echo, open $open_rate msg/s: p99.9 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" ""
+    row "ws echo, open $open_rate msg/s: p99.9 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "<= 1/10 of Botkit" "$(meets "$v1" le "$(times "$v2" 0.1)")"
     v1=$(jget "$aw" requests_per_s) v2=$(jget "$bw" requests_per_s) v3=$(jget "$nw" requests_per_s)
-    row "webhook POST, wrk -c100: req/s" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2")" "$(ratio "$v1" "$v3")" ">= 10x Botkit, 0.6x nginx"
+    row "webhook POST, wrk -c100: req/s" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2")" "$(ratio "$v1" "$v3")" ">= 10x Botkit, 0.6x nginx" \
+        "$(meets "$v1" ge "$(times "$v2" 10)" "$v1" ge "$(times "$v3" 0.6)")"
     v1=$(jget "$aw" p99_ms) v2=$(jget "$bw" p99_ms) v3=$(jget "$nw" p99_ms)
-    row "webhook POST, wrk -c100: p99 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" ""
+    row "webhook POST, wrk -c100: p99 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" "" ""
     v1=$(jget "$ai" connected) v2=$(jget "$bi" connected)
-    row "idle sessions held (of $idle_n)" "$v1" "$v2" "" "" "" "$idle_n in one process"
+    row "idle sessions held (of $idle_n)" "$v1" "$v2" "" "" "" "$idle_n in one process" "$(meets "$v1" ge "$idle_n")"
     v1=$(jget "$ai" bytes_per_session) v2=$(jget "$bi" bytes_per_session)
-    row "idle: server RSS bytes per session" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2" 1)" "" "<= 4096"
+    row "idle: server RSS bytes per session" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2" 1)" "" "<= 4096" "$(meets "$v1" le 4096)"
     v1=$(jget "$ai" sessions_per_s) v2=$(jget "$bi" sessions_per_s)
-    row "new sessions per second" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2")" "" ">= 10000"
+    row "new sessions per second" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2")" "" ">= 10000" "$(meets "$v1" ge 10000)"
     if [ -f "$out/history.txt" ]; then
         v1=$(sed -n 's/.*batched through the history actor: \([0-9]*\).*/\1/p' "$out/history.txt")
         v2=$(sed -n 's/.*ratio batched \/ per-message: \([0-9.]*x\).*/\1/p' "$out/history.txt")
-        row "history store: records/s (batched)" "${v1:--}" "" "" "" "" ">= 200000"
-        row "history store: batched / one per record" "${v2:--}" "" "" "" "" ">= 50x"
+        row "history store: records/s (batched)" "${v1:--}" "" "" "" "" ">= 200000" "$(meets "${v1:--}" ge 200000)"
+        row "history store: batched / one per record" "${v2:--}" "" "" "" "" ">= 50x" "$(meets "${v2%x}" ge 50)"
     fi
     echo
-    echo "(vs Botkit and vs nginx: how many times better anywhere is; latency and memory ratios are Botkit's over ours)"
+    row "against the limit" "anywhere" "ceiling" "ws (Node)" "vs ceiling" "vs Node" "target" "met"
+    row "----------------------------------------" "----------" "----------" "----------" "-----------" "----------" "---------------------------" "----"
+    v1=$(jget "$ac" msgs_per_s) v2=$(jget "$c.closed.json" msgs_per_s) v3=$(jget "$d.closed.json" msgs_per_s)
+    row "ws echo, 1000 conns, closed: msg/s" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2")" "$(ratio "$v1" "$v3")" ">= 0.6x ceiling" "$(meets "$v1" ge "$(times "$v2" 0.6)")"
+    row "" "" "" "" "" "" ">= 5x Node" "$(meets "$v1" ge "$(times "$v3" 5)")"
+    v1=$(jget "$ac" p99_ms) v2=$(jget "$c.closed.json" p99_ms) v3=$(jget "$d.closed.json" p99_ms)
+    row "ws echo, 1000 conns, closed: p99 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" "<= 2x ceiling" "$(meets "$v1" le "$(times "$v2" 2)")"
+    v1=$(jget "$ac" server_cpu_us_per_msg) v2=$(jget "$c.closed.json" server_cpu_us_per_msg) v3=$(jget "$d.closed.json" server_cpu_us_per_msg)
+    row "ws echo, closed: server CPU us/msg" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" "" ""
+    v1=$(jget "$ao" p99_ms) v2=$(jget "$c.open.json" p99_ms) v3=$(jget "$d.open.json" p99_ms)
+    row "ws echo, open $open_rate msg/s: p99 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" "" ""
+    v1=$(jget "$ao" p999_ms) v2=$(jget "$c.open.json" p999_ms) v3=$(jget "$d.open.json" p999_ms)
+    row "ws echo, open $open_rate msg/s: p99.9 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" "" ""
+    echo
+    echo "(vs: how many times better anywhere is; latency, CPU and memory ratios are the peer's over ours."
+    echo " server CPU us/msg: the server process's CPU time over the measured window per message answered;"
+    echo " the load tool shares the cores, so msg/s is bounded by both, CPU per message by the server alone)"
 }
 
 for tool in wrk nginx node; do
@@ -181,6 +236,8 @@ done
 bench_ours
 bench_botkit
 bench_nginx
+bench_ceiling
+bench_node
 if [ -x "$build/bench/history_bench" ]; then
     echo "bench: history store, batched against one transaction per record"
     "$build/bench/history_bench" 100000 | tee "$out/history.txt" || true

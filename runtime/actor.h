@@ -56,7 +56,7 @@ struct aw_actor {
     ck_stack_t mailbox;     /* MPSC: pushed by anyone, popped by the running worker */
     aw_msg_t *local_head;   /* taken from the mailbox but not yet handled (FIFO) */
     aw_msg_t *local_tail;   /* only the worker running the actor touches these */
-    aw_actor_t *next_ready; /* run-queue link, guarded by the run-queue lock */
+    aw_actor_t *next_ready; /* run-queue link: set by whoever queues it, read by the worker that takes it */
     unsigned int state;     /* idle / scheduled, atomic */
     unsigned int refcnt;    /* atomic */
     unsigned int running;   /* atomic; checks "never on two threads" in debug builds */
@@ -69,10 +69,13 @@ typedef struct aw_runtime_config {
 
 /* Statistics, read with relaxed atomics: a snapshot, not a consistent cut. */
 typedef struct aw_runtime_stats {
-    uint64_t handled;   /* messages given to handlers */
-    uint64_t discarded; /* messages released undelivered at stop or dispose */
-    uint64_t runs;      /* times an actor was taken off the run queue */
-    uint64_t timers;    /* timers pending now */
+    uint64_t handled;      /* messages given to handlers */
+    uint64_t discarded;    /* messages released undelivered at stop or dispose */
+    uint64_t runs;         /* times an actor was taken off the run queue */
+    uint64_t timers;       /* timers pending now */
+    uint64_t lock_waits;   /* times a thread found the runtime's lock taken and waited for it */
+    uint64_t lock_wait_ns; /* the time those waits took in all */
+    uint64_t sleeps;       /* times a worker went to sleep for want of work */
 } aw_runtime_stats_t;
 
 /* Creates a runtime and starts its worker threads and its timer thread. On

@@ -13,18 +13,34 @@
 
 typedef struct aw_timer_heap aw_timer_heap_t;
 
+/* A worker and its share of the run queue. `pending` is written by every
+ * thread that queues an actor here and sits alone in its cache line; the
+ * rest is the owner's, read by others only as counters. */
+typedef struct aw_worker {
+    aw_actor_t *pending; /* lock-free stack of queued actors (next_ready); CLOSED once stopped */
+    char pad_[64 - sizeof(aw_actor_t *)];
+    aw_runtime_t *rt;
+    unsigned int index;
+    uv_thread_t thread;
+    aw_actor_t *local_head, *local_tail; /* taken from a `pending`, FIFO; the owner's alone */
+    uint64_t handled, runs;              /* atomic; the owner adds */
+    uint64_t scheduled;           /* atomic, only grows: actors the owner moved from idle to scheduled */
+    uint64_t unscheduled;         /* atomic, only grows: actors the owner moved from scheduled to idle */
+    uint64_t scheduled_by_others; /* atomic, only grows: as `scheduled`, by threads that are not workers */
+} __attribute__((aligned(64))) aw_worker_t;
+
 struct aw_runtime {
     unsigned int n_workers, batch;
-    uv_thread_t *workers;
-    uv_mutex_t lock;         /* guards the run queue and the counts below it */
-    uv_cond_t work;          /* an actor was queued, or the runtime stops */
-    uv_cond_t idle;          /* a worker found nothing to do */
-    aw_actor_t *head, *tail; /* the run queue, FIFO */
-    unsigned int sleeping;   /* workers waiting on `work` */
-    unsigned int busy;       /* workers running an actor */
-    unsigned int queued;     /* actors on the run queue; atomic, changed under `lock` */
-    int stopped;             /* written under `lock`, read atomically by senders */
-    uint64_t handled, discarded, runs, pending_timers; /* atomic */
+    aw_worker_t *workers;               /* n_workers of them, each in its own cache lines */
+    uv_mutex_t lock;                    /* the sleeping side only: guards the waits on `work` and `idle` */
+    uv_cond_t work;                     /* an actor was queued, or the runtime stops */
+    uv_cond_t idle;                     /* a worker found nothing to do (a drain waits for that) */
+    unsigned int sleeping;              /* atomic, changed under `lock`: workers waiting on `work` */
+    unsigned int waking;                /* atomic: a wake-up is on its way to a sleeping worker */
+    unsigned int drain_waiters;         /* under `lock`: aw_runtime_stop calls waiting on `idle` */
+    int stopped;                        /* atomic */
+    uint64_t discarded, pending_timers; /* atomic */
+    uint64_t lock_waits, lock_wait_ns, sleeps; /* atomic */
     aw_timer_heap_t *timers;
 };
 

@@ -7,8 +7,9 @@
  * duplicate-key errors of an unordered insert_many mean "already stored".
  * The message itself is kept as a subdocument, with user, seq, sub, ts (a
  * date), dir, type and text beside it for people querying the collection,
- * and `flags` when a record has any. An identity claim (AW_RECORD_CLAIM) is
- * kept as its JSON text instead, so that it reads back byte for byte.
+ * and `flags` when a record has any. An identity claim (AW_RECORD_CLAIM) or
+ * a seq reservation (AW_RECORD_RESERVE) is kept as its JSON text instead, so
+ * that it reads back byte for byte.
  *
  * Its one option (aw_store_param_t of backend "mongodb"; main.c's
  * --write-concern): "w", the write concern of every batch, "majority" (the
@@ -83,10 +84,11 @@ static void append_record(bson_t *doc, const aw_record_t *r)
     if (r->flags != 0)
         BSON_APPEND_INT32(doc, "flags", r->flags); /* absent reads as 0 */
     BSON_APPEND_UTF8(doc, "type", r->direction == AW_RECORD_OUT ? "message" : "message_received");
-    /* A claim is kept as its text: the history actor compares the claim it
-     * reads back with its own byte for byte, and a subdocument comes back in
-     * the driver's spacing. Nobody queries claims as messages. */
-    if (!(r->flags & AW_RECORD_CLAIM) && bson_init_from_json(&msg, r->json, (ssize_t)r->json_len, &err)) {
+    /* A claim or reservation is kept as its text: the history actor compares
+     * the one it reads back with its own byte for byte, and a subdocument
+     * comes back in the driver's spacing. Nobody queries them as messages. */
+    if (!(r->flags & (AW_RECORD_CLAIM | AW_RECORD_RESERVE)) &&
+        bson_init_from_json(&msg, r->json, (ssize_t)r->json_len, &err)) {
         bson_iter_t it;
         if (bson_iter_init_find(&it, &msg, "text") && BSON_ITER_HOLDS_UTF8(&it))
             BSON_APPEND_UTF8(doc, "text", bson_iter_utf8(&it, NULL));

@@ -47,19 +47,25 @@ enum {
      * second claim of the same id finds it taken; it is never shown in
      * history. */
     AW_RECORD_CLAIM = 2,
+    /* A reservation of the user's seq numbers up to the record's `seq` (docs/protocol.md, Delivery):
+     * key (seq, -1), just below the bot message it reserves up to, so the
+     * newest one tells a restarted server where numbering may go on. Never
+     * shown in history. */
+    AW_RECORD_RESERVE = 4,
 };
 
 typedef struct aw_record {
     const char *user; /* user id, UTF-8, 1..256 bytes */
     size_t user_len;
     int64_t seq;   /* see the key above; >= 0 */
-    int64_t sub;   /* 0 for a bot message, >= 1 for the person's */
+    int64_t sub;   /* 0 for a bot message, >= 1 for the person's, -1 for a reservation */
     int64_t ts_ms; /* milliseconds since the epoch */
     int direction; /* AW_RECORD_IN or AW_RECORD_OUT */
-    int flags;     /* AW_RECORD_PROTECTED, AW_RECORD_CLAIM or 0 */
+    int flags;     /* AW_RECORD_PROTECTED, AW_RECORD_CLAIM, AW_RECORD_RESERVE or 0 */
     /* The whole message object, as the client will get it back. A backend
      * that keeps the object rather than its text may space it its own way; a
-     * claim comes back byte for byte (the history actor compares it). */
+     * claim or a reservation comes back byte for byte (the history actor
+     * compares it). */
     const char *json;
     size_t json_len;
 } aw_record_t;

@@ -114,9 +114,16 @@ static void answer(h2o_req_t *req, pending_t *p, aw_buf_t **frames, size_t n)
         h2o_iovec_t token = h2o_strdup(&req->pool, p->super.token, strlen(p->super.token));
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-anywhere-token"), 0, NULL,
                               token.base, token.len);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0,
-                              NULL, H2O_STRLIT("x-anywhere-token"));
     }
+    /* The client's message id, acknowledged (docs/protocol.md, Delivery). */
+    if (p->super.ack[0] != '\0') {
+        h2o_iovec_t mid = h2o_strdup(&req->pool, p->super.ack, strlen(p->super.ack));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-anywhere-ack"), 0, NULL, mid.base,
+                              mid.len);
+    }
+    if (p->super.token[0] != '\0' || p->super.ack[0] != '\0')
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0,
+                              NULL, H2O_STRLIT("x-anywhere-token, x-anywhere-ack"));
     if (p->super.mode == AW_SINK_FIRST) {
         if (n == 0)
             aw_route__send_json(req, 200, "{}", 2);

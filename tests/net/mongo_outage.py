@@ -18,7 +18,11 @@ import time
 import urllib.error
 import urllib.request
 
+from bson.int64 import Int64
 from mockupdb import MockupDB
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'unit', 'store'))
+from mongo_mock import matches  # noqa: E402  the filter the store's finds use
 
 HANDSHAKE = {'ismaster': True, 'isWritablePrimary': True, 'helloOk': True, 'maxWireVersion': 13,
              'minWireVersion': 0, 'maxBsonObjectSize': 16777216, 'maxMessageSizeBytes': 48000000,
@@ -29,7 +33,8 @@ class Mongo:
     """A mock that keeps what it is sent, and can refuse writes."""
 
     def __init__(self, port=None):
-        self.docs = {}
+        self.docs = {}  # (user, seq, sub) -> times inserted
+        self.stored = {}  # (user, seq, sub) -> the document, for finds
         self.write_concerns = set()
         self.refuse = False
         self.lock = threading.Lock()
@@ -48,7 +53,7 @@ class Mongo:
         if name in ('ping', 'endsessions', 'createindexes'):
             return r.ok()
         if name == 'find':
-            return r.replies({'cursor': {'id': 0, 'ns': 'anywhere.history', 'firstBatch': []}, 'ok': 1})
+            return self.find(r)
         if name == 'insert':
             if self.refuse:
                 return r.replies({'ok': 0, 'code': 10107, 'errmsg': 'not primary'})
@@ -58,8 +63,24 @@ class Mongo:
                 for d in docs:
                     key = (d['_id']['u'], d['_id']['s'], d['_id']['k'])
                     self.docs[key] = self.docs.get(key, 0) + 1
+                    self.stored.setdefault(key, d)
             return r.ok(n=len(docs))
         return r.ok()
+
+    def find(self, r):
+        cmd = r.docs[0]
+        with self.lock:
+            found = [d for d in self.stored.values() if matches(d, cmd.get('filter', {}))]
+        for key, direction in reversed(list(cmd.get('sort', {}).items())):
+            found.sort(key=lambda d: d[key], reverse=direction < 0)
+        if cmd.get('limit'):
+            found = found[:abs(cmd['limit'])]
+        return r.replies({'cursor': {'id': Int64(0), 'ns': 'anywhere.history', 'firstBatch': found}, 'ok': 1})
+
+    def messages(self):
+        """The records of messages, not the seq reservations (sub -1)."""
+        with self.lock:
+            return {k: v for k, v in self.docs.items() if k[2] >= 0}
 
 
 def http(port, path, body=None):
@@ -118,7 +139,7 @@ def main():
                 said.append(body[0]['seq'])
 
         chat('healthy', 3)
-        wait(lambda: len(mongo.docs) == 6, 10, 'healthy records written')
+        wait(lambda: len(mongo.messages()) == 6, 10, 'healthy records written')
         mongo.refuse = True                       # the primary steps down
         chat('refused', 3)
         wait(lambda: http(port, '/healthz')[0] == 503, 10, 'healthz says the store is down')
@@ -128,9 +149,10 @@ def main():
         mongo.refuse = False
         mongo.start(mongo.port)                   # and comes back
         wait(lambda: http(port, '/healthz')[0] == 200, 30, 'healthz says the store is back')
-        wait(lambda: len(mongo.docs) == 18, 10, 'every held record written (%d of 18)' % len(mongo.docs))
-        expect(all(v >= 1 for v in mongo.docs.values()), 'each record there')
-        seqs = sorted(k[1] for k in mongo.docs if k[2] == 0)
+        wait(lambda: len(mongo.messages()) == 18, 10,
+             'every held record written (%d of 18)' % len(mongo.messages()))
+        expect(all(v >= 1 for v in mongo.messages().values()), 'each record there')
+        seqs = sorted(k[1] for k in mongo.messages() if k[2] == 0)
         expect(seqs == sorted(said), 'every acknowledged reply stored: %r vs %r' % (seqs, said))
         expect(any('store_down' in l for l in log) and any('store_up' in l for l in log), 'outage logged')
         expect(mongo.write_concerns == {'1'}, '--write-concern 1 on every insert: %r' % mongo.write_concerns)

@@ -58,7 +58,9 @@ typedef struct fake_frame {
     char token[80]; /* "" when absent */
     char user[64];
     char channel[16];
-    int64_t seq; /* -1 when absent */
+    char mid[72];  /* an ack's or an error's, "" when absent */
+    int duplicate; /* an ack's */
+    int64_t seq;   /* -1 when absent */
 } fake_frame_t;
 
 static inline void fake_copy_str(yajl_val root, const char *key, char *out, size_t size)
@@ -83,6 +85,9 @@ static inline void fake_frame_parse(const char *json, fake_frame_t *f)
     fake_copy_str(root, "token", f->token, sizeof(f->token));
     fake_copy_str(root, "user", f->user, sizeof(f->user));
     fake_copy_str(root, "channel", f->channel, sizeof(f->channel));
+    fake_copy_str(root, "mid", f->mid, sizeof(f->mid));
+    const char *dup[] = {"duplicate", NULL};
+    f->duplicate = yajl_tree_get(root, dup, yajl_t_true) != NULL;
     const char *seq[] = {"seq", NULL};
     yajl_val v = yajl_tree_get(root, seq, yajl_t_number);
     if (v != NULL && YAJL_IS_INTEGER(v))
@@ -211,6 +216,7 @@ typedef struct fake_sink {
     char **frames; /* copies of the answer's frames */
     size_t n;
     char token[AW_TOKEN_LEN + 1]; /* super.token as complete found it */
+    char ack[72];                 /* super.ack as complete found it */
 } fake_sink_t;
 
 static inline void fake_sink_complete(aw_sink_t *sink, aw_buf_t *const *frames, size_t n, int err)
@@ -224,6 +230,7 @@ static inline void fake_sink_complete(aw_sink_t *sink, aw_buf_t *const *frames, 
             s->frames[i] = aw_strndup(frames[i]->data, frames[i]->len);
         s->n = n;
         memcpy(s->token, s->super.token, sizeof(s->token));
+        memcpy(s->ack, s->super.ack, sizeof(s->super.ack));
     }
     uv_cond_broadcast(&s->cond);
     uv_mutex_unlock(&s->lock);

@@ -69,6 +69,27 @@ static void test_refuses(void)
     CHECK(parse(longuser) == 0);
 }
 
+/* A client's message id: 1..64 printable ASCII characters, or absent. */
+static void test_mid(void)
+{
+    aw_message_t m;
+    const char *j = "{\"type\":\"message\",\"user\":\"u\",\"mid\":\"a-1:B_~\"}";
+    CHECK(aw_message_parse(&m, j, strlen(j)) == 0);
+    CHECK(m.mid != NULL && m.mid_len == 7 && strcmp(m.mid, "a-1:B_~") == 0);
+    aw_message_dispose(&m);
+    CHECK(parse("{\"type\":\"message\",\"user\":\"u\",\"mid\":null}") == 0);
+    char mid[200];
+    snprintf(mid, sizeof(mid), "{\"type\":\"m\",\"user\":\"u\",\"mid\":\"%064d\"}", 0);
+    CHECK(parse(mid) == 0);
+    snprintf(mid, sizeof(mid), "{\"type\":\"m\",\"user\":\"u\",\"mid\":\"%065d\"}", 0);
+    CHECK(parse(mid) == AW_EBADMSG);
+    CHECK(parse("{\"type\":\"m\",\"user\":\"u\",\"mid\":\"\"}") == AW_EBADMSG);
+    CHECK(parse("{\"type\":\"m\",\"user\":\"u\",\"mid\":\"a b\"}") == AW_EBADMSG);
+    CHECK(parse("{\"type\":\"m\",\"user\":\"u\",\"mid\":\"a\\nb\"}") == AW_EBADMSG);
+    CHECK(parse("{\"type\":\"m\",\"user\":\"u\",\"mid\":\"\u00e9\"}") == AW_EBADMSG);
+    CHECK(parse("{\"type\":\"m\",\"user\":\"u\",\"mid\":7}") == AW_EBADMSG);
+}
+
 static void test_write_keeps_fields(void)
 {
     aw_message_t m;
@@ -91,6 +112,7 @@ int main(void)
 {
     test_accepts();
     test_refuses();
+    test_mid();
     test_write_keeps_fields();
     return check_exit("test_message");
 }

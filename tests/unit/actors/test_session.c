@@ -118,6 +118,31 @@ static void expect_count(fake_conn_t *c, const char *name, size_t n, int line)
 
 #define EXPECT_COUNT(c, n) expect_count(c, #c, n, __LINE__)
 
+/* The answer of a history call the test waits for. */
+typedef struct answer {
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    int done, err;
+} answer_t;
+
+static void on_answer(int err, void *data)
+{
+    answer_t *a = data;
+    uv_mutex_lock(&a->lock);
+    a->err = err;
+    a->done = 1;
+    uv_cond_signal(&a->cond);
+    uv_mutex_unlock(&a->lock);
+}
+
+static void wait_answer(answer_t *a)
+{
+    uv_mutex_lock(&a->lock);
+    while (!a->done)
+        uv_cond_wait(&a->cond, &a->lock);
+    uv_mutex_unlock(&a->lock);
+}
+
 /* A page of a user's history (the latest 100 records), as the texts of its
  * records, oldest first, each followed by '|' ("seen|hi|" ...). */
 typedef struct page {
@@ -276,10 +301,12 @@ static void test_fanout_guests_and_wrong_tokens(void)
 }
 
 /* While the store takes no writes, a brand-new user's greeting waits for the
- * id's claim up to claim_ms, then goes on without a token; a greeting of the
- * id meanwhile gets none either; once the claim is written the first socket
- * is sent the token in a later session frame, and sees the user's messages
- * from then on. */
+ * id's claim up to claim_ms, then goes on without a token; the bot's answers
+ * wait for the store too, since no seq may be handed out before its
+ * reservation is durable; a greeting of the id meanwhile gets no token
+ * either; once the store takes writes the answers go out, numbered, and the
+ * first socket is sent the token in a later session frame, and sees the
+ * user's messages from then on. */
 static void test_claim_waits_for_the_store(void)
 {
     fake_world_t w;
@@ -292,24 +319,24 @@ static void test_claim_waits_for_the_store(void)
 
     uint64_t start = aw_now_ms();
     CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"bob\"}") == 0);
-    EXPECT_COUNT(a, 2);
+    EXPECT_COUNT(a, 1);
     uint64_t waited = aw_now_ms() - start;
     if (waited < 280 || waited > 3000)
         fprintf(stderr, "the greeting waited %llu ms for claim_ms 300\n", (unsigned long long)waited);
     CHECK(waited >= 280 && waited <= 3000);
     EXPECT_SESSION(a, 0, 0, "");
-    EXPECT(a, 1, "message", "hi", 1);
-
     CHECK(fake_send(&w, e, NULL, "{\"type\":\"hello\",\"user\":\"bob\"}") == 0);
-    EXPECT_COUNT(e, 2);
-    EXPECT_SESSION(e, 0, 1, "");
-    EXPECT(e, 1, "message", "hi", 2);
-    usleep(100000);
-    EXPECT_COUNT(a, 2); /* trusted by id, not verified: not `e`'s turn */
+    usleep(300000);
+    EXPECT_COUNT(a, 1); /* "hi" waits for a number */
+    EXPECT_COUNT(e, 0); /* and the next turn behind it */
 
     faulty_set(&w.store->fail_writes, 0);
     EXPECT_COUNT(a, 3);
+    EXPECT(a, 1, "message", "hi", 1);
     EXPECT_SESSION(a, 2, 2, tok);
+    EXPECT_COUNT(e, 2);
+    EXPECT_SESSION(e, 0, 1, "");
+    EXPECT(e, 1, "message", "hi", 2);
     CHECK(fake_send(&w, e, NULL, "{\"type\":\"message\",\"user\":\"bob\",\"text\":\"after\"}") == 0);
     EXPECT_COUNT(e, 3);
     EXPECT(e, 2, "message", "after", 3);
@@ -351,7 +378,8 @@ static void test_numbering_outlives_the_session(void)
     CHECK(fake_detach(&w, "carol", a) == 0);
     CHECK(fake_wait_sessions(&w, 0, FAKE_WAIT_MS));
 
-    /* a new session: numbering from the tail, and the id is known */
+    /* a new session: numbering from the tail (inside the block this
+     * process reserved), and the id is known */
     CHECK(fake_send(&w, c, NULL, "{\"type\":\"hello\",\"user\":\"carol\"}") == 0);
     EXPECT_COUNT(c, 2);
     EXPECT_SESSION(c, 0, 4, "");
@@ -363,12 +391,14 @@ static void test_numbering_outlives_the_session(void)
     EXPECT_COUNT(c, 2);
     CHECK(fake_world_close(&w) == 0);
 
-    /* a restart: numbering and protection come from the store alone */
+    /* A restart: numbering and protection come from the store alone.
+     * Numbers up to the reservation (1..64) may have been handed out by the
+     * process that stopped: numbering goes on above it. */
     fake_world_open(&w, db_path("tail.db"), bot, &cfg);
     CHECK(fake_send(&w, d, NULL, json) == 0);
     EXPECT_COUNT(d, 2);
-    EXPECT_SESSION(d, 0, 6, tok);
-    EXPECT(d, 1, "message", "welcome back", 7);
+    EXPECT_SESSION(d, 0, 64, tok);
+    EXPECT(d, 1, "message", "welcome back", 65);
     CHECK(fake_send(&w, e, NULL, "{\"type\":\"hello\",\"user\":\"carol\"}") == 0);
     EXPECT_COUNT(e, 2);
     EXPECT_SESSION(e, 0, 0, ""); /* a guest is told no seq of the user's */
@@ -590,6 +620,163 @@ static void test_push(void)
     aw_conn_release(&c->super);
 }
 
+/* Checks that frame `i` of `c` is the ack of `mid`, a duplicate's or not. */
+static void expect_ack(fake_conn_t *c, const char *name, size_t i, const char *mid, int duplicate, int line)
+{
+    fake_frame_t f;
+    int ok = fake_conn_frame(c, i, &f) && strcmp(f.type, "ack") == 0 && strcmp(f.mid, mid) == 0 &&
+             f.duplicate == duplicate;
+    if (!ok) {
+        fprintf(stderr, "line %d: %s frame %zu: want the ack of %s%s\n", line, name, i, mid,
+                duplicate ? " (duplicate)" : "");
+        fake_conn_dump(c, name);
+    }
+    CHECK(ok);
+}
+
+#define EXPECT_ACK(c, i, mid, dup) expect_ack(c, #c, i, mid, dup, __LINE__)
+
+/* A client's message ids (docs/protocol.md, Delivery): a message is
+ * acknowledged once taken; sent again with the same mid it is acknowledged
+ * as a duplicate and neither run nor stored again, also after a restart
+ * (the window comes back from the person's stored records); a guest's ids
+ * are not kept. */
+static void test_mids_taken_once(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 60000};
+    fake_world_open(&w, db_path("mids.db"), bot, &cfg);
+    char tok[AW_TOKEN_LEN + 1], json[256];
+    fake_token("mo", tok);
+    fake_conn_t *a = fake_conn_new(), *b = fake_conn_new(), *g = fake_conn_new();
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"mo\"}") == 0);
+    EXPECT_COUNT(a, 2);
+    const char *x = "{\"type\":\"message\",\"user\":\"mo\",\"text\":\"x\",\"mid\":\"k1\"}";
+    CHECK(fake_send(&w, a, NULL, x) == 0);
+    EXPECT_COUNT(a, 4);
+    EXPECT_ACK(a, 2, "k1", 0);
+    EXPECT(a, 3, "message", "x", 2);
+    CHECK(fake_send(&w, a, NULL, x) == 0);
+    EXPECT_COUNT(a, 5);
+    EXPECT_ACK(a, 4, "k1", 1);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"mo\",\"text\":\"y\",\"mid\":\"k2\"}") ==
+          0);
+    EXPECT_COUNT(a, 7);
+    EXPECT_ACK(a, 5, "k2", 0);
+    EXPECT(a, 6, "message", "y", 3);
+    EXPECT_STORED(w.history, "mo", "hi|x|x|y|y|");
+    CHECK(fake_world_close(&w) == 0);
+
+    fake_world_open(&w, db_path("mids.db"), bot, &cfg);
+    snprintf(json, sizeof(json), "{\"type\":\"welcome_back\",\"user\":\"mo\",\"token\":\"%s\"}", tok);
+    CHECK(fake_send(&w, b, NULL, json) == 0);
+    EXPECT_COUNT(b, 2);
+    CHECK(fake_send(&w, b, NULL, x) == 0);
+    EXPECT_COUNT(b, 3);
+    EXPECT_ACK(b, 2, "k1", 1); /* taken before the restart */
+    /* a guest (no token, the id is protected) may use any id: it is not kept */
+    CHECK(fake_send(&w, g, NULL, "{\"type\":\"message\",\"user\":\"mo\",\"text\":\"z\",\"mid\":\"k3\"}") ==
+          0);
+    CHECK(fake_send(&w, g, NULL, "{\"type\":\"message\",\"user\":\"mo\",\"text\":\"z\",\"mid\":\"k3\"}") ==
+          0);
+    EXPECT_COUNT(g, 4);
+    EXPECT_ACK(g, 2, "k3", 0);
+    EXPECT(g, 3, "message", "z", -1);
+    CHECK(fake_send(&w, b, NULL, "{\"type\":\"message\",\"user\":\"mo\",\"text\":\"w\",\"mid\":\"k3\"}") ==
+          0);
+    EXPECT_COUNT(b, 5);
+    EXPECT_ACK(b, 3, "k3", 0); /* the user's own k3 is new */
+    EXPECT_STORED(w.history, "mo", "hi|x|x|y|y|welcome back|w|w|");
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+    aw_conn_release(&b->super);
+    aw_conn_release(&g->super);
+}
+
+/* With --durable-delivery an ack and a bot message wait until their records
+ * are durable: not while the store refuses writes, once after a write that
+ * succeeded was reported failed (the retry writes nothing twice), and a
+ * webhook's answer waits the same way and carries the ack. */
+static void test_durable_delivery(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 60000, .durable = 1};
+    fake_world_open(&w, db_path("durable.db"), bot, &cfg);
+    fake_conn_t *a = fake_conn_new();
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"dee\"}") == 0);
+    EXPECT_COUNT(a, 2);
+    EXPECT(a, 1, "message", "hi", 1);
+
+    faulty_set(&w.store->fail_writes, 1);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"dee\",\"text\":\"x\",\"mid\":\"d1\"}") ==
+          0);
+    usleep(200000);
+    EXPECT_COUNT(a, 2); /* neither the ack nor the reply: nothing is durable */
+    faulty_set(&w.store->lie_writes, 1);
+    faulty_set(&w.store->fail_writes, 0);
+    EXPECT_COUNT(a, 4);
+    EXPECT_ACK(a, 2, "d1", 0);
+    EXPECT(a, 3, "message", "x", 2);
+    usleep(100000);
+    EXPECT_COUNT(a, 4);
+    EXPECT_STORED(w.history, "dee", "hi|x|x|");
+
+    faulty_set(&w.store->fail_writes, 1);
+    fake_sink_t *s = fake_sink_new(AW_SINK_ALL);
+    CHECK(fake_send(&w, NULL, s, "{\"type\":\"message\",\"user\":\"dee\",\"text\":\"y\",\"mid\":\"d2\"}") ==
+          0);
+    CHECK(fake_sink_wait(s, 200) == 0);
+    faulty_set(&w.store->fail_writes, 0);
+    CHECK(fake_sink_wait(s, FAKE_WAIT_MS) == 1);
+    fake_frame_t f;
+    CHECK(s->err == 0 && s->n == 1 && strcmp(s->ack, "d2") == 0);
+    CHECK(fake_sink_frame(s, 0, &f) && strcmp(f.text, "y") == 0 && f.seq == 3);
+    EXPECT_COUNT(a, 5); /* the verified socket sees the webhook turn's reply, once durable too */
+    EXPECT(a, 4, "message", "y", 3);
+    CHECK(fake_world_close(&w) == 0);
+    aw_sink_release(&s->super);
+    aw_conn_release(&a->super);
+}
+
+/* Two writers of one user (another server on the same store took the user
+ * over): the block this session asks for next is taken, so it reads where
+ * numbering goes on and numbers above the other's block; no seq in the
+ * other's block is ever handed out here. */
+static void test_reservation_taken(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {.history_auth = 1, .idle_ms = 60000, .rate = 0};
+    fake_world_open(&w, db_path("taken.db"), bot, &cfg);
+    fake_conn_t *a = fake_conn_new();
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"tk\"}") == 0);
+    EXPECT_COUNT(a, 2);
+    char uri[512];
+    aw_store_t *store;
+    snprintf(uri, sizeof(uri), "sqlite:%s", db_path("taken.db"));
+    CHECK(aw_store_open(&store, uri, NULL) == 0);
+    aw_history_config_t hc = {.flush_ms = 1};
+    aw_history_t *other = aw_history_start(store, &hc);
+    answer_t r = {0};
+    uv_mutex_init(&r.lock);
+    uv_cond_init(&r.cond);
+    CHECK(aw_history_reserve(other, "tk", 2, 128, 0, on_answer, &r) == 0);
+    wait_answer(&r);
+    CHECK(r.err == 0);
+    for (int i = 0; i < 70; i++)
+        CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"tk\",\"text\":\"n\"}") == 0);
+    EXPECT_COUNT(a, 72);
+    int64_t last = 1;
+    for (size_t i = 2; i < 72; i++) {
+        fake_frame_t f;
+        CHECK(fake_conn_frame(a, i, &f) && f.seq > last && (f.seq <= 64 || f.seq > 128));
+        last = f.seq;
+    }
+    CHECK(last > 128); /* the next block after the other's */
+    CHECK(aw_history_stop(other, 1000) == 0);
+    CHECK(fake_world_close(&w) == 0);
+    aw_conn_release(&a->super);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -603,6 +790,9 @@ int main(void)
     test_shutdown_sends_what_waits();
     test_webhooks();
     test_push();
+    test_mids_taken_once();
+    test_durable_delivery();
+    test_reservation_taken();
     aw_bot_free(bot);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

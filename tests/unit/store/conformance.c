@@ -263,6 +263,34 @@ static void test_claim(aw_store_t *s)
     CHECK(g.n == 0 && more == 0);
 }
 
+/* A seq reservation at (top, -1): below the bot message `top` and above
+ * every message before it, first writer wins, read back byte for byte. */
+static void test_reservation(aw_store_t *s)
+{
+    const char *mine = "{\"type\":\"seq_reservation\",\"nonce\":\"aa\"}";
+    aw_record_t before = rec("jay", 63, 2, "{\"text\":\"typed\"}");
+    aw_record_t res = rec("jay", 64, -1, mine);
+    res.flags = AW_RECORD_RESERVE;
+    res.direction = AW_RECORD_OUT;
+    aw_record_t other = res;
+    other.json = "{\"type\":\"seq_reservation\",\"nonce\":\"bb\"}";
+    other.json_len = strlen(other.json);
+    aw_record_t top = rec("jay", 64, 0, "{\"text\":\"sixty-four\"}");
+    CHECK(aw_store_append(s, &before, 1) == 0);
+    CHECK(aw_store_append(s, &res, 1) == 0);
+    CHECK(aw_store_append(s, &other, 1) == 0); /* taken: kept as it was */
+    int more = -1;
+    got_t g = page(s, "jay", INT64_MAX, INT64_MAX, 1, &more);
+    CHECK(g.n == 1 && more == 1 && g.rec[0].seq == 64 && g.rec[0].sub == -1 &&
+          g.rec[0].flags == AW_RECORD_RESERVE && strcmp(g.json[0], mine) == 0);
+    CHECK(aw_store_append(s, &top, 1) == 0);
+    g = page(s, "jay", 64, 0, 1, &more); /* how the history reads it back */
+    CHECK(g.n == 1 && g.rec[0].sub == -1 && strcmp(g.json[0], mine) == 0);
+    g = all(s, "jay");
+    CHECK(g.n == 3 && same_record(&g.rec[0], &before) && same_record(&g.rec[1], &res) &&
+          same_record(&g.rec[2], &top));
+}
+
 /* Records outlive the store that wrote them. */
 static void test_reopen(aw_store_t *s)
 {
@@ -353,9 +381,11 @@ static const struct {
     const char *name;
     void (*run)(aw_store_t *s);
 } tests[] = {
-    {"open", test_open},     {"read_back", test_read_back}, {"retry", test_retry},
-    {"paging", test_paging}, {"tail", test_tail},           {"protected", test_protected},
-    {"claim", test_claim},   {"reopen", test_reopen},       {"unavailable", test_unavailable},
+    {"open", test_open},     {"read_back", test_read_back},
+    {"retry", test_retry},   {"paging", test_paging},
+    {"tail", test_tail},     {"protected", test_protected},
+    {"claim", test_claim},   {"reservation", test_reservation},
+    {"reopen", test_reopen}, {"unavailable", test_unavailable},
 };
 
 /* Runs every case in order on one store; returns the exit code. */
