@@ -12,7 +12,8 @@
 // flag a crash may lose the last flush window: that is counted and printed,
 // not asserted.
 // CRASH_USERS, CRASH_MESSAGES and CRASH_ROUNDS set the size (200 users, 50
-// messages each, 3 kills per run); ctest makes them smaller under sanitizers.
+// messages each, 3 kills mid-stream per run, each followed by one soon after
+// the restart); ctest makes them smaller under sanitizers.
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -34,12 +35,21 @@ const STALL_MS = 60000;
 const textOf = (user, i) => `${user} says ${i}`;
 const midOf = (i) => `m${i}`;
 
-// After how many acknowledged messages each round kills the server: one
-// point at random within each of ROUNDS equal slices of 10%..90% of them.
-function killPoints() {
+// When each round kills the server, as a number of acknowledged messages
+// given the number so far: ROUNDS kills mid-stream, each at random within its
+// own slice of 10%..90% of all messages, and after each one a kill soon after
+// the restart, once up to half as many more as there are users have been
+// acknowledged: the sessions have just been loaded again then, and their
+// first replies wait for a seq reservation.
+function killPlan() {
   const total = USERS * MESSAGES;
   const width = 0.8 / ROUNDS;
-  return Array.from({ length: ROUNDS }, (_, k) => Math.floor(total * (0.1 + width * (k + Math.random()))));
+  const plan = [];
+  for (let k = 0; k < ROUNDS; k++) {
+    plan.push(() => Math.floor(total * (0.1 + width * (k + Math.random()))));
+    plan.push((acked) => acked + 1 + Math.floor((Math.random() * USERS) / 2));
+  }
+  return plan;
 }
 
 // What the users have done between them: the counts to report, the broken
@@ -47,11 +57,12 @@ function killPoints() {
 class Progress {
   constructor() {
     this.acked = 0;
+    this.killedAt = [];
     this.activity = 0;
     this.waiters = [];
     this.problems = new Map();
     this.counts = {
-      killed: 0, sent: 0, resent: 0, duplicates: 0, shown: 0,
+      sent: 0, resent: 0, duplicates: 0, shown: 0,
       skipped: 0, jumps: 0, ackedLost: 0, shownLost: 0, neverEchoed: 0,
     };
   }
@@ -149,6 +160,10 @@ class User {
     this.acked.add(i);
     if (i < MESSAGES) pr.ack();
     if (duplicate) pr.counts.duplicates++;
+  }
+
+  finished() {
+    return this.next === MESSAGES && this.pending.length === 0;
   }
 
   closed() {
@@ -270,13 +285,19 @@ class User {
   }
 }
 
+// Kills the server once `killAt` messages are acknowledged (or every user
+// has nothing more to send before its closing message).
+async function killWhen(srv, users, pr, killAt) {
+  await pr.until(() => pr.acked >= killAt || users.every((u) => u.finished()), `waiting for ${killAt} acknowledgements`);
+  await killServer(srv);
+  pr.killedAt.push(pr.acked);
+}
+
 async function websocketRound(srv, users, pr, killAt) {
   const last = killAt === null;
   await Promise.all(users.map((u) => u.connect(srv.port, pr, last)));
   if (!last) {
-    await pr.until(() => pr.acked >= killAt, `waiting for ${killAt} acknowledgements`);
-    await killServer(srv);
-    pr.counts.killed++;
+    await killWhen(srv, users, pr, killAt);
     await Promise.all(users.map((u) => u.c.closed));
     return;
   }
@@ -288,9 +309,7 @@ async function webhookRound(srv, users, pr, killAt) {
   if (users[0].token === null) await Promise.all(users.map((u) => u.hello(srv.port)));
   const posting = Promise.all(users.map((u) => u.post(srv.port, pr)));
   if (killAt !== null) {
-    await pr.until(() => pr.acked >= killAt, `waiting for ${killAt} acknowledgements`);
-    await killServer(srv);
-    pr.counts.killed++;
+    await killWhen(srv, users, pr, killAt);
   }
   await posting;
 }
@@ -323,6 +342,9 @@ async function checkHistory(srv, users, pr, durable, echoesShown) {
     }
     for (const [text, n] of stored) if (n > 1) pr.problem('stored twice', `${u.id}: "${text}" ${n} times`);
     for (const [text, n] of echoed) if (n > 1) pr.problem('doubled', `${u.id}: "${text}" answered ${n} times in history`);
+    // The echo bot answers every message at once: the two are one group.
+    for (const text of stored.keys()) if (!echoed.has(text)) pr.problem('kept alone', `${u.id}: "${text}" without its reply`);
+    for (const text of echoed.keys()) if (!stored.has(text)) pr.problem('kept alone', `${u.id}: a reply to "${text}" without it`);
     for (const seq of u.shown) {
       if (seqs.has(seq)) continue;
       pr.counts.shownLost++;
@@ -351,6 +373,7 @@ const PROMISES = [
   ['doubled', 'no message reaches the bot twice'],
   ['stored twice', 'no message is stored twice'],
   ['history order', 'history numbers bot messages in increasing order'],
+  ['kept alone', 'a message and the reply its bot gives at once are kept together or not at all'],
   ['ack', 'every acknowledgement names a message the client is waiting for'],
   ['refused', 'no message is refused'],
   ['lost', 'with durable delivery nothing acknowledged or shown is lost'],
@@ -363,19 +386,19 @@ async function crashRun(t, channel, durable) {
   const args = ['--bot', 'echo', '--rate', '0', ...(durable ? ['--durable-delivery'] : [])];
   const users = Array.from({ length: USERS }, (_, k) => new User(`${channel}${durable ? '-durable' : ''}-${k}`));
   const pr = new Progress();
-  const points = killPoints();
+  const plan = killPlan();
   let srv = null;
   try {
-    for (let round = 0; round <= ROUNDS; round++) {
+    for (let round = 0; round <= plan.length; round++) {
       srv = await startServer(args, { dataDir });
-      const killAt = round < ROUNDS ? points[round] : null;
+      const killAt = round < plan.length ? plan[round](pr.acked) : null;
       if (channel === 'websocket') await websocketRound(srv, users, pr, killAt);
       else await webhookRound(srv, users, pr, killAt);
     }
     await checkHistory(srv, users, pr, durable, channel === 'websocket');
     const n = pr.counts;
-    t.diagnostic(`${channel}${durable ? ' --durable-delivery' : ''}: ${n.killed} rounds killed (after ` +
-      `${points.join(', ')} acknowledgements); ${USERS} users, ${n.sent} messages, ${n.resent} sent again, ` +
+    t.diagnostic(`${channel}${durable ? ' --durable-delivery' : ''}: ${pr.killedAt.length} rounds killed (after ` +
+      `${pr.killedAt.join(', ')} acknowledgements); ${USERS} users, ${n.sent} messages, ${n.resent} sent again, ` +
       `${n.duplicates} acknowledged as duplicates; ${n.shown} bot messages shown; ${n.jumps} seq jumps ` +
       `skipping ${n.skipped} numbers; lost: ${n.ackedLost} acknowledged, ${n.shownLost} shown; ` +
       `${n.neverEchoed} never came back to the client`);
@@ -389,7 +412,7 @@ async function crashRun(t, channel, durable) {
   }
 }
 
-const size = `${USERS} users x ${MESSAGES} messages, killed ${ROUNDS} times`;
+const size = `${USERS} users x ${MESSAGES} messages, killed ${2 * ROUNDS} times`;
 test(`websockets, ${size}: no seq renumbered or hidden, no message twice`, (t) => crashRun(t, 'websocket', false));
 test(`websockets with --durable-delivery, ${size}: every message once, nothing shown lost`,
   (t) => crashRun(t, 'websocket', true));
