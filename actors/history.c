@@ -812,8 +812,9 @@ typedef struct tail_acc {
     int64_t seq, sub;  /* the newest one's key */
     int64_t top;       /* the top of the newest reservation, 0 for none */
     int flags;         /* AW_TAIL_... */
-    aw_buf_t **recent; /* the person's newest messages, newest first */
+    aw_buf_t **recent; /* the person's newest messages with a `mid`, newest first */
     size_t n_recent, max_recent;
+    int with_mids; /* some were found: read on for the rest of the window */
 } tail_acc_t;
 
 /* Adds one record. Protection, once proved, is never taken back, so each
@@ -832,25 +833,31 @@ static void tail_add(tail_acc_t *t, const aw_record_t *rec, aw_buf_t *json)
         t->seq = rec->seq;
         t->sub = rec->sub;
     }
-    if (rec->direction == AW_RECORD_IN && !(rec->flags & AW_RECORD_CLAIM) && t->n_recent < t->max_recent)
+    /* only the messages that carry a client's id matter to the session */
+    if (rec->direction == AW_RECORD_IN && !(rec->flags & AW_RECORD_CLAIM) && t->n_recent < t->max_recent &&
+        memmem(json->data, json->len, "\"mid\"", 5) != NULL) {
         t->recent[t->n_recent++] = aw_buf_retain(json);
+        t->with_mids = 1;
+    }
 }
 
-/* Reads the user's newest records from the store, a page at a time, until
- * the tail's share of the person's messages is found or TAIL_PAGES pages
- * are read. The newest message and reservation are in the first page unless
- * a bot message was followed by more of the person's messages than a page
- * holds; the reservation, below them, then numbers nothing above that bot
- * message anyway. */
+/* Reads the user's newest records from the store: a short first page, and
+ * when its person's messages carry client ids (`mid`), pages on until the
+ * tail's share of them is found or TAIL_PAGES pages are read, so that a
+ * user whose clients send no ids costs one small read. The newest message
+ * and reservation are in the first page unless a bot message was followed
+ * by more of the person's messages than it holds; the reservation, below
+ * them, then numbers nothing above that bot message anyway. */
+#define TAIL_FIRST 16
 #define TAIL_PAGE 256
 #define TAIL_PAGES 4
 static int tail_read_store(aw_history_t *h, req_t *r, tail_acc_t *t)
 {
     int64_t bseq = INT64_MAX, bsub = INT64_MAX;
     int more = 1, err = 0;
-    for (int p = 0; p < TAIL_PAGES && more && t->n_recent < t->max_recent; p++) {
+    for (int p = 0; p < TAIL_PAGES && more && t->n_recent < t->max_recent && (p == 0 || t->with_mids); p++) {
         collect_t c = {.claims = 1}; /* a claim alone makes the id known */
-        if ((err = read_page(h, r, bseq, bsub, TAIL_PAGE, &c, &more)) != 0) {
+        if ((err = read_page(h, r, bseq, bsub, p == 0 ? TAIL_FIRST : TAIL_PAGE, &c, &more)) != 0) {
             collect_free(&c);
             return err;
         }

@@ -88,8 +88,9 @@ typedef struct aw_history_tail {
      * `seq` up to it may be handed out without reserving again. */
     int64_t reserved;
     int flags; /* AW_TAIL_PROTECTED and AW_TAIL_KNOWN as they apply */
-    /* The JSON of the person's newest messages (direction AW_RECORD_IN),
-     * newest first, at most AW_HISTORY_TAIL_RECENT: lent for the call. */
+    /* The JSON of the person's newest messages that carry a client's id
+     * (`mid`, docs/protocol.md, Delivery), newest first, at most
+     * AW_HISTORY_TAIL_RECENT: lent for the call. */
     aw_buf_t *const *recent;
     size_t n_recent;
 } aw_history_tail_t;

@@ -9,7 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const http = require('node:http');
 const net = require('node:net');
-const { startServer, sleep } = require('../net/lib');
+const { startServer, sleep, lockDatabase } = require('../net/lib');
 const { launch, transcript } = require('./lib');
 
 const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
@@ -45,8 +45,9 @@ async function freshContext() {
   return browser.browser.newContext({ viewport: { width: 1280, height: 800 } });
 }
 
-// Opens the chat and records every websocket frame it sends.
-async function openChat(context, query = '') {
+// Opens the chat (of the shared server, or of the one on `at`) and records
+// every websocket frame it sends.
+async function openChat(context, query = '', at = port) {
   const page = await context.newPage();
   page.sent = [];
   page.on('websocket', (ws) => ws.on('framesent', (f) => {
@@ -56,7 +57,7 @@ async function openChat(context, query = '') {
   }));
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e.message));
-  await page.goto(`http://127.0.0.1:${port}/${query}`);
+  await page.goto(`http://127.0.0.1:${at}/${query}`);
   return page;
 }
 
@@ -72,6 +73,30 @@ async function send(page, text) {
 
 function count(lines, line) {
   return lines.filter((x) => x === line).length;
+}
+
+// The person's message `text` as the page shows it: its state ('pending',
+// 'sent' or 'failed'), the words of that state, and its mid.
+async function mine(page, text) {
+  return page.$$eval('#messages .msg.me', (els, t) => els.filter((e) => e.querySelector('.text').textContent === t)
+    .map((e) => ({
+      state: ['pending', 'sent', 'failed'].find((c) => e.classList.contains(c)),
+      words: e.querySelector('.state') ? e.querySelector('.state').textContent : '',
+      mid: e.dataset.mid,
+    })), text);
+}
+
+async function waitState(page, text, state, timeout = 10000) {
+  await page.waitForFunction(([t, s]) => Array.from(document.querySelectorAll(`#messages .msg.me.${s} .text`))
+    .some((e) => e.textContent === t), [text, state], { timeout });
+}
+
+// What the page keeps in localStorage as not yet acknowledged.
+async function stored(page) {
+  return page.evaluate(() => {
+    const key = Object.keys(localStorage).find((k) => k.startsWith('anywhere:pending:'));
+    return key ? JSON.parse(localStorage.getItem(key)) : [];
+  });
 }
 
 test('the greeting appears, a typed message gets its reply, a quick reply sends its payload', async () => {
@@ -280,6 +305,177 @@ test('a server restart: the page shows reconnecting, comes back by itself, shows
   await context.close();
 });
 
+test('a message shows sending… until its ack, then a tick, and leaves nothing in localStorage', async () => {
+  const context = await freshContext();
+  const page = await openChat(context);
+  await waitText(page, GREETING);
+  await page.waitForSelector('body[data-status="online"]');
+  await send(page, 'acknowledge me');
+  await waitText(page, 'You said: acknowledge me');
+  await waitState(page, 'acknowledge me', 'sent');
+  const [m] = await mine(page, 'acknowledge me');
+  assert.equal(m.words, '✓sent', 'said in words for screen readers, a tick for the eye');
+  const frame = page.sent.find((f) => f.type === 'message' && f.text === 'acknowledge me');
+  assert.match(frame.mid, /^[0-9a-f]{32}$/);
+  assert.equal(frame.mid, m.mid);
+  assert.deepEqual(await stored(page), []);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('killed by SIGKILL before the ack: after the restart the message shows once, sent, and its answer once', async (t) => {
+  // The server holds each ack until its message is durable; with the database
+  // locked by another process nothing becomes durable, so the page's message
+  // is taken but never acknowledged when the server is killed. The lock goes,
+  // the server starts again on the same data and port, and the page sends the
+  // message again after its greeting.
+  const crashPort = await freePort();
+  const crashDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anywhere-browser-crash-'));
+  const args = ['--bot', 'demo', '--port', String(crashPort), '--durable-delivery'];
+  let server = await startServer(args, { dataDir: crashDir });
+  let lock = null;
+  t.after(async () => {
+    if (lock) await lock.release();
+    await server.stop();
+    fs.rmSync(crashDir, { recursive: true, force: true });
+  });
+  const context = await freshContext();
+  const page = await openChat(context, '', crashPort);
+  await waitText(page, GREETING);
+  await page.waitForSelector('body[data-status="online"]');
+
+  lock = await lockDatabase(path.join(crashDir, 'anywhere.db'));
+  await send(page, 'through the crash');
+  await page.waitForFunction(() => document.querySelector('#messages .msg.me.pending'));
+  for (const end = Date.now() + 5000; !page.sent.some((f) => f.text === 'through the crash');) {
+    assert.ok(Date.now() < end, 'the message went out');
+    await sleep(20);
+  }
+  await sleep(500);
+  const [before] = await mine(page, 'through the crash');
+  assert.equal(before.state, 'pending', 'no ack while the store takes no writes');
+  assert.equal(before.words, 'sending…');
+  assert.equal((await stored(page)).length, 1);
+  server.proc.kill('SIGKILL');
+  assert.equal((await server.exited).signal, 'SIGKILL');
+  await lock.release();
+  lock = null;
+  await page.waitForSelector('body[data-status="reconnecting…"]', { timeout: 5000 });
+
+  server = await startServer(args, { dataDir: crashDir });
+  await page.waitForSelector('body[data-status="online"]', { timeout: 40000 });
+  await waitText(page, 'You said: through the crash', 1, 20000);
+  await waitState(page, 'through the crash', 'sent');
+  await sleep(500);
+  const lines = await transcript(page);
+  assert.equal(count(lines, 'me: through the crash'), 1, lines.join('\n'));
+  assert.equal(count(lines, 'bot: You said: through the crash'), 1, lines.join('\n'));
+  const sent = page.sent.filter((f) => f.text === 'through the crash');
+  assert.ok(sent.length >= 2, 'sent again after the restart');
+  assert.ok(sent.every((f) => f.mid === before.mid), 'with the same mid');
+  const greet = page.sent.findLastIndex((f) => f.type === 'reconnect');
+  assert.ok(greet >= 0 && greet < page.sent.lastIndexOf(sent.at(-1)), 'after the greeting');
+  assert.deepEqual(await stored(page), []);
+  await context.close();
+  assert.equal((await server.stop()).code, 0, server.log());
+});
+
+test('a reload while messages are pending keeps them, shows each once and sends each once', async () => {
+  const context = await freshContext();
+  const page = await context.newPage();
+  // Every websocket of this page goes through here: `cut` decides what is
+  // kept from the server ('messages') or from the page ('acks').
+  let cut = null;
+  const reached = []; // the message frames that reached the server
+  const sent = []; // every message frame the page sent
+  await page.routeWebSocket(/.*/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      const f = JSON.parse(m);
+      if (f.type === 'message') {
+        sent.push(f);
+        if (cut === 'messages') return;
+        reached.push(f);
+      }
+      server.send(m);
+    });
+    server.onMessage((m) => {
+      if (cut === 'acks' && JSON.parse(m).type === 'ack') return;
+      ws.send(m);
+    });
+  });
+  await page.goto(`http://127.0.0.1:${port}/`);
+  await waitText(page, GREETING);
+  await page.waitForSelector('body[data-status="online"]');
+
+  cut = 'acks'; // taken by the server, but the page never hears so
+  await send(page, 'taken, its ack lost');
+  await waitText(page, 'You said: taken, its ack lost');
+  cut = 'messages'; // never reaches the server
+  await send(page, 'lost on the way');
+  await page.waitForFunction(() => document.querySelectorAll('#messages .msg.me.pending').length === 2);
+  assert.deepEqual((await stored(page)).map((x) => x.text), ['taken, its ack lost', 'lost on the way']);
+  const lost = sent.find((f) => f.text === 'lost on the way').mid;
+
+  cut = null;
+  sent.length = 0;
+  await page.reload();
+  await waitText(page, 'You said: lost on the way');
+  await waitState(page, 'lost on the way', 'sent');
+  await waitText(page, WELCOME);
+  await sleep(500);
+  assert.deepEqual(await transcript(page), [`bot: ${GREETING}`, 'me: taken, its ack lost',
+    'bot: You said: taken, its ack lost', 'me: lost on the way', `bot: ${WELCOME}`, 'bot: You said: lost on the way']);
+  assert.deepEqual(sent.map((f) => f.mid), [lost], 'only the one the server never had is sent again, once');
+  assert.equal(reached.filter((f) => f.mid === lost).length, 1);
+  assert.deepEqual(await stored(page), []);
+  await context.close();
+});
+
+test('messages refused as rate_limited are sent again a moment later, each answered once', async (t) => {
+  const limited = await startServer(['--bot', 'demo', '--rate', '1', '--burst', '2']);
+  t.after(() => limited.stop());
+  const context = await freshContext();
+  const page = await openChat(context, '', limited.port);
+  await waitText(page, GREETING);
+  await page.waitForSelector('body[data-status="online"]');
+  const words = ['one', 'two', 'three', 'four'];
+  for (const w of words) await send(page, w);
+  for (const w of words) await waitText(page, `You said: ${w}`, 1, 20000);
+  for (const w of words) await waitState(page, w, 'sent');
+  await sleep(500);
+  const lines = await transcript(page);
+  for (const w of words) {
+    assert.equal(count(lines, `me: ${w}`), 1, lines.join('\n'));
+    assert.equal(count(lines, `bot: You said: ${w}`), 1, lines.join('\n'));
+  }
+  assert.ok(page.sent.filter((f) => f.type === 'message').length > words.length, 'some were refused and sent again');
+  assert.equal(await page.$$eval('#messages .msg.notice', (e) => e.length), 0, 'nothing for the person to do');
+  await context.close();
+});
+
+test('a message too large for the server is marked not sent, and not sent again on every reconnect', async (t) => {
+  const small = await startServer(['--bot', 'demo', '--max-message', '1024']);
+  t.after(() => small.stop());
+  const context = await freshContext();
+  const page = await openChat(context, '', small.port);
+  await waitText(page, GREETING);
+  await page.waitForSelector('body[data-status="online"]');
+  const big = 'x'.repeat(2000);
+  await send(page, big);
+  await waitState(page, big, 'failed');
+  const [m] = await mine(page, big);
+  assert.equal(m.words, 'not sent');
+  await waitText(page, 'That message is too long to send.');
+  await page.waitForSelector('body[data-status="online"]', { timeout: 20000 });
+  await send(page, 'a short one');
+  await waitText(page, 'You said: a short one');
+  await waitState(page, 'a short one', 'sent');
+  assert.equal(page.sent.filter((f) => f.text === big).length, 1, 'sent once, never again');
+  assert.deepEqual(await stored(page), []);
+  await context.close();
+});
+
 test('the webhook channel, chosen in the options: replies, a token, history, and pushed messages', async () => {
   const context = await freshContext();
   const page = await openChat(context, '?transport=webhook');
@@ -294,6 +490,41 @@ test('the webhook channel, chosen in the options: replies, a token, history, and
   await waitText(page, WELCOME);
   const t = await transcript(page);
   assert.equal(count(t, 'bot: Five.'), 1);
+  await context.close();
+});
+
+test('the webhook channel sends a message again after a network error and a 503, and shows it once', async () => {
+  const context = await freshContext();
+  const page = await openChat(context, '?transport=webhook');
+  await waitText(page, GREETING);
+  await page.waitForSelector('body[data-status="online"]');
+  const posts = [];
+  const acks = [];
+  await page.route('**/api/messages', async (route) => {
+    const body = route.request().postDataJSON();
+    if (body.type !== 'message') return route.continue();
+    posts.push(body);
+    if (posts.length === 1) return route.abort('connectionreset');
+    if (posts.length === 2) {
+      return route.fulfill({ status: 503, contentType: 'application/json',
+        body: JSON.stringify({ type: 'error', code: 'unavailable', mid: body.mid }) });
+    }
+    const res = await route.fetch();
+    acks.push(res.headers()['x-anywhere-ack']);
+    return route.fulfill({ response: res });
+  });
+  await send(page, 'over a bad line');
+  await waitText(page, 'You said: over a bad line', 1, 20000);
+  await waitState(page, 'over a bad line', 'sent');
+  await sleep(300);
+  assert.equal(posts.length, 3);
+  assert.ok(posts.every((p) => p.mid === posts[0].mid && p.text === 'over a bad line'), 'one mid throughout');
+  assert.deepEqual(acks, [posts[0].mid], 'the answer that got through names it');
+  const lines = await transcript(page);
+  assert.equal(count(lines, 'me: over a bad line'), 1);
+  assert.equal(count(lines, 'bot: You said: over a bad line'), 1);
+  assert.deepEqual(await stored(page), []);
+  assert.deepEqual(page.errors, []);
   await context.close();
 });
 

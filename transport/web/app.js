@@ -17,9 +17,18 @@
 // both clients share users (and in localStorage, for iframes where a cookie
 // cannot be kept); the identity token lives in localStorage. History is shown
 // on load, a reconnect asks for what was missed with last_seq, and a bot
-// message is never shown twice (its seq is remembered). What the person
-// types while the connection is down is kept and sent when it is back. Bot
-// text is rendered from a small markdown subset into DOM nodes, never as HTML.
+// message is never shown twice (its seq is remembered).
+//
+// Every message the person sends carries a random `mid` and stays pending,
+// shown as "sending…", until the server acknowledges it (an `ack` frame, or
+// over the webhook channel the 2xx answer to its POST, which names it in
+// X-Anywhere-Ack); pending ones are kept in localStorage too, so a reload
+// shows them again and sends them. After each greeting the page sends every
+// pending message again, in the order they were typed, before anything new;
+// the server takes a repeated `mid` once, and the page shows each of its
+// messages once (by `mid`, including in history). What is typed while the
+// connection is down is simply pending. Bot text is rendered from a small
+// markdown subset into DOM nodes, never as HTML.
 (function () {
   'use strict';
 
@@ -27,6 +36,7 @@
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 30000;
   var POLL_MS = 4000; // webhook channel: how often to look for pushed messages
+  var RATE_RETRY_MS = 1500; // a message refused as rate_limited is sent again after this
 
   var params = new URLSearchParams(location.search);
   var hash = new URLSearchParams(location.hash.slice(1));
@@ -289,12 +299,26 @@
     case 'typing':
       showTyping();
       return;
+    case 'ack':
+      if (typeof msg.mid === 'string') acked(msg.mid);
+      return;
     case 'error':
-      if (msg.code === 'unauthorized' && awaitingGreeting && token()) {
+      if (msg.code === 'unauthorized' && awaitingGreeting && token() && socket && socket.readyState === 1) {
         // The token we held is not valid here (a new secret, another user):
-        // forget it and greet again as a user without one.
+        // forget it and greet again as a user without one. The messages sent
+        // with the old token are refused too; they go again after this greeting.
         setToken(null);
-        transportSend(greeting(lastGreeting));
+        socket.send(JSON.stringify(greeting(lastGreeting)));
+        resendPending();
+        return;
+      }
+      var p = typeof msg.mid === 'string' ? findPending(msg.mid) : null;
+      if (p) {
+        // Not taken. Too fast: again in a moment. Refused while the server
+        // stops or while the page greets again: it goes after the next
+        // greeting. Anything else: it never will be.
+        if (msg.code === 'rate_limited') resendLater(p);
+        else if (msg.code !== 'unavailable' && msg.code !== 'unauthorized') failed(p, msg.code);
         return;
       }
       notice(ERRORS[msg.code] || (typeof msg.message === 'string' ? msg.message : 'Something went wrong.'));
@@ -308,7 +332,6 @@
   }
 
   // --- what the person sends ---
-  var outbox = []; // frames typed while offline, sent when the connection is back
   var everGreeted = false;
   var awaitingGreeting = false;
   var lastGreeting = null;
@@ -331,15 +354,147 @@
   }
   function say(text, label) {
     if (!text) return;
-    addMessage({ text: label || text }, 'me');
-    var frame = { type: 'message', text: text };
-    if (online) transportSend(envelope(frame));
-    else outbox.push(frame);
+    var p = { mid: newId(), text: text, label: label || text, ts: Date.now() };
+    showPending(p);
+    pending.push(p);
+    keep(p);
+    transmit(p);
   }
-  function flushOutbox() {
-    var queued = outbox;
-    outbox = [];
-    queued.forEach(function (f) { transportSend(envelope(f)); });
+
+  // --- messages on their way: pending until the server acknowledges them ---
+  // `pending` holds this page's unacknowledged messages ({mid, text, label,
+  // ts, li, retry}) in the order they were typed; localStorage holds the same
+  // under the user's key, for a reload. Other tabs of the user share that key,
+  // so each tab adds and removes only its own entries, never writes the list
+  // from memory; a tab that loads while another has messages on their way
+  // shows and sends them too, and the server takes each `mid` once.
+  var pending = [];
+  var shownMids = {}; // mid -> true: each of the person's messages is shown once
+  var pendingKey = 'anywhere:pending:' + user;
+  function storedPending() {
+    try {
+      var list = JSON.parse(storage.getItem(pendingKey) || '[]');
+      return Array.isArray(list) ? list : [];
+    } catch (e) {
+      return [];
+    }
+  }
+  function storePending(list) {
+    try {
+      if (list.length) storage.setItem(pendingKey, JSON.stringify(list));
+      else storage.removeItem(pendingKey);
+    } catch (e) {
+      // Storage full or refused: the message is still pending in memory.
+    }
+  }
+  function keep(p) {
+    var list = storedPending();
+    if (list.some(function (x) { return x && x.mid === p.mid; })) return;
+    list.push({ mid: p.mid, text: p.text, label: p.label, ts: p.ts });
+    storePending(list);
+  }
+  function forget(mid) {
+    storePending(storedPending().filter(function (x) { return x && x.mid !== mid; }));
+  }
+  function findPending(mid) {
+    for (var i = 0; i < pending.length; i++) if (pending[i].mid === mid) return pending[i];
+    return null;
+  }
+  function dropPending(p) {
+    clearTimeout(p.retry);
+    pending.splice(pending.indexOf(p), 1);
+    forget(p.mid);
+  }
+  // Shows where one of the person's messages is, in words (and a tick), not
+  // only by its look: 'pending', 'sent' or 'failed'.
+  function setState(li, state) {
+    li.classList.remove('pending', 'sent', 'failed');
+    li.classList.add(state);
+    var s = li.querySelector('.state');
+    if (!s) {
+      s = document.createElement('span');
+      s.className = 'state';
+      li.appendChild(s);
+    }
+    s.textContent = '';
+    if (state === 'sent') {
+      var tick = document.createElement('span');
+      tick.setAttribute('aria-hidden', 'true');
+      tick.textContent = '✓';
+      var word = document.createElement('span');
+      word.className = 'sr';
+      word.textContent = 'sent';
+      s.appendChild(tick);
+      s.appendChild(word);
+    } else {
+      s.textContent = state === 'pending' ? 'sending…' : 'not sent';
+    }
+  }
+  function showPending(p) {
+    p.li = addMessage({ text: p.label, ts: p.ts }, 'me');
+    p.li.dataset.mid = p.mid;
+    setState(p.li, 'pending');
+    shownMids[p.mid] = true;
+  }
+  // The pending messages a reload left in storage, after the history: one the
+  // history holds was taken already (its ack was lost) and is not shown again.
+  function restorePending() {
+    storedPending().forEach(function (x) {
+      if (!x || typeof x.mid !== 'string' || typeof x.text !== 'string') return;
+      if (shownMids[x.mid]) {
+        if (!findPending(x.mid)) forget(x.mid);
+        return;
+      }
+      var p = { mid: x.mid, text: x.text, label: typeof x.label === 'string' ? x.label : x.text, ts: x.ts };
+      showPending(p);
+      pending.push(p);
+    });
+  }
+  function acked(mid) {
+    var p = findPending(mid);
+    if (!p) return;
+    dropPending(p);
+    setState(p.li, 'sent');
+  }
+  // Refused for good (bad_message, too_large): sending it again cannot help.
+  function failed(p, code) {
+    dropPending(p);
+    setState(p.li, 'failed');
+    notice(ERRORS[code] || 'That message could not be sent.');
+  }
+  // The server closed the socket (1009) over a message too large for it,
+  // without saying which: the largest pending one, which would only close the
+  // next socket too. Were another one too large as well, the next close
+  // drops it.
+  function dropLargest() {
+    var largest = null;
+    pending.forEach(function (p) {
+      if (!largest || new Blob([p.text]).size > new Blob([largest.text]).size) largest = p;
+    });
+    if (largest) failed(largest, 'too_large');
+  }
+  function transmit(p) {
+    if (channel === 'webhook') return pumpWebhook();
+    if (socket && socket.readyState === 1) {
+      socket.send(JSON.stringify(envelope({ type: 'message', text: p.text, mid: p.mid })));
+    }
+    // Otherwise it goes after the next greeting, with the others.
+  }
+  // After a greeting: everything not yet acknowledged, in order.
+  function resendPending() {
+    pending.forEach(function (p) {
+      clearTimeout(p.retry);
+      p.retry = null;
+    });
+    if (channel === 'webhook') return pumpWebhook();
+    pending.forEach(transmit);
+  }
+  function resendLater(p) {
+    clearTimeout(p.retry);
+    p.retry = setTimeout(function () {
+      p.retry = null;
+      if (findPending(p.mid)) transmit(p);
+    }, RATE_RETRY_MS);
   }
   function setInputDisabled(off) {
     el.input.disabled = off;
@@ -373,11 +528,6 @@
     clearTimeout(retryTimer);
     retryTimer = setTimeout(fn, ceiling / 2 + Math.random() * ceiling / 2);
   }
-  function transportSend(frame) {
-    if (channel === 'webhook') return postWebhook(frame);
-    if (socket && socket.readyState === 1) socket.send(JSON.stringify(frame));
-    else outbox.push(frame);
-  }
   function connect() {
     clearTimeout(retryTimer);
     if (channel === 'webhook') return startWebhook();
@@ -394,7 +544,7 @@
       opened = true;
       setOnline(true);
       ws.send(JSON.stringify(greeting()));
-      flushOutbox();
+      resendPending();
     };
     ws.onmessage = function (ev) {
       if (typeof ev.data !== 'string') return;
@@ -406,11 +556,12 @@
       }
       onFrame(msg);
     };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       if (socket !== ws) return;
       socket = null;
       hideTyping();
       setOnline(false);
+      if (ev.code === 1009) dropLargest();
       if (opened) failures = 0;
       if (!opened && !everGreeted) return fallBackOrRetry();
       retryLater(connect);
@@ -430,12 +581,16 @@
 
   // The webhook channel: every turn is a POST whose answer carries its
   // replies; messages pushed later (timers, other tabs, the send API) are
-  // picked up from the history.
+  // picked up from the history. Pending messages go one POST at a time, in
+  // order: the next only once the server has answered the one before.
   var pollTimer = null;
+  var webhookBusy = false; // a message's POST, or its wait to be sent again, is under way
   function startWebhook() {
     setOnline(false);
-    postWebhook(greeting());
+    webhookGreet();
   }
+  // Resolves with the answer ({status, ok, body, ack}); rejects when the
+  // server could not be reached.
   function postWebhook(frame) {
     return fetch('/api/messages', {
       method: 'POST',
@@ -444,28 +599,63 @@
     }).then(function (r) {
       var t = r.headers.get('x-anywhere-token');
       if (t) setToken(t);
-      return r.json().then(function (body) {
-        if (r.status === 401 && frame.token) {
-          setToken(null);
-          delete frame.token;
-          return postWebhook(frame);
-        }
-        if (!r.ok) {
-          onFrame(body && body.type === 'error' ? body : { type: 'error', code: 'unavailable' });
-        } else {
-          (Array.isArray(body) ? body : [body]).forEach(onFrame);
-        }
-        if (!online) {
-          setOnline(true);
-          flushOutbox();
-        }
-        schedulePoll();
+      if (r.status === 401 && frame.token) {
+        setToken(null);
+        delete frame.token;
+        return postWebhook(frame);
+      }
+      return r.json().catch(function () { return null; }).then(function (body) {
+        return { status: r.status, ok: r.ok, body: body, ack: r.headers.get('x-anywhere-ack') };
       });
-    }).catch(function () {
-      // Not delivered: keep it for when the server answers again.
-      if (frame.type === 'message') outbox.push({ type: 'message', text: frame.text });
+    });
+  }
+  function showReplies(body) {
+    (Array.isArray(body) ? body : [body]).forEach(onFrame);
+  }
+  function webhookGreet() {
+    postWebhook(greeting()).then(function (a) {
+      if (a.ok) showReplies(a.body);
+      else onFrame(a.body && a.body.type === 'error' ? a.body : { type: 'error', code: 'unavailable' });
+      setOnline(true);
+      schedulePoll();
+      resendPending();
+    }, function () {
       setOnline(false);
-      retryLater(function () { postWebhook(greeting()); });
+      retryLater(webhookGreet);
+    });
+  }
+  function pumpWebhook() {
+    if (channel !== 'webhook' || !online || webhookBusy || !pending.length) return;
+    var p = pending[0];
+    var later = function (wait) {
+      webhookBusy = true;
+      wait(function () {
+        webhookBusy = false;
+        pumpWebhook();
+      });
+    };
+    webhookBusy = true;
+    postWebhook(envelope({ type: 'message', text: p.text, mid: p.mid })).then(function (a) {
+      webhookBusy = false;
+      if (a.ok) {
+        // Taken: X-Anywhere-Ack names it (a duplicate's body is [], its
+        // replies went out the first time). A 2xx without the header is an
+        // answered turn all the same, so it is not sent again either.
+        failures = 0;
+        acked(p.mid);
+        showReplies(a.body);
+        schedulePoll();
+        return pumpWebhook();
+      }
+      if (a.status === 429) return later(function (fn) { setTimeout(fn, RATE_RETRY_MS); });
+      if (a.status >= 500) return later(retryLater);
+      failed(p, (a.body && a.body.code) || (a.status === 413 ? 'too_large' : 'bad_message'));
+      pumpWebhook();
+    }, function () {
+      // Not reached: greet again once the server answers, then send it again.
+      webhookBusy = false;
+      setOnline(false);
+      retryLater(webhookGreet);
     });
   }
   function schedulePoll() {
@@ -496,7 +686,13 @@
       h.history.forEach(function (m) {
         if (!m || typeof m !== 'object') return;
         if (m.type === 'message_received') {
-          if (!onlyNew) addMessage(m, 'me');
+          var mid = typeof m.mid === 'string' ? m.mid : null;
+          // In the history, it was taken, whether or not its ack came.
+          if (mid) acked(mid);
+          if (!onlyNew && !(mid && shownMids[mid])) {
+            addMessage(m, 'me');
+            if (mid) shownMids[mid] = true;
+          }
           last = m;
         } else if (showBot(m, false) || !onlyNew) {
           last = m;
@@ -526,7 +722,7 @@
       failures = 0;
       clearTimeout(retryTimer);
       if (channel === 'websocket' && !socket) connect();
-      else if (channel === 'webhook') postWebhook(greeting());
+      else if (channel === 'webhook') webhookGreet();
     }
   });
   document.addEventListener('visibilitychange', function () {
@@ -534,5 +730,5 @@
     if (document.visibilityState === 'visible' && !online && channel === 'websocket' && !socket) connect();
   });
   setStatus('connecting…');
-  loadHistory(false).then(connect);
+  loadHistory(false).then(restorePending).then(connect);
 })();
