@@ -6,7 +6,8 @@
 // websockets and over webhooks, with and without --durable-delivery, it
 // proves for every user: a `seq` names one message and only ever increases,
 // so no bot message is renumbered or hidden below one already shown; no
-// message reaches the bot twice or is stored twice. With --durable-delivery
+// message reaches the bot twice or is stored twice; a message is kept with
+// the reply its bot gave at once, or neither is. With --durable-delivery
 // it also proves that every message reaches the bot exactly once and that
 // every bot message a client showed is in history afterwards. Without the
 // flag a crash may lose the last flush window: that is counted and printed,
