@@ -204,3 +204,29 @@ db.execute('ROLLBACK')
 module.exports = {
   lockDatabase, startServer, Client, post, sleep, WebSocket, rawWebsocket, frame, rawFrame, rssKb, metric,
 };
+
+// A user's whole history through GET /api/history, page by page, oldest
+// first.
+async function historyPages(port, user, token, limit = 100) {
+  const all = [];
+  let query = '';
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${port}/api/history?user=${encodeURIComponent(user)}&limit=${limit}${query}`,
+      { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200, `the history of ${user}`);
+    const page = await res.json();
+    all.unshift(...page.history);
+    if (!page.more) return all;
+    query = `&before=${page.before}`;
+  }
+}
+
+// Kills a server started by startServer with SIGKILL, as a crash would, and
+// resolves once it is gone.
+async function killServer(srv) {
+  srv.proc.kill('SIGKILL');
+  const end = await srv.exited;
+  assert.equal(end.signal, 'SIGKILL', 'the server died of the kill, not before it:\n' + srv.log());
+}
+
+Object.assign(module.exports, { historyPages, killServer });
