@@ -71,6 +71,10 @@ struct aw_conn {
      * up, its free counts it down, and the transport stops reading a socket
      * while it has too many. Atomic. */
     unsigned int held;
+    /* Set by the transport, before it sends the session the detach, once
+     * the client has gone: a session attaches no closed connection (a
+     * message of it may wait for its turn past the detach). Atomic. */
+    int closed;
     /* Queues `frame` (a JSON text) on the connection; takes its own reference.
      * Frames sent by one thread are written in order; several queued before
      * the I/O thread runs go out in one write. Any thread. */

@@ -51,6 +51,7 @@ typedef struct hist_msg {
 } hist_msg_t;
 
 static void hist_msg_free(aw_msg_t *msg);
+static void reserve_ahead(aw_session_t *s);
 
 typedef struct timer_msg {
     aw_msg_t super;
@@ -154,11 +155,17 @@ static conn_ent_t *find_conn(aw_session_t *s, aw_conn_t *c)
     return NULL;
 }
 
+/* Attaches `c`, unless its client has gone: its detach may have been
+ * handled already (a message of it waited for its turn), and a connection
+ * attached after it would keep the session from ever being idle. Returns
+ * NULL then. */
 static conn_ent_t *attach(aw_session_t *s, aw_conn_t *c)
 {
     conn_ent_t *e = find_conn(s, c);
     if (e != NULL)
         return e;
+    if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE))
+        return NULL;
     struct aw_session_state *st = s->st;
     st->conns = aw_realloc(st->conns, (st->n_conns + 1) * sizeof(*st->conns));
     e = &st->conns[st->n_conns++];
@@ -365,6 +372,8 @@ static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, aw_channel_t chann
     }
     emit(s, origin, frame, guest, seq, group);
     AW_METRIC_INC(messages_out[out]);
+    if (!guest)
+        reserve_ahead(s); /* the next block, once half of this one is used */
     return frame;
 }
 
@@ -538,8 +547,8 @@ static void admit(aw_session_t *s, aw_inbound_t *in, int proved, int *issue, int
     *issue = proved;
     if (proved)
         s->st->known = 1;
-    if (in->conn != NULL) {
-        conn_ent_t *e = attach(s, in->conn);
+    conn_ent_t *e = in->conn != NULL ? attach(s, in->conn) : NULL;
+    if (e != NULL) {
         e->verified |= proved;
         proved = e->verified;
     }

@@ -283,6 +283,7 @@ static void on_closed(aw_ws_t *ws)
     }
     __atomic_sub_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
     aw_log(AW_LOG_DEBUG, "ws_close", "websocket %llu closed", (unsigned long long)ws->super.id);
+    __atomic_store_n(&ws->super.closed, 1, __ATOMIC_RELEASE); /* before the detach: see conn.h */
     if (ws->user != NULL) {
         aw_msg_t *m = aw_detach_new(&ws->super);
         if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, m, 0) != 0)
