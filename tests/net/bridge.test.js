@@ -164,6 +164,8 @@ test('POST /api/send reaches every verified socket of an online user, and an off
   }
   await a.close();
   await b.close();
+  // the server has seen both sockets go (the client's close may finish first)
+  for (let i = 0; i < 200 && (await (await fetch(`${srv.url}/healthz`)).json()).websockets !== 0; i++) await sleep(10);
   r = await post(srv.port, '/api/send', { user: 'p1', text: 'while you were away' }, auth);
   assert.deepEqual(r.json, { seq: 4, sockets: 0 });
   const c = await Client.open(srv.port);
