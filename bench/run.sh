@@ -102,6 +102,19 @@ bench_ours() {
     stop_server
 }
 
+# The same echo with --durable-delivery: every reply waits until its record
+# is durable in the store (docs/protocol.md, Delivery).
+bench_durable() {
+    local data="$out/data-durable"
+    mkdir -p "$data"
+    "$build/anywhere" --host 127.0.0.1 --port "$port" --bot echo --rate 0 --io-threads "$io_threads" \
+        --workers "$workers" --data-dir "$data" --log-level warn --durable-delivery >"$out/durable.log" 2>&1 &
+    server_pid=$!
+    wait_port
+    run_loads durable "ws://127.0.0.1:$port/" ""
+    stop_server
+}
+
 bench_botkit() {
     (cd "$here/bench/botkit" && PORT=$port exec node echo.js >"$out/botkit.log" 2>&1) &
     server_pid=$!
@@ -163,7 +176,7 @@ row() { # LABEL OURS PEER1 PEER2 VS_PEER1 VS_PEER2 TARGET MET
 }
 
 table() {
-    local a=$out/anywhere b=$out/botkit n=$out/nginx c=$out/ceiling d=$out/node
+    local a=$out/anywhere b=$out/botkit n=$out/nginx c=$out/ceiling d=$out/node u=$out/durable
     local ac ao aw ai bc bo bw bi nw
     ac=$a.closed.json ao=$a.open.json aw=$a.webhook.json ai=$a.idle.json
     bc=$b.closed.json bo=$b.open.json bw=$b.webhook.json bi=$b.idle.json nw=$n.webhook.json
@@ -191,6 +204,12 @@ table() {
     row "ws echo, open $open_rate msg/s: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "" ""
     v1=$(jget "$ao" p999_ms) v2=$(jget "$bo" p999_ms)
     row "ws echo, open $open_rate msg/s: p99.9 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "<= 1/10 of Botkit" "$(meets "$v1" le "$(times "$v2" 0.1)")"
+    v1=$(jget "$u.closed.json" msgs_per_s) v2=$(jget "$bc" msgs_per_s)
+    row "ws echo --durable-delivery, closed: msg/s" "$v1" "$v2" "" "$(ratio "$v1" "$v2")" "" ">= 10x Botkit" "$(meets "$v1" ge "$(times "$v2" 10)")"
+    v1=$(jget "$u.closed.json" p99_ms) v2=$(jget "$bc" p99_ms)
+    row "ws echo --durable-delivery, closed: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "" ""
+    v1=$(jget "$u.open.json" p99_ms) v2=$(jget "$bo" p99_ms)
+    row "ws echo --durable-delivery, open: p99 ms" "$v1" "$v2" "" "$(ratio "$v1" "$v2" 1)" "" "" ""
     v1=$(jget "$aw" requests_per_s) v2=$(jget "$bw" requests_per_s) v3=$(jget "$nw" requests_per_s)
     row "webhook POST, wrk -c100: req/s" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2")" "$(ratio "$v1" "$v3")" ">= 10x Botkit, 0.6x nginx" \
         "$(meets "$v1" ge "$(times "$v2" 10)" "$v1" ge "$(times "$v3" 0.6)")"
@@ -234,6 +253,7 @@ done
 [ -x "$load" ] || { echo "bench: $load is missing: build first" >&2; exit 1; }
 
 bench_ours
+bench_durable
 bench_botkit
 bench_nginx
 bench_ceiling
