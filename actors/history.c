@@ -69,6 +69,7 @@ struct aw_history {
     aw_buf_t **bufs;
     struct waiter *waits; /* per record: who waits for it to be durable (a claim), or cb NULL */
     size_t head, n, cap;
+    size_t waited; /* records in the batch that someone waits on: written without waiting for flush_ms */
     uint64_t first_at, retry_at, backoff;
     struct mark *marks; /* MARKS slots, direct-mapped by the user's hash */
     /* statistics, atomic */
@@ -158,8 +159,12 @@ static mark_t *mark_find(aw_history_t *h, const char *user, size_t user_len)
 static int push(aw_history_t *h, req_t *r)
 {
     /* Once pushed, `r` belongs to the history thread, which may free it at
-     * once: nothing of it is read after. */
-    if (r->kind == REQ_APPEND || r->kind == REQ_CLAIM || r->kind == REQ_RESERVE || r->kind == REQ_MARK)
+     * once: nothing of it is read after. A claim or a reservation wakes the
+     * thread: a turn waits on it, and it is written at once (see run). A
+     * group a turn waits on (--durable-delivery) is as lazy as any append:
+     * a thread that sleeps with nothing held wakes for it anyway, and one
+     * that is busy takes it with the next write, without a wake-up each. */
+    if (r->kind == REQ_APPEND || r->kind == REQ_MARK)
         aw_inbox_push_lazy(&h->inbox, &r->entry);
     else
         aw_inbox_push(&h->inbox, &r->entry);
@@ -466,6 +471,7 @@ static void batch_put(aw_history_t *h, req_t *r, waiter_t w)
                    AW_TAIL_KNOWN | ((rec->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0));
     h->bufs[h->n] = r->json;
     h->waits[h->n] = w;
+    h->waited += w.cb != NULL;
     h->n++;
     r->user = NULL;
     r->json = NULL;
@@ -576,6 +582,7 @@ static void answer_locally(aw_history_t *h, size_t i)
     mark_t *m = mark_find(h, rec->user, rec->user_len);
     if (m != NULL && rec->seq > m->reserved)
         m->reserved = rec->seq;
+    h->waited--;
     waiter_answer(h, &h->waits[i], 0);
 }
 
@@ -647,9 +654,10 @@ static void batch_drop_written(aw_history_t *h, size_t k)
 {
     size_t bytes = 0;
     for (size_t i = h->head; i < h->head + k; i++) {
-        if (h->waits[i].cb != NULL)
+        if (h->waits[i].cb != NULL) {
+            h->waited--;
             waiter_answer(h, &h->waits[i], h->waits[i].verify ? claim_verify(h, &h->recs[i]) : 0);
-        else if ((h->recs[i].flags & AW_RECORD_RESERVE) && h->n_local != 0)
+        } else if ((h->recs[i].flags & AW_RECORD_RESERVE) && h->n_local != 0)
             local_written(h, &h->recs[i]);
         bytes += record_bytes(h->recs[i].user_len, h->recs[i].json_len);
         free((char *)h->recs[i].user);
@@ -1144,7 +1152,11 @@ static void run(void *arg)
             final_flush(h);
             return;
         }
-        if (h->n - h->head >= h->cfg.batch && flush_if_possible(h) == 0)
+        /* A full batch goes at once; so does one that someone waits on
+         * (a turn with --durable-delivery, a claim, a reservation): the
+         * store's commit is the wait, and what arrives meanwhile goes in the
+         * next write together (group commit). */
+        if ((h->n - h->head >= h->cfg.batch || h->waited != 0) && flush_if_possible(h) == 0)
             continue;
         uint64_t until = 0;
         if (h->head < h->n) {
