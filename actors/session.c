@@ -1131,7 +1131,8 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
      * message sent again after a restart is known as a duplicate. */
     for (size_t i = m->n; i-- > 0;)
         remember_mid(s, m->frames[i]);
-    reserve_ahead(s);
+    /* No block is reserved until a bot message needs a number: most sessions
+     * of a chat widget are a page view that is never answered. */
     pump(s);
 }
 
