@@ -37,7 +37,14 @@ async function startServer(args = [], opts = {}) {
   const argv = ['--port', '0', '--data-dir', dir, '--io-threads', '2', '--workers', '2', ...args];
   const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   running.add(proc);
-  proc.on('exit', () => running.delete(proc));
+  proc.on('exit', (code, signal) => {
+    running.delete(proc);
+    // The MongoDB driver keeps counters in /dev/shm/mongoc-PID and removes
+    // the file at a clean exit only: a killed server leaves it behind, and a
+    // later process given the same pid then warns on stderr, outside the
+    // log's format.
+    if (signal) fs.rmSync(`/dev/shm/mongoc-${proc.pid}`, { force: true });
+  });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   const port = await new Promise((resolve, reject) => {
