@@ -1353,6 +1353,21 @@ aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink
     return in;
 }
 
+static void inbound_free_in_sink(aw_msg_t *m)
+{
+    aw_sink_release(((aw_inbound_t *)m)->sink); /* the memory, and the message, are the sink's */
+}
+
+void aw_inbound_init_in_sink(aw_inbound_t *in, const aw_message_t *msg, aw_sink_t *sink, aw_channel_t channel)
+{
+    memset(in, 0, sizeof(*in));
+    in->super.type = AW_SESSION_INBOUND;
+    in->super.free = inbound_free_in_sink;
+    in->msg = *msg;
+    in->sink = aw_sink_retain(sink);
+    in->channel = channel;
+}
+
 aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink)
 {
     aw_message_t empty = {0};
