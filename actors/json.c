@@ -405,11 +405,43 @@ static inline int jw_plain(unsigned char c)
     return c >= 0x20 && c != '"' && c != '\\';
 }
 
+/* The bytes jw_str writes for the byte `c`. */
+static size_t jw_escaped_len(unsigned char c)
+{
+    if (jw_plain(c))
+        return 1;
+    switch (c) {
+    case '"':
+    case '\\':
+    case '\b':
+    case '\f':
+    case '\n':
+    case '\r':
+    case '\t':
+        return 2;
+    default:
+        return 6;
+    }
+}
+
+/* The bytes jw_str writes for `s`, quotes included. */
+static size_t jw_str_len(const char *s, size_t n)
+{
+    size_t len = 2;
+    for (size_t i = 0; i < n; i++)
+        len += jw_escaped_len((unsigned char)s[i]);
+    return len;
+}
+
 void jw_str(jw_t *w, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    /* Worst case: every byte becomes \u00xx. */
-    char *o = jw_room(w, n * 6 + 2), *start = o;
+    /* Room for the worst case (every byte becomes \u00xx) when there is
+     * that much already; otherwise for exactly what is written, so that a
+     * frame sized for its usual content is not grown (a realloc and a copy)
+     * for a worst case that almost never comes. */
+    size_t worst = n * 6 + 2;
+    char *o = jw_room(w, worst < w->cap - w->len ? worst : jw_str_len(s, n)), *start = o;
     *o++ = '"';
     size_t i = 0;
     for (;;) {

@@ -116,7 +116,9 @@ struct aw_session_state {
     int in_turn;
     later_ent_t *later;
     size_t n_later;
-    uint64_t step_gen, reap_gen;
+    uint64_t step_gen;
+    uint64_t idle_at; /* aw_now_ms when the session last fell idle (maybe_idle); 0: busy since */
+    int reap_armed;   /* a TIMER_REAP is pending: at most one at a time */
     int shutting_down;
     int64_t reserved;  /* seq may go up to it: a durable reservation of this session's */
     int64_t reserving; /* the top of the reservation in flight, or 0 */
@@ -984,11 +986,27 @@ static void load(aw_session_t *s)
     }
 }
 
+static int is_idle(const struct aw_session_state *st)
+{
+    return st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0 &&
+           !aw_held_any(&st->held);
+}
+
+/* An idle session is freed once it has stayed idle for idle_ms. A webhook
+ * user falls idle after every turn: rather than a timer per turn (a message,
+ * a heap entry and a delivery each), the session notes when it fell idle and
+ * keeps at most one reap timer pending, which looks at that time when it
+ * fires and sets itself again for what is left (on_timer). */
 static void maybe_idle(aw_session_t *s)
 {
     struct aw_session_state *st = s->st;
-    if (st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0 && !aw_held_any(&st->held))
-        arm_timer(s, TIMER_REAP, ++st->reap_gen, s->cfg->idle_ms);
+    if (!is_idle(st))
+        return;
+    st->idle_at = aw_now_ms();
+    if (!st->reap_armed) {
+        st->reap_armed = 1;
+        arm_timer(s, TIMER_REAP, 0, s->cfg->idle_ms);
+    }
 }
 
 /* Runs queued turns until one has to wait or none is left. */
@@ -1087,11 +1105,20 @@ static void on_timer(aw_session_t *s, timer_msg_t *t)
             pump(s);
         }
         break;
-    case TIMER_REAP:
-        if (t->gen == st->reap_gen && st->n_conns == 0 && !st->in_turn && st->q_head == NULL &&
-            st->n_later == 0 && !aw_held_any(&st->held))
+    case TIMER_REAP: {
+        /* Busy since it fell idle (idle_at 0): the next maybe_idle sets a timer. */
+        st->reap_armed = 0;
+        if (st->idle_at == 0 || !is_idle(st))
+            break;
+        uint64_t now = aw_now_ms(), due = st->idle_at + s->cfg->idle_ms;
+        if (now >= due) {
             aw_registry__reap(s->reg, s);
+        } else {
+            st->reap_armed = 1; /* busy and idle again meanwhile: the rest of its idle time */
+            arm_timer(s, TIMER_REAP, 0, due - now);
+        }
         break;
+    }
     }
 }
 
@@ -1226,7 +1253,7 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
     case AW_SESSION_INBOUND:
         if (over_rate(s, (aw_inbound_t *)msg))
             break;
-        s->st->reap_gen++;
+        s->st->idle_at = 0; /* a pending reap timer no longer counts */
         enqueue(s, (aw_inbound_t *)msg);
         pump(s);
         return; /* the turn owns the message */
@@ -1352,6 +1379,21 @@ aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink
     in->sink = sink != NULL ? aw_sink_retain(sink) : NULL;
     in->channel = channel;
     return in;
+}
+
+static void inbound_free_in_sink(aw_msg_t *m)
+{
+    aw_sink_release(((aw_inbound_t *)m)->sink); /* the memory, and the message, are the sink's */
+}
+
+void aw_inbound_init_in_sink(aw_inbound_t *in, const aw_message_t *msg, aw_sink_t *sink, aw_channel_t channel)
+{
+    memset(in, 0, sizeof(*in));
+    in->super.type = AW_SESSION_INBOUND;
+    in->super.free = inbound_free_in_sink;
+    in->msg = *msg;
+    in->sink = aw_sink_retain(sink);
+    in->channel = channel;
 }
 
 aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink)

@@ -65,6 +65,14 @@ typedef struct aw_inbound {
  * NULL). It counts in conn->held until it is freed. */
 aw_inbound_t *aw_inbound_new(aw_message_t *msg, aw_conn_t *conn, aw_sink_t *sink, aw_channel_t channel);
 
+/* Sets up `in` as aw_inbound_new would for a message of a webhook request,
+ * without allocating: `in` lives inside the request's sink, which shares
+ * its life. `msg` is not taken over: its owner (the sink) disposes of it
+ * once the sink goes, so that what the request's thread allocated is freed
+ * there too. Freeing the inbound drops its reference to `sink`. */
+void aw_inbound_init_in_sink(aw_inbound_t *in, const aw_message_t *msg, aw_sink_t *sink,
+                             aw_channel_t channel);
+
 /* A proactive message for the user (POST /api/send): delivered to every
  * verified socket, kept with its seq, and answered through `sink` (mode
  * AW_SINK_PUSH) with {"seq": N, "sockets": M}. Takes `reply` over. */

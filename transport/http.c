@@ -23,11 +23,20 @@
 #include "actors/registry.h"
 #include "runtime/error.h"
 
+/* A sink is completed at most once, so the post that carries its answer to
+ * the loop, and the frames of a usual answer, live in it: completing a sink
+ * on the worker allocates nothing that the loop thread would have to free.
+ * A webhook's message to its session lives in it too. */
+#define INLINE_FRAMES 2
 typedef struct pending {
     aw_sink_t super;
     aw_loop_t *loop;
     h2o_req_t *req; /* NULL once answered or gone; loop thread only */
     uv_timer_t timer;
+    aw_inbound_t in;                 /* a webhook's message to its session */
+    aw_message_t msg;                /* what `in` carries, freed with the sink */
+    aw_post_t post;                  /* the answer, once complete has been called */
+    aw_buf_t *frames[INLINE_FRAMES]; /* post.frames when they fit */
 } pending_t;
 
 /* --- the webhook sink --- */
@@ -35,22 +44,22 @@ typedef struct pending {
 static void sink_complete(aw_sink_t *sink, aw_buf_t *const *frames, size_t n, int err)
 {
     pending_t *p = (pending_t *)sink;
-    aw_post_t *post = aw_calloc(1, sizeof(*post));
+    aw_post_t *post = &p->post;
     post->kind = AW_POST_ANSWER;
-    post->sink = aw_sink_retain(sink);
+    post->sink = aw_sink_retain(sink); /* released by aw_http__answer, with the post */
     post->code = err;
-    if (n != 0) {
-        post->frames = aw_alloc(n * sizeof(*post->frames));
-        for (size_t i = 0; i < n; i++)
-            post->frames[i] = aw_buf_retain(frames[i]);
-    }
+    post->frames = n <= INLINE_FRAMES ? p->frames : aw_alloc(n * sizeof(*post->frames));
+    for (size_t i = 0; i < n; i++)
+        post->frames[i] = aw_buf_retain(frames[i]);
     post->n_frames = n;
     aw_loop__post(p->loop, post);
 }
 
 static void sink_dispose(aw_sink_t *sink)
 {
-    free(sink);
+    pending_t *p = (pending_t *)sink;
+    aw_message_dispose(&p->msg);
+    free(p);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -154,7 +163,9 @@ void aw_http__answer(aw_loop_t *loop, aw_post_t *post)
     }
     for (size_t i = 0; i < post->n_frames; i++)
         aw_buf_release(post->frames[i]);
-    free(post->frames);
+    if (post->frames != p->frames)
+        free(post->frames);
+    aw_sink_release(&p->super); /* the post's reference: the post may go with it */
 }
 
 /* --- handlers --- */
@@ -191,8 +202,13 @@ static void serve_webhook(aw_route_call_t *c, int mode)
 {
     AW_METRIC_INC(messages_in[AW_CHANNEL_WEBHOOK]);
     pending_t *p = new_pending(c->srv, c->req, mode);
-    aw_inbound_t *in = aw_inbound_new(&c->msg, NULL, &p->super, AW_CHANNEL_WEBHOOK);
-    aw_sink_release(&p->super); /* aw_inbound_new took its own */
+    /* The message and its inbound live in the request's sink, so they are
+     * allocated and freed on this thread, not freed on the worker's. */
+    p->msg = c->msg;
+    memset(&c->msg, 0, sizeof(c->msg));
+    aw_inbound_t *in = &p->in;
+    aw_inbound_init_in_sink(in, &p->msg, &p->super, AW_CHANNEL_WEBHOOK);
+    aw_sink_release(&p->super); /* the inbound took its own */
     int err = aw_registry_send(c->srv->cfg.registry, in->msg.user, in->msg.user_len, &in->super, 1);
     if (err != 0) {
         /* the server is stopping: 503, which a client may retry; counted */

@@ -107,7 +107,8 @@ void aw_ws__sweep(aw_loop_t *loop, uint64_t now);
  * loop is done (ws.c). */
 void aw_ws__free_spares(void);
 
-/* Answers a webhook request from a session's replies (http.c). Loop thread. */
+/* Answers a webhook request from a session's replies, and releases the
+ * post, which is part of its sink (http.c). Loop thread. */
 void aw_http__answer(aw_loop_t *loop, aw_post_t *post);
 
 /* The embedded files of the chat page (generated at build time). */

@@ -250,8 +250,8 @@ static void apply_post(aw_loop_t *loop, aw_post_t *p)
         aw_ws__apply(loop, p);
         break;
     case AW_POST_ANSWER:
-        aw_http__answer(loop, p);
-        break;
+        aw_http__answer(loop, p); /* lives in its sink, and goes with it */
+        return;
     case AW_POST_ACCEPT_OFF:
         close_listener(loop);
         break;
