@@ -69,6 +69,12 @@ settle() {
 
 run_loads() { # NAME WS_URL HTTP_URL
     local name=$1 ws=$2 http=$3
+    run_ws_loads "$name" "$ws"
+    run_http_loads "$name" "$http" "$ws"
+}
+
+run_ws_loads() { # NAME WS_URL
+    local name=$1 ws=$2
     if [ -n "$ws" ]; then
         echo "bench: $name: websocket echo, 1000 connections, closed loop, ${secs}s"
         "$load" echo -u "$ws" -c 1000 -d "$secs" -P "$server_pid" -j "$out/$name.closed.json" || true
@@ -77,6 +83,10 @@ run_loads() { # NAME WS_URL HTTP_URL
         "$load" echo -u "$ws" -c 1000 -d "$secs" -r "$open_rate" -P "$server_pid" -j "$out/$name.open.json" || true
         settle
     fi
+}
+
+run_http_loads() { # NAME HTTP_URL [WS_URL]: the webhook, then the idle sessions
+    local name=$1 http=$2 ws=${3:-}
     [ -n "$http" ] || return 0
     # one unmeasured second first: every server meets its 100 users once
     wrk -t2 -c100 -d1s -s "$here/bench/webhook.lua" "$http" >/dev/null || true
@@ -90,28 +100,36 @@ run_loads() { # NAME WS_URL HTTP_URL
     fi
 }
 
-bench_ours() {
-    local data="$out/data"
+# anywhere on an empty data folder of its own (`$1`), with the flags after it.
+start_ours() {
+    local data=$1
+    shift
     mkdir -p "$data"
     # --rate 0: the per-user rate limit would refuse a load test's messages
     "$build/anywhere" --host 127.0.0.1 --port "$port" --bot echo --rate 0 --io-threads "$io_threads" \
-        --workers "$workers" --data-dir "$data" --log-level warn >"$out/anywhere.log" 2>&1 &
+        --workers "$workers" --data-dir "$data" --log-level warn "$@" >>"$out/anywhere.log" 2>&1 &
     server_pid=$!
     wait_port
-    run_loads anywhere "ws://127.0.0.1:$port/" "http://127.0.0.1:$port/botkit/receive"
+}
+
+# The websocket loads, then the webhook and idle loads on a fresh server:
+# each measures the server as a new deployment finds it, not with the
+# hundreds of megabytes of history the loads before it stored (a store
+# larger than SQLite's cache makes every append dearer, whatever the route).
+bench_ours() {
+    start_ours "$out/data"
+    run_ws_loads anywhere "ws://127.0.0.1:$port/"
+    stop_server
+    start_ours "$out/data-webhook"
+    run_http_loads anywhere "http://127.0.0.1:$port/botkit/receive" "ws://127.0.0.1:$port/"
     stop_server
 }
 
 # The same echo with --durable-delivery: every reply waits until its record
 # is durable in the store (docs/protocol.md, Delivery).
 bench_durable() {
-    local data="$out/data-durable"
-    mkdir -p "$data"
-    "$build/anywhere" --host 127.0.0.1 --port "$port" --bot echo --rate 0 --io-threads "$io_threads" \
-        --workers "$workers" --data-dir "$data" --log-level warn --durable-delivery >"$out/durable.log" 2>&1 &
-    server_pid=$!
-    wait_port
-    run_loads durable "ws://127.0.0.1:$port/" ""
+    start_ours "$out/data-durable" --durable-delivery
+    run_ws_loads durable "ws://127.0.0.1:$port/"
     stop_server
 }
 
