@@ -46,6 +46,7 @@ typedef struct req {
     int direction, flags;
     aw_buf_t *json;
     struct req *group; /* APPEND: the next record of the same group, written in the same store call */
+    int urgent;        /* CLAIM, RESERVE: a turn waits for it now (see push) */
     size_t limit;
     int cut; /* PAGE: AW_HISTORY_PAGE_... */
     void *cb;
@@ -105,6 +106,7 @@ typedef struct waiter {
     void *data;
     int verify; /* a claim or reservation: answered once the stored one is read back */
     int joined; /* written in the same store call as the next record (a group) */
+    int urgent; /* someone waits for it now: the batch is written at once (run) */
 } waiter_t;
 
 static int key_above(int64_t seq, int64_t sub, int64_t than_seq, int64_t than_sub)
@@ -164,7 +166,7 @@ static int push(aw_history_t *h, req_t *r)
      * group a turn waits on (--durable-delivery) is as lazy as any append:
      * a thread that sleeps with nothing held wakes for it anyway, and one
      * that is busy takes it with the next write, without a wake-up each. */
-    if (r->kind == REQ_APPEND || r->kind == REQ_MARK)
+    if (r->kind == REQ_APPEND || r->kind == REQ_MARK || (r->kind == REQ_RESERVE && !r->urgent))
         aw_inbox_push_lazy(&h->inbox, &r->entry);
     else
         aw_inbox_push(&h->inbox, &r->entry);
@@ -333,7 +335,8 @@ static int push_verified(aw_history_t *h, int kind, const char *user, size_t use
     r->sub = sub;
     r->ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     r->direction = AW_RECORD_OUT;
-    r->flags = flags;
+    r->flags = flags & ~AW_RESERVE_AHEAD;
+    r->urgent = !(flags & AW_RESERVE_AHEAD);
     r->json = json;
     r->cb = (void *)cb;
     r->data = data;
@@ -354,7 +357,7 @@ int aw_history_reserve(aw_history_t *h, const char *user, size_t user_len, int64
     if (top < 1)
         return AW_EINVAL;
     return push_verified(h, REQ_RESERVE, user, user_len, top, -1,
-                         AW_RECORD_RESERVE | (flags & AW_RECORD_PROTECTED), cb, data);
+                         AW_RECORD_RESERVE | (flags & (AW_RECORD_PROTECTED | AW_RESERVE_AHEAD)), cb, data);
 }
 
 /* Reads are counted from here until their callback has returned, so that a
@@ -471,7 +474,7 @@ static void batch_put(aw_history_t *h, req_t *r, waiter_t w)
                    AW_TAIL_KNOWN | ((rec->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0));
     h->bufs[h->n] = r->json;
     h->waits[h->n] = w;
-    h->waited += w.cb != NULL;
+    h->waited += w.cb != NULL && w.urgent;
     h->n++;
     r->user = NULL;
     r->json = NULL;
@@ -482,12 +485,12 @@ static void batch_put(aw_history_t *h, req_t *r, waiter_t w)
 static void batch_add(aw_history_t *h, req_t *r)
 {
     if (r->kind != REQ_APPEND) {
-        batch_put(h, r, (waiter_t){(aw_history_done_cb)r->cb, r->data, 1, 0});
+        batch_put(h, r, (waiter_t){(aw_history_done_cb)r->cb, r->data, 1, 0, r->urgent});
         return;
     }
-    waiter_t last = {(aw_history_done_cb)r->cb, r->data, 0, 0};
+    waiter_t last = {(aw_history_done_cb)r->cb, r->data, 0, 0, 1};
     for (req_t *g = r; g != NULL; g = g->group)
-        batch_put(h, g, g->group != NULL ? (waiter_t){NULL, NULL, 0, 1} : last);
+        batch_put(h, g, g->group != NULL ? (waiter_t){NULL, NULL, 0, 1, 0} : last);
 }
 
 /* What claim_verify compares the stored claim with. */
@@ -582,7 +585,7 @@ static void answer_locally(aw_history_t *h, size_t i)
     mark_t *m = mark_find(h, rec->user, rec->user_len);
     if (m != NULL && rec->seq > m->reserved)
         m->reserved = rec->seq;
-    h->waited--;
+    h->waited -= h->waits[i].urgent != 0;
     waiter_answer(h, &h->waits[i], 0);
 }
 
@@ -655,7 +658,7 @@ static void batch_drop_written(aw_history_t *h, size_t k)
     size_t bytes = 0;
     for (size_t i = h->head; i < h->head + k; i++) {
         if (h->waits[i].cb != NULL) {
-            h->waited--;
+            h->waited -= h->waits[i].urgent != 0;
             waiter_answer(h, &h->waits[i], h->waits[i].verify ? claim_verify(h, &h->recs[i]) : 0);
         } else if ((h->recs[i].flags & AW_RECORD_RESERVE) && h->n_local != 0)
             local_written(h, &h->recs[i]);

@@ -143,10 +143,17 @@ int aw_history_append_group(aw_history_t *h, const char *user, size_t user_len,
  * - AW_EUNAVAILABLE: written but not read back: ask again;
  * - AW_ESTOPPED: the history stopped before it was written.
  * While the store is down the reservation is held and retried like any
- * record. `flags`: AW_RECORD_PROTECTED when the user's id is. Returns 0, or
+ * record. `flags`: AW_RECORD_PROTECTED when the user's id is, and
+ * AW_RESERVE_AHEAD (below). Returns 0, or
  * AW_EFULL / AW_ESTOPPED / AW_EIO (no randomness) without calling `cb`.
  * Counted in `reads` until the callback has returned. Any thread; the
  * callback runs on the history thread. */
+enum {
+    /* aw_history_reserve: the reservation is asked for ahead of need, and is
+     * written with the next batch; without it, a turn waits for it and it
+     * is written at once. */
+    AW_RESERVE_AHEAD = 0x100,
+};
 int aw_history_reserve(aw_history_t *h, const char *user, size_t user_len, int64_t top, int flags,
                        aw_history_done_cb cb, void *data);
 

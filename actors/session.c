@@ -51,7 +51,7 @@ typedef struct hist_msg {
 } hist_msg_t;
 
 static void hist_msg_free(aw_msg_t *msg);
-static void reserve_ahead(aw_session_t *s);
+static void reserve_ahead(aw_session_t *s, int ahead);
 
 typedef struct timer_msg {
     aw_msg_t super;
@@ -375,7 +375,7 @@ static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, aw_channel_t chann
     emit(s, origin, frame, guest, seq, group);
     AW_METRIC_INC(messages_out[out]);
     if (!guest)
-        reserve_ahead(s); /* the next block, once half of this one is used */
+        reserve_ahead(s, 1); /* the next block, once half of this one is used */
     return frame;
 }
 
@@ -437,8 +437,10 @@ static void retry_reserve(aw_session_t *s)
  * (or none is held), so that a chat seldom waits for it. A block's top is a
  * multiple of SEQ_BLOCK: two servers that both believe they hold the user
  * and start from numbers of the same block ask for the same top, and the
- * store gives it to one of them only. */
-static void reserve_ahead(aw_session_t *s)
+ * store gives it to one of them only. `ahead`: nobody waits for it yet, so
+ * it goes with the next batch (AW_RESERVE_AHEAD); otherwise a turn waits and
+ * it is written at once. */
+static void reserve_ahead(aw_session_t *s, int ahead)
 {
     struct aw_session_state *st = s->st;
     if (s->cfg->history == NULL) {
@@ -450,8 +452,9 @@ static void reserve_ahead(aw_session_t *s)
     int64_t base = st->seq > st->reserved ? st->seq : st->reserved;
     int64_t top = (base / SEQ_BLOCK + 1) * SEQ_BLOCK;
     aw_actor_retain(&s->super);
-    int err = aw_history_reserve(s->cfg->history, s->user, s->user_len, top,
-                                 st->protected_id ? AW_RECORD_PROTECTED : 0, on_reserved, s);
+    int err = aw_history_reserve(
+        s->cfg->history, s->user, s->user_len, top,
+        (st->protected_id ? AW_RECORD_PROTECTED : 0) | (ahead ? AW_RESERVE_AHEAD : 0), on_reserved, s);
     if (err != 0) {
         aw_actor_release(&s->super);
         if (err == AW_ESTOPPED)
@@ -469,7 +472,7 @@ static int may_number(aw_session_t *s)
 {
     if (s->st->seq < s->st->reserved)
         return 1;
-    reserve_ahead(s);
+    reserve_ahead(s, 0);
     return s->st->seq < s->st->reserved;
 }
 
@@ -1093,7 +1096,7 @@ static void on_timer(aw_session_t *s, timer_msg_t *t)
         maybe_idle(s);
         break;
     case TIMER_RESERVE:
-        reserve_ahead(s);
+        reserve_ahead(s, 0);
         pump(s);
         break;
     case TIMER_LOAD:
@@ -1158,8 +1161,9 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
      * message sent again after a restart is known as a duplicate. */
     for (size_t i = m->n; i-- > 0;)
         remember_mid(s, m->frames[i]);
-    /* No block is reserved until a bot message needs a number: most sessions
-     * of a chat widget are a page view that is never answered. */
+    /* The first block, ahead of the first bot message: it goes with the
+     * next batch, so that the first reply seldom waits for a write. */
+    reserve_ahead(s, 1);
     pump(s);
 }
 
