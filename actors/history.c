@@ -528,6 +528,25 @@ static int claim_verify(aw_history_t *h, const aw_record_t *mine)
     return 0;
 }
 
+/* Holds a record read back from a file of this history's (the journal, the
+ * local reservations) in the batch, past the bounds if need be: nothing of
+ * it may go. Before the thread starts. */
+static void hold_from_file(aw_history_t *h, const aw_record_t *rec)
+{
+    req_t *r = new_req(REQ_APPEND, rec->user, rec->user_len);
+    r->seq = rec->seq;
+    r->sub = rec->sub;
+    r->ts_ms = rec->ts_ms;
+    r->direction = rec->direction;
+    r->flags = rec->flags;
+    r->json = aw_buf_new(rec->json, rec->json_len);
+    __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&h->held_bytes, record_bytes(rec->user_len, rec->json_len), __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
+    batch_put(h, r, (waiter_t){0});
+    free_req(r);
+}
+
 /*
  * Local reservations. A seq reservation is asked for before numbers are
  * handed out; while the store takes no writes it cannot become durable
@@ -610,19 +629,9 @@ static void local_add(const aw_record_t *rec, void *data)
     aw_history_t *h = data;
     aw_buf_t *json = aw_buf_new(rec->json, rec->json_len);
     local_push(h, rec->user, rec->user_len, rec->seq, rec->ts_ms, rec->flags, json);
+    aw_buf_release(json);
     mark_raise(h, rec->user, rec->user_len, rec->seq, 0, AW_TAIL_KNOWN);
-    req_t *r = new_req(REQ_RESERVE, rec->user, rec->user_len);
-    r->seq = rec->seq;
-    r->sub = -1;
-    r->ts_ms = rec->ts_ms;
-    r->direction = AW_RECORD_OUT;
-    r->flags = rec->flags;
-    r->json = json; /* the request's reference */
-    __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
-    __atomic_add_fetch(&h->held_bytes, record_bytes(rec->user_len, rec->json_len), __ATOMIC_ACQ_REL);
-    __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
-    batch_put(h, r, (waiter_t){NULL, NULL, 0, 0});
-    free_req(r);
+    hold_from_file(h, rec);
 }
 
 /* Takes in the local reservations a crash left, before the thread starts.
@@ -1177,20 +1186,7 @@ static void run(void *arg)
 
 static void journal_add(const aw_record_t *rec, void *data)
 {
-    aw_history_t *h = data;
-    req_t *r = new_req(REQ_APPEND, rec->user, rec->user_len);
-    r->seq = rec->seq;
-    r->sub = rec->sub;
-    r->ts_ms = rec->ts_ms;
-    r->direction = rec->direction;
-    r->flags = rec->flags;
-    r->json = aw_buf_new(rec->json, rec->json_len);
-    /* held like any record, past the bounds if need be: nothing of it may go */
-    __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
-    __atomic_add_fetch(&h->held_bytes, record_bytes(rec->user_len, rec->json_len), __ATOMIC_ACQ_REL);
-    __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
-    batch_add(h, r);
-    free_req(r);
+    hold_from_file((aw_history_t *)data, rec);
 }
 
 /* Takes the last stop's journal in, before the thread starts (see history.h). */

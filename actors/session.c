@@ -241,16 +241,23 @@ static void remember(aw_session_t *s, int64_t seq, aw_buf_t *frame)
 
 /* --- records and what waits for them --- */
 
-static void on_durable(int err, void *data)
+/* Hands a history answer that is only an error code to the session, as a
+ * message of `type`, from the history thread; releases the reference the
+ * session took when it asked. */
+static void answer_session(aw_session_t *s, int type, int err)
 {
-    aw_session_t *s = data; /* history thread: hand the answer to the session */
     hist_msg_t *m = aw_calloc(1, sizeof(*m));
-    m->super.type = AW_SESSION__DURABLE;
+    m->super.type = type;
     m->super.free = hist_msg_free;
     m->err = err;
     if (aw_actor_send(&s->super, &m->super) != 0)
         aw_msg_release(&m->super);
     aw_actor_release(&s->super);
+}
+
+static void on_durable(int err, void *data)
+{
+    answer_session(data, AW_SESSION__DURABLE, err);
 }
 
 /* Appends records of the user as one group (written together or not at
@@ -415,14 +422,7 @@ static void replay(aw_session_t *s, aw_conn_t *c, int64_t last_seq)
 
 static void on_reserved(int err, void *data)
 {
-    aw_session_t *s = data; /* history thread: hand the answer to the session */
-    hist_msg_t *m = aw_calloc(1, sizeof(*m));
-    m->super.type = AW_SESSION__RESERVED;
-    m->super.free = hist_msg_free;
-    m->err = err;
-    if (aw_actor_send(&s->super, &m->super) != 0)
-        aw_msg_release(&m->super);
-    aw_actor_release(&s->super);
+    answer_session(data, AW_SESSION__RESERVED, err);
 }
 
 static void retry_reserve(aw_session_t *s)
@@ -819,14 +819,7 @@ static void continue_turn(aw_session_t *s, int proved)
 
 static void on_claimed(int err, void *data)
 {
-    aw_session_t *s = data; /* history thread: hand the answer to the session */
-    hist_msg_t *m = aw_calloc(1, sizeof(*m));
-    m->super.type = AW_SESSION__CLAIMED;
-    m->super.free = hist_msg_free;
-    m->err = err;
-    if (aw_actor_send(&s->super, &m->super) != 0)
-        aw_msg_release(&m->super);
-    aw_actor_release(&s->super);
+    answer_session(data, AW_SESSION__CLAIMED, err);
 }
 
 /* The claim is answered while the turn waits for it: the turn goes on, with
