@@ -13,6 +13,7 @@ apt_install_missing setup \
     libuv1-dev libh2o-dev libwslay-dev libssl-dev libyajl-dev libck-dev \
     libsqlite3-dev libmongoc-dev libbson-dev libcurl4-openssl-dev \
     clang libclang-rt-14-dev clang-format \
+    libnats-dev nats-server nginx \
     nodejs python3 python3-mockupdb chromium fonts-dejavu-core
 
 npm_install_folder setup "$here/tests/node"
