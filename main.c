@@ -22,6 +22,7 @@
 #include "actors/identity.h"
 #include "actors/registry.h"
 #include "actors/script.h"
+#include "cluster/cluster.h"
 #include "runtime/log.h"
 #include "runtime/actor.h"
 #include "runtime/error.h"
@@ -63,6 +64,12 @@ typedef struct options {
     int admin_port;
     int log_level, log_json;
     unsigned int store_timeout_ms;
+    const char *nats;       /* --nats or $NATS_URL: NULL runs alone */
+    const char *cluster;    /* --cluster */
+    const char *node_id;    /* --node-id */
+    const char *nats_creds; /* --nats-creds */
+    const char *nats_ca;    /* --nats-ca */
+    int reuse_port;         /* --reuse-port */
 } options_t;
 
 static void usage(FILE *out)
@@ -119,6 +126,15 @@ static void usage(FILE *out)
         "  --max-outbox BYTES          queued behind a stuck write; past it: closed, 1008 (default 1048576)\n"
         "  --http-timeout MS           idle HTTP connections, slow request headers and websocket\n"
         "                              messages left unfinished (default 10000)\n"
+        "\n"
+        "Cluster (docs/cluster.md):\n"
+        "  --nats URL[,URL...]         join a cluster over these NATS servers ($NATS_URL); every node\n"
+        "                              needs the same --secret (or $ANYWHERE_SECRET) and store\n"
+        "  --cluster NAME              the cluster to join (default anywhere)\n"
+        "  --node-id ID                this node's name (default: host name and pid)\n"
+        "  --nats-creds FILE           a NATS credentials file (user and password may be in the URL)\n"
+        "  --nats-ca FILE              CA certificates for tls:// NATS servers\n"
+        "  --reuse-port                let the nodes of one machine share --port (needs --nats)\n"
         "\n"
         "Logs:\n"
         "  --log-level L               error, warn, info (default) or debug\n"
@@ -292,6 +308,21 @@ static int parse_option(options_t *o, int c, const char *arg)
     case 'd':
         o->data_dir = arg;
         return 0;
+    case 'n' + 256:
+        o->nats = arg;
+        return 0;
+    case 'c' + 256:
+        o->cluster = arg;
+        return 0;
+    case 'i' + 256:
+        o->node_id = arg;
+        return 0;
+    case 'C' + 256:
+        o->nats_creds = arg;
+        return 0;
+    case 'a' + 256:
+        o->nats_ca = arg;
+        return 0;
     case 'a':
         if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
             return -1;
@@ -342,6 +373,12 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"log-format", required_argument, NULL, 'j'},
                                              {"store-timeout", required_argument, NULL, 'Y'},
                                              {"durable-delivery", no_argument, NULL, 'D' + 256},
+                                             {"nats", required_argument, NULL, 'n' + 256},
+                                             {"cluster", required_argument, NULL, 'c' + 256},
+                                             {"node-id", required_argument, NULL, 'i' + 256},
+                                             {"nats-creds", required_argument, NULL, 'C' + 256},
+                                             {"nats-ca", required_argument, NULL, 'a' + 256},
+                                             {"reuse-port", no_argument, NULL, 'r' + 256},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -355,8 +392,8 @@ static int parse_args(options_t *o, int argc, char **argv)
             printf("anywhere %s\n", AW_VERSION);
             exit(0);
         }
-        if (c == 'D' + 256) {
-            o->durable_delivery = 1;
+        if (c == 'D' + 256 || c == 'r' + 256) {
+            *(c == 'D' + 256 ? &o->durable_delivery : &o->reuse_port) = 1;
             continue;
         }
         if (c == '?' || parse_option(o, c, optarg) != 0) {
@@ -431,7 +468,7 @@ static void finish_turns(aw_runtime_t *rt, aw_history_t *history, aw_bridge_t *b
     }
 }
 
-static aw_history_t *open_history(const options_t *o)
+static aw_history_t *open_history(const options_t *o, const char **backend)
 {
     char uri[PATH_MAX + 16];
     if (o->store != NULL)
@@ -451,6 +488,7 @@ static aw_history_t *open_history(const options_t *o)
         aw_log(AW_LOG_ERROR, "store_open", "cannot open the history store: %s", aw_strerror(err));
         return NULL;
     }
+    *backend = aw_store_backend(store);
     aw_log(AW_LOG_INFO, "store", "history in %s%s", aw_store_backend(store),
            strncmp(uri, "sqlite:", 7) == 0 ? uri + 6 : "");
     static char journal[PATH_MAX];
@@ -489,6 +527,19 @@ int main(int argc, char **argv)
     if (parse_args(&o, argc, argv) != 0)
         return 2;
     aw_log_setup(o.log_level, o.log_json);
+    if (o.nats == NULL && getenv("NATS_URL") != NULL && getenv("NATS_URL")[0] != '\0')
+        o.nats = getenv("NATS_URL");
+    if (o.nats == NULL && (o.reuse_port || o.cluster != NULL || o.node_id != NULL)) {
+        fprintf(stderr, "anywhere: --reuse-port, --cluster and --node-id need --nats (or $NATS_URL)\n");
+        return 2;
+    }
+    if (o.nats != NULL && o.secret == NULL &&
+        (getenv("ANYWHERE_SECRET") == NULL || !*getenv("ANYWHERE_SECRET"))) {
+        /* a token issued by one node must hold on every other */
+        fprintf(stderr, "anywhere: with --nats every node needs the same identity secret: give --secret or "
+                        "$ANYWHERE_SECRET\n");
+        return 2;
+    }
     unsigned int cores = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
     struct rlimit nofile;
     /* every socket is a file: take all the process may have */
@@ -551,7 +602,8 @@ int main(int argc, char **argv)
     } else {
         bot = strcmp(o.bot, "echo") == 0 ? aw_bot_echo() : aw_bot_demo();
     }
-    aw_history_t *history = open_history(&o);
+    const char *backend = "";
+    aw_history_t *history = open_history(&o, &backend);
     if (history == NULL)
         return 1;
     aw_runtime_t *rt;
@@ -594,6 +646,24 @@ int main(int argc, char **argv)
                              .tls_key = o.tls_key,
                              .admin_host = o.admin_host[0] != '\0' ? o.admin_host : NULL,
                              .admin_port = o.admin_port};
+    aw_cluster_t *cluster = NULL;
+    if (o.nats != NULL) {
+        aw_cluster_config_t cc = {.urls = o.nats,
+                                  .name = o.cluster != NULL ? o.cluster : "anywhere",
+                                  .node_id = o.node_id,
+                                  .creds_file = o.nats_creds,
+                                  .ca_file = o.nats_ca,
+                                  .secret = secret,
+                                  .secret_len = secret_len,
+                                  .registry = reg,
+                                  .history = history,
+                                  .store_kind = backend,
+                                  .request_ms = o.webhook_timeout_ms + 5000};
+        if (aw_cluster_start(&cluster, &cc) != 0)
+            return 2;
+        sc.cluster = cluster;
+        sc.reuse_port = o.reuse_port;
+    }
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)
         return 1;
@@ -613,7 +683,9 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     aw_log(AW_LOG_INFO, "stopping", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     aw_server_stop_accepting(srv);
-    aw_registry_shutdown(reg); /* turns in flight finish without their pauses */
+    if (cluster != NULL)
+        aw_cluster_leave(cluster); /* the others stop sending this node users */
+    aw_registry_shutdown(reg);     /* turns in flight finish without their pauses */
     finish_turns(rt, history, bridge, 5000);
     if (bridge != NULL)
         stop_bridge(bridge);
@@ -623,6 +695,8 @@ int main(int argc, char **argv)
      * its timeout goes to the journal */
     unsigned int store_ms = o.store_timeout_ms != 0 ? o.store_timeout_ms : 5000;
     size_t lost = aw_history_stop(history, store_ms < 500 ? 1000 : 2 * store_ms);
+    if (cluster != NULL)
+        aw_cluster_stop(cluster); /* after the history: it may still answer another node's read */
     aw_registry_destroy(reg);
     aw_runtime_destroy(rt);
     aw_server_destroy(srv);

@@ -30,6 +30,8 @@ struct aw_registry {
     const aw_chat_config_t *cfg;
     shard_t shards[SHARDS];
     int stopped; /* atomic */
+    aw_registry_router_fn router;
+    void *router_data;
 };
 
 /* FNV-1a, 64 bits. */
@@ -88,7 +90,23 @@ static void grow(shard_t *sh)
     sh->n_buckets = n;
 }
 
+void aw_registry_set_router(aw_registry_t *reg, aw_registry_router_fn fn, void *data)
+{
+    reg->router = fn;
+    reg->router_data = data;
+}
+
 int aw_registry_send(aw_registry_t *reg, const char *user, size_t user_len, aw_msg_t *msg, int create)
+{
+    if (reg->router != NULL) {
+        int r = reg->router(reg->router_data, user, user_len, msg, create);
+        if (r != AW_REGISTRY_HERE)
+            return r == AW_REGISTRY_TAKEN ? 0 : r;
+    }
+    return aw_registry_send_here(reg, user, user_len, msg, create);
+}
+
+int aw_registry_send_here(aw_registry_t *reg, const char *user, size_t user_len, aw_msg_t *msg, int create)
 {
     if (__atomic_load_n(&reg->stopped, __ATOMIC_ACQUIRE))
         return AW_ESTOPPED;
@@ -139,6 +157,49 @@ int aw_registry__reap(aw_registry_t *reg, aw_session_t *s)
     if (removed)
         aw_actor_release(&s->super); /* the registry's reference */
     return removed;
+}
+
+size_t aw_registry_move_away(aw_registry_t *reg, int (*stays)(void *data, const char *user, size_t user_len),
+                             void *data)
+{
+    size_t moved = 0;
+    for (int i = 0; i < SHARDS; i++) {
+        shard_t *sh = &reg->shards[i];
+        aw_session_t *gone = NULL;
+        pthread_mutex_lock(&sh->lock);
+        for (size_t b = 0; b < sh->n_buckets; b++) {
+            aw_session_t **p = &sh->buckets[b];
+            while (*p != NULL) {
+                aw_session_t *s = *p;
+                if (stays(data, s->user, s->user_len)) {
+                    p = &s->next_in_bucket;
+                    continue;
+                }
+                *p = s->next_in_bucket;
+                sh->count--;
+                s->next_in_bucket = gone;
+                gone = s;
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+        /* Unlinked: no message can reach them through the registry any more,
+         * and each still holds the registry's reference, given up below once
+         * the last message is sent (sending needs a reference). */
+        while (gone != NULL) {
+            aw_session_t *s = gone;
+            gone = s->next_in_bucket;
+            s->next_in_bucket = NULL;
+            aw_msg_t *m = aw_moved_msg_new();
+            __atomic_add_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+            if (aw_actor_send(&s->super, m) != 0) {
+                __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+                free(m);
+            }
+            aw_actor_release(&s->super);
+            moved++;
+        }
+    }
+    return moved;
 }
 
 void aw_registry_shutdown(aw_registry_t *reg)

@@ -23,6 +23,32 @@ aw_registry_t *aw_registry_create(aw_runtime_t *rt, const aw_chat_config_t *conf
  * and `create` is 0, or AW_ESTOPPED; on error the caller still owns `msg`. */
 int aw_registry_send(aw_registry_t *reg, const char *user, size_t user_len, aw_msg_t *msg, int create);
 
+/* A router sees every message aw_registry_send is given, before the registry
+ * looks for a session here: a cluster (cluster/cluster.h) sends on the
+ * messages of users whose session lives on another node. It returns
+ * AW_REGISTRY_HERE to let the registry deliver `msg` here, AW_REGISTRY_TAKEN
+ * when it took `msg` over, or an AW_E... code (< 0; the caller keeps `msg`).
+ * Any thread; it must not block. */
+enum { AW_REGISTRY_HERE = 0, AW_REGISTRY_TAKEN = 1 };
+typedef int (*aw_registry_router_fn)(void *data, const char *user, size_t user_len, aw_msg_t *msg,
+                                     int create);
+
+/* Sets the router; call before any message is sent. */
+void aw_registry_set_router(aw_registry_t *reg, aw_registry_router_fn fn, void *data);
+
+/* aw_registry_send without the router: for the router itself, delivering
+ * what another node sent to a session of this one. */
+int aw_registry_send_here(aw_registry_t *reg, const char *user, size_t user_len, aw_msg_t *msg, int create);
+
+/* Lets go of every session whose user `stays` (called under a shard lock,
+ * so it must be quick and must not call the registry) says no longer
+ * belongs here: each is forgotten at once, so that the next message for
+ * its user makes a new session (which reads where numbering goes on from
+ * the store), and is sent AW_SESSION_MOVED, after which it finishes what
+ * it holds and goes. Returns how many were let go. Any thread. */
+size_t aw_registry_move_away(aw_registry_t *reg, int (*stays)(void *data, const char *user, size_t user_len),
+                             void *data);
+
 /* Sends a shutdown message to every session, then refuses new messages
  * (aw_registry_send answers AW_ESTOPPED), so that draining the runtime ends. */
 void aw_registry_shutdown(aw_registry_t *reg);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "actors/internal.h"
 #include "actors/protocol.h"
+#include "runtime/bytes.h"
 #include "runtime/error.h"
 
 static char *dup_or_null(const char *s)
@@ -120,6 +121,27 @@ static void write_reply_lists(jw_t *w, const aw_reply_t *r)
         }
         jw_char(w, ']');
     }
+}
+
+static yajl_val member(yajl_val obj, const char *key)
+{
+    const char *path[] = {key, NULL};
+    return yajl_tree_get(obj, path, yajl_t_any);
+}
+
+aw_buf_t *aw_push_write(const aw_reply_t *r, const char *user, size_t user_len)
+{
+    aw_buf_t *frame = aw_reply_write(r, user, user_len, NULL, -1, -1);
+    /* a reply read from JSON carries its "typing" on among its other fields */
+    if (r->typing_ms == 0 || (r->extra != NULL && member(r->extra, "typing") != NULL))
+        return frame;
+    /* the frame's fields, then the pause the frame itself does not carry */
+    aw_bytes_t out;
+    aw_bytes_init(&out, frame->len + 32);
+    aw_bytes_append(&out, frame->data, frame->len - 1);
+    aw_bytes_appendf(&out, ",\"typing\":%u}", r->typing_ms);
+    aw_buf_release(frame);
+    return aw_bytes_finish(&out);
 }
 
 aw_buf_t *aw_reply_write(const aw_reply_t *r, const char *user, size_t user_len, const char *channel,
@@ -252,12 +274,6 @@ __attribute__((format(printf, 3, 4))) static int refuse(check_t *c, const char *
         va_end(ap);
     }
     return AW_EBADMSG;
-}
-
-static yajl_val member(yajl_val obj, const char *key)
-{
-    const char *path[] = {key, NULL};
-    return yajl_tree_get(obj, path, yajl_t_any);
 }
 
 /* A script names only fields it knows; a bot's other fields go on. */

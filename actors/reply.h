@@ -105,6 +105,11 @@ int aw_reply_from_object(yajl_val obj, int from, aw_reply_t **reply, aw_reply_er
 int aw_push_parse(const char *json, size_t len, char user[AW_MAX_USER_LEN], size_t *user_len,
                   aw_reply_t **reply);
 
+/* Writes `reply` back as the body of POST /api/send for `user`, which
+ * aw_push_parse reads as the same reply: how a push travels to the node
+ * that holds the user's session (cluster/). */
+aw_buf_t *aw_push_write(const aw_reply_t *reply, const char *user, size_t user_len);
+
 /* Writes the message frame: type, text, the optional fields, `extra`, then
  * `user`, `channel` and `seq` (when >= 0) and `ts` (when >= 0). */
 aw_buf_t *aw_reply_write(const aw_reply_t *reply, const char *user, size_t user_len, const char *channel,

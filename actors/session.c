@@ -120,6 +120,7 @@ struct aw_session_state {
     uint64_t idle_at; /* aw_now_ms when the session last fell idle (maybe_idle); 0: busy since */
     int reap_armed;   /* a TIMER_REAP is pending: at most one at a time */
     int shutting_down;
+    int moved;         /* the user's home is another node: close the sockets once nothing is pending */
     int64_t reserved;  /* seq may go up to it: a durable reservation of this session's */
     int64_t reserving; /* the top of the reservation in flight, or 0 */
     unsigned int reserve_backoff;
@@ -1240,11 +1241,29 @@ static int over_rate(aw_session_t *s, aw_inbound_t *in)
     return 1;
 }
 
+/* A session whose user moved to another node closes its sockets once it
+ * owes them nothing more (turns, later messages, held frames): their
+ * clients reconnect with last_seq and are served by the new home. The
+ * registry has forgotten this session already, so it is freed once the
+ * last message that holds it is handled. */
+static void shed_conns(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    if (!st->moved || st->in_turn || st->q_head != NULL || st->n_later != 0 || aw_held_any(&st->held))
+        return;
+    while (st->n_conns != 0) {
+        aw_conn_t *c = st->conns[--st->n_conns].conn;
+        c->close(c, 1012);
+        aw_conn_release(c);
+    }
+}
+
 static void handle(aw_actor_t *actor, aw_msg_t *msg)
 {
     aw_session_t *s = (aw_session_t *)actor;
     /* Only what the registry routed counts as in flight (registry.c). */
-    if (msg->type == AW_SESSION_INBOUND || msg->type == AW_SESSION_DETACH || msg->type == AW_SESSION_SHUTDOWN)
+    if (msg->type == AW_SESSION_INBOUND || msg->type == AW_SESSION_DETACH ||
+        msg->type == AW_SESSION_SHUTDOWN || msg->type == AW_SESSION_MOVED)
         __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
     switch (msg->type) {
     case AW_SESSION_INBOUND:
@@ -1253,6 +1272,7 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
         s->st->idle_at = 0; /* a pending reap timer no longer counts */
         enqueue(s, (aw_inbound_t *)msg);
         pump(s);
+        shed_conns(s);
         return; /* the turn owns the message */
     case AW_SESSION_DETACH:
         detach(s, ((aw_inbound_t *)msg)->conn);
@@ -1260,6 +1280,9 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
         break;
     case AW_SESSION_SHUTDOWN:
         on_shutdown(s);
+        break;
+    case AW_SESSION_MOVED:
+        s->st->moved = 1;
         break;
     case AW_SESSION__TIMER:
         on_timer(s, (timer_msg_t *)msg);
@@ -1291,6 +1314,7 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
         pump(s);
         break;
     }
+    shed_conns(s);
     aw_msg_release(msg);
 }
 
@@ -1408,6 +1432,13 @@ aw_msg_t *aw_detach_new(aw_conn_t *conn)
     in->super.free = inbound_free;
     in->conn = aw_conn_retain(conn);
     return &in->super;
+}
+
+aw_msg_t *aw_moved_msg_new(void)
+{
+    aw_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->type = AW_SESSION_MOVED;
+    return m;
 }
 
 aw_msg_t *aw_shutdown_msg_new(void)

@@ -40,6 +40,7 @@ enum {
     AW_SESSION_INBOUND = 1, /* aw_inbound_t: a client message */
     AW_SESSION_DETACH,      /* an aw_inbound_t with only `conn`: that socket of this user has closed */
     AW_SESSION_SHUTDOWN,    /* the server is stopping: send what is pending now */
+    AW_SESSION_MOVED,       /* the user's home is another node now: finish, close the sockets, go */
     AW_SESSION__TIMER,      /* private: the session's own timers */
     AW_SESSION__LOADED,     /* private: the history answered where numbering continues */
     AW_SESSION__REPLAY,     /* private: the history answered the messages a socket missed */
@@ -80,6 +81,12 @@ aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink);
 
 /* A message saying `conn` has closed; takes a reference to it. */
 aw_msg_t *aw_detach_new(aw_conn_t *conn);
+
+/* A message telling a session its user lives on another node now
+ * (aw_registry_move_away): it finishes the turns it holds, then closes its
+ * sockets with 1012 so that their clients reconnect, and reach the new home,
+ * and it is freed. */
+aw_msg_t *aw_moved_msg_new(void);
 
 /* A message asking a session to stop waiting: deliver pending and delayed
  * messages now. */

@@ -221,9 +221,18 @@ static int sq_open(aw_store_t **out, const char *uri, const aw_store_options_t *
     s->super.backend = &aw_store__sqlite;
     int rc =
         sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int timeout_ms = options->timeout_ms > 0 ? options->timeout_ms : 5000;
     if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(s->db, options->timeout_ms);
-        rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
+        sqlite3_busy_timeout(s->db, timeout_ms);
+        /* Several processes may open one file at once (a cluster's nodes on
+         * one machine): switching to WAL can be refused while another does
+         * the same, without the busy handler, so that is retried here. */
+        for (int waited = 0;; waited += 20) {
+            rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
+            if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || waited >= timeout_ms)
+                break;
+            sqlite3_sleep(20);
+        }
     }
     if (rc == SQLITE_OK)
         rc = add_flags_column(s->db);

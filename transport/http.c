@@ -16,11 +16,13 @@
  * vanish first (the client hung up); h2o then disposes its pool, which tells
  * the sink to answer no one.
  */
+#include <inttypes.h>
 #include <string.h>
 #include "transport/internal.h"
 #include "actors/bridge.h"
 #include "actors/metrics.h"
 #include "actors/registry.h"
+#include "cluster/cluster.h"
 #include "runtime/error.h"
 
 /* A sink is completed at most once, so the post that carries its answer to
@@ -307,9 +309,15 @@ static void serve_history(aw_route_call_t *c, int botkit)
         return;
     }
     pending_t *p = new_pending(c->srv, c->req, AW_SINK_BODY);
-    int err = aw_history_page(history, q->user, q->user_len, q->before, (size_t)q->limit,
-                              botkit ? AW_HISTORY_PAGE_LATEST : AW_HISTORY_PAGE_BEFORE,
-                              botkit ? on_botkit_page : on_api_page, &p->super);
+    int cut = botkit ? AW_HISTORY_PAGE_LATEST : AW_HISTORY_PAGE_BEFORE;
+    aw_history_page_cb cb = botkit ? on_botkit_page : on_api_page;
+    /* The user's home holds the records not written yet: it reads there. */
+    int err = 1;
+    if (c->srv->cfg.cluster != NULL)
+        err = aw_cluster_read_page(c->srv->cfg.cluster, q->user, q->user_len, q->before, (size_t)q->limit,
+                                   cut, cb, &p->super);
+    if (err == 1)
+        err = aw_history_page(history, q->user, q->user_len, q->before, (size_t)q->limit, cut, cb, &p->super);
     if (err != 0) {
         p->req = NULL;
         aw_sink_release(&p->super);
@@ -358,16 +366,26 @@ static int store_ok(aw_server_t *srv)
     return !hs.store_down;
 }
 
-/* 200 while the store answers, 503 while it does not (chat still works). */
+/* 200 while the store (and, in a cluster, NATS) answers, 503 while it does
+ * not (chat still works, for the users it can serve). */
 static void serve_healthz(aw_route_call_t *c)
 {
     aw_server_t *srv = c->srv;
-    char body[200];
-    int ok = store_ok(srv);
+    char body[400];
+    int store = store_ok(srv), nats = 1;
+    char cluster[200] = "";
+    if (srv->cfg.cluster != NULL) {
+        aw_cluster_stats_t cs;
+        aw_cluster_get_stats(srv->cfg.cluster, &cs);
+        nats = cs.connected;
+        snprintf(cluster, sizeof(cluster), ",\"cluster\":{\"node\":\"%s\",\"nats\":\"%s\",\"members\":%zu}",
+                 aw_cluster_node_id(srv->cfg.cluster), nats ? "connected" : "disconnected", cs.members);
+    }
+    int ok = store && nats;
     int len = snprintf(body, sizeof(body),
-                       "{\"status\":\"%s\",\"store\":\"%s\",\"sessions\":%zu,\"websockets\":%zu}",
-                       ok ? "ok" : "degraded", ok ? "ok" : "unreachable",
-                       aw_registry_count(srv->cfg.registry), aw_server_websockets(srv));
+                       "{\"status\":\"%s\",\"store\":\"%s\",\"sessions\":%zu,\"websockets\":%zu%s}",
+                       ok ? "ok" : "degraded", store ? "ok" : "unreachable",
+                       aw_registry_count(srv->cfg.registry), aw_server_websockets(srv), cluster);
     aw_route__send_json(c->req, ok ? 200 : 503, body, (size_t)len);
 }
 
@@ -406,6 +424,42 @@ static void serve_metrics(aw_route_call_t *c)
         aw_metrics_line(&out, "anywhere_store_errors_total", "counter", "Failed store writes (retried).",
                         hs.failures);
         aw_metrics_line(&out, "anywhere_store_up", "gauge", "1 while the store answers.", !hs.store_down);
+    }
+    if (srv->cfg.cluster != NULL) {
+        aw_cluster_stats_t cs;
+        aw_cluster_get_stats(srv->cfg.cluster, &cs);
+        aw_metrics_line(&out, "anywhere_cluster_members", "gauge", "Live cluster members that take users.",
+                        cs.members);
+        aw_metrics_line(&out, "anywhere_cluster_homes", "gauge", "Users whose session lives on this node.",
+                        cs.homes);
+        aw_metrics_line(&out, "anywhere_nats_connected", "gauge", "1 while connected to a NATS server.",
+                        (uint64_t)cs.connected);
+        aw_bytes_appendf(&out,
+                         "# HELP anywhere_cluster_forwarded_total Client messages forwarded between nodes.\n"
+                         "# TYPE anywhere_cluster_forwarded_total counter\n"
+                         "anywhere_cluster_forwarded_total{direction=\"out\"} %" PRIu64 "\n"
+                         "anywhere_cluster_forwarded_total{direction=\"in\"} %" PRIu64 "\n",
+                         cs.forwarded_out, cs.forwarded_in);
+        aw_metrics_line(&out, "anywhere_cluster_home_moves_total", "counter",
+                        "Sessions let go because their user's home moved to another node.", cs.moves);
+        aw_bytes_appendf(
+            &out,
+            "# HELP anywhere_cluster_membership_total Nodes seen joining, leaving and declared dead.\n"
+            "# TYPE anywhere_cluster_membership_total counter\n"
+            "anywhere_cluster_membership_total{event=\"join\"} %" PRIu64 "\n"
+            "anywhere_cluster_membership_total{event=\"leave\"} %" PRIu64 "\n"
+            "anywhere_cluster_membership_total{event=\"dead\"} %" PRIu64 "\n",
+            cs.joins, cs.leaves, cs.deaths);
+        aw_metrics_line(&out, "anywhere_nats_reconnects_total", "counter", "Reconnections to NATS.",
+                        cs.reconnects);
+        aw_metrics_line(&out, "anywhere_nats_errors_total", "counter",
+                        "Asynchronous NATS errors (a slow consumer, a lost server).", cs.nats_errors);
+        aw_bytes_appendf(&out,
+                         "# HELP anywhere_cluster_dropped_total Cluster messages dropped.\n"
+                         "# TYPE anywhere_cluster_dropped_total counter\n"
+                         "anywhere_cluster_dropped_total{reason=\"bad\"} %" PRIu64 "\n"
+                         "anywhere_cluster_dropped_total{reason=\"stranger\"} %" PRIu64 "\n",
+                         cs.dropped_bad, cs.dropped_stranger);
     }
     struct aw_bridge *bridge = chat != NULL ? aw_bot_bridge(chat->bot) : NULL;
     if (bridge != NULL) {

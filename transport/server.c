@@ -485,7 +485,8 @@ int aw_server_start(aw_server_t **out, const aw_server_config_t *cfg)
     }
     srv->loops = aw_calloc(srv->n_loops, sizeof(*srv->loops));
     int port = cfg->port;
-    if (port != 0 && !port_is_free(cfg->host, port)) {
+    /* A cluster's nodes on one machine share the port on purpose (--reuse-port). */
+    if (port != 0 && !cfg->reuse_port && !port_is_free(cfg->host, port)) {
         aw_log(AW_LOG_ERROR, "listen", "cannot listen on %s:%d: %s (is another server running there?)",
                cfg->host, port, strerror(errno));
         exit(1);

@@ -34,6 +34,8 @@ typedef struct aw_server_config {
     const char *tls_cert, *tls_key; /* PEM files: HTTPS and wss:// on the same port */
     const char *admin_host;         /* the admin listener's address; NULL: no admin listener */
     int admin_port;                 /* its port; 0 picks a free one (see aw_server_admin_port) */
+    struct aw_cluster *cluster;     /* the cluster this node is part of, or NULL (cluster/cluster.h) */
+    int reuse_port;                 /* other processes may listen on the port too (a cluster's nodes) */
 } aw_server_config_t;
 
 /* Open connections the admin listener takes at most; more are refused at

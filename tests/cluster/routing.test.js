@@ -1,0 +1,91 @@
+// Three nodes on a three-server NATS cluster, sharing one SQLite file: a
+// user's tabs on different nodes, turns and pushes and history reads at
+// nodes that are not the user's home, all as on one server.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { startNats, sharedStore, startNode, waitMembers, userHomedOn, Client, post, historyPages } = require('./lib');
+
+const API_KEY = 'cluster-api-key';
+let nats, store, nodes;
+const ids = ['node-a', 'node-b', 'node-c'];
+
+test.before(async () => {
+  nats = await startNats(3);
+  store = sharedStore();
+  nodes = [];
+  for (const id of ids) nodes.push(await startNode(nats, store, id, { args: ['--bot', 'demo', '--api-key', API_KEY] }));
+  await waitMembers(nodes, 3);
+});
+
+test.after(async () => {
+  for (const n of nodes) {
+    const r = await n.stop();
+    assert.equal(r.code, 0, n.log());
+  }
+  await nats.stop();
+  store.remove();
+});
+
+async function greet(node, user, token) {
+  const c = await Client.open(node.port);
+  c.send(token ? { type: 'welcome_back', user, token } : { type: 'hello', user });
+  const frames = await c.waitFor((f) => f.type === 'message');
+  const session = c.frames.find((f) => f.type === 'session');
+  return { c, token: session ? session.token : token, greeting: frames[0] };
+}
+
+test('two tabs on two nodes that are not the home both get every bot message, with the same seqs', async () => {
+  const user = userHomedOn('node-a', ids, 'tabs');
+  const one = await greet(nodes[1], user);
+  assert.match(one.token, /^[0-9a-f]{64}$/, 'the token comes back through the home');
+  const two = await greet(nodes[2], user, one.token);
+  for (let i = 0; i < 5; i++) {
+    one.c.send({ type: 'message', user, text: `m${i}`, mid: `tabs-${i}` });
+    await one.c.waitFor((f) => f.type === 'message' && f.text === `You said: m${i}`);
+    await two.c.waitFor((f) => f.type === 'message' && f.text === `You said: m${i}`);
+  }
+  const seqs = (c) => c.messages().filter((f) => /^You said/.test(f.text)).map((f) => f.seq);
+  assert.deepEqual(seqs(one.c), seqs(two.c));
+  assert.equal(new Set(seqs(one.c)).size, 5);
+  assert.deepEqual(one.c.frames.filter((f) => f.type === 'ack').map((f) => f.mid), [0, 1, 2, 3, 4].map((i) => `tabs-${i}`));
+  await one.c.close();
+  await two.c.close();
+});
+
+test('a webhook turn, a push and history reads at nodes that are not the home', async () => {
+  const user = userHomedOn('node-c', ids, 'hook');
+  const tab = await greet(nodes[0], user);
+  const res = await post(nodes[1].port, '/botkit/receive', { type: 'message', user, text: 'over http', token: tab.token, mid: 'hook-1' });
+  assert.equal(res.status, 200);
+  assert.equal(res.json.text, 'You said: over http');
+  await tab.c.waitFor((f) => f.type === 'message' && f.text === 'You said: over http');
+
+  const push = await post(nodes[0].port, '/api/send', { user, text: 'from the site' }, { authorization: `Bearer ${API_KEY}` });
+  assert.equal(push.status, 202);
+  assert.equal(push.json.sockets, 1);
+  const [pushed] = await tab.c.waitFor((f) => f.type === 'message' && f.text === 'from the site');
+  assert.equal(pushed.seq, push.json.seq);
+
+  // read at once, at the node that is neither home nor the tab's
+  const all = await historyPages(nodes[1].port, user, tab.token);
+  const texts = all.map((r) => r.text);
+  assert.ok(texts.includes('over http') && texts.includes('You said: over http') && texts.includes('from the site'), JSON.stringify(texts));
+  const bk = await post(nodes[0].port, '/botkit/history', { user, token: tab.token });
+  assert.equal(bk.status, 200);
+  assert.equal(bk.json.history.length, all.length);
+  const denied = await post(nodes[1].port, '/botkit/history', { user, token: '0'.repeat(64) });
+  assert.equal(denied.status, 401, 'the node that holds the request checks the token');
+  await tab.c.close();
+});
+
+test('metrics and health count the members and the messages forwarded', async () => {
+  const health = await (await fetch(`${nodes[0].url}/healthz`)).json();
+  assert.equal(health.status, 'ok');
+  assert.deepEqual(health.cluster, { node: 'node-a', nats: 'connected', members: 3 });
+  const text = await (await fetch(`${nodes[1].url}/metrics`)).text();
+  assert.match(text, /^anywhere_cluster_members 3$/m);
+  assert.match(text, /^anywhere_nats_connected 1$/m);
+  const out = Number(/^anywhere_cluster_forwarded_total\{direction="out"\} (\d+)$/m.exec(text)[1]);
+  assert.ok(out > 0, text);
+});
