@@ -32,7 +32,7 @@ test-tsan: setup
 	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAW_TSAN=ON >/dev/null
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	    ctest --output-on-failure -j 2 -L 'unit|stress|net' --timeout 900
+	    ctest --output-on-failure -j 2 -L 'unit|stress|net|cluster' --timeout 900
 
 # The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer
 # (any finding fails the test).

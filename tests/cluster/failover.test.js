@@ -1,0 +1,161 @@
+// The delivery guarantees across a cluster's changes, under load: users send
+// numbered messages with `mid`s to the echo bot through random nodes of three
+// while one node is killed with SIGKILL, a fourth joins, the killed one comes
+// back, and another leaves with SIGTERM. A socket closed under a user (its
+// node died, or closed it with 1012 because the user's home moved) comes back
+// through a random live node with its token and `last_seq`, and sends again
+// what was not acknowledged. With --durable-delivery it proves for every user
+// what one server promises (tests/net/delivery.js): a seq names one message
+// and only increases, no message reaches the bot twice or is stored twice,
+// every message is answered exactly once, nothing acknowledged or shown is
+// lost. The counts are printed.
+// FAILOVER_USERS, FAILOVER_MESSAGES and FAILOVER_RATE set the size (60 users,
+// 100 messages each, 8 a second).
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { startNats, sharedStore, startNode, waitMembers, killServer, sleep } = require('./lib');
+const { Progress, User, checkHistory, PROMISES, setMessages, WINDOW } = require('../net/delivery');
+
+const USERS = Number(process.env.FAILOVER_USERS || 60);
+const MESSAGES = Number(process.env.FAILOVER_MESSAGES || 100);
+// Messages a user sends per second at most: the run lasts long enough for
+// every change to happen under load.
+const RATE = Number(process.env.FAILOVER_RATE || 8);
+setMessages(MESSAGES);
+
+// A user of the cluster: when its socket closes, it comes back through
+// another live node; an `unavailable` error (a node that was leaving, or cut
+// off) makes it send again what is not acknowledged.
+class ClusterUser extends User {
+  constructor(id, pr) {
+    super(id);
+    this.pr = pr;
+    this.unavailable = 0;
+    this.reconnects = 0;
+    this.nextAt = 0;
+    this.timer = null;
+  }
+  // Sends as the base class does, but one new message per 1/RATE s at most:
+  // the rest wait for a timer.
+  fill(pr, last) {
+    const open = () => this.c !== null && this.c.ws.readyState === 1;
+    const room = () => (this.pending.length < WINDOW && this.next < MESSAGES) ||
+      (last && this.next === MESSAGES && this.pending.length === 0);
+    if (!open() || !room() || this.timer !== null) return;
+    const now = Date.now();
+    if (now < this.nextAt) {
+      this.timer = setTimeout(() => { this.timer = null; this.fill(pr, last); }, this.nextAt - now);
+      return;
+    }
+    this.nextAt = now + 1000 / RATE;
+    this.sendNew(pr);
+    this.fill(pr, last);
+  }
+  frame(f, pr, last) {
+    if (f.type === 'error' && f.code === 'unavailable') {
+      this.unavailable++;
+      setTimeout(() => {
+        if (this.c === null || this.c.ws.readyState !== 1) return;
+        for (const i of this.pending) { this.send(i); this.retried.add(i); pr.counts.resent++; }
+      }, 300);
+      return;
+    }
+    super.frame(f, pr, last);
+  }
+  async run(pick, done) {
+    while (!done()) {
+      const node = pick();
+      try {
+        await this.connect(node.port, this.pr, true);
+      } catch (e) {
+        await sleep(200);
+        continue;
+      }
+      await this.c.closed;
+      if (done()) return;
+      this.c = null;
+      this.reconnects++;
+      await sleep(50 + Math.random() * 250);
+    }
+  }
+}
+
+test(`${USERS} users x ${MESSAGES} messages through a node killed, a join, a return and a leave`, async (t) => {
+  const nats = await startNats(3);
+  const store = sharedStore();
+  const args = { args: ['--bot', 'echo', '--rate', '0', '--durable-delivery'] };
+  const live = new Map();
+  const all = [];
+  const start = async (id) => {
+    const n = await startNode(nats, store, id, args);
+    live.set(id, n);
+    all.push(n);
+    return n;
+  };
+  try {
+    for (const id of ['node-a', 'node-b', 'node-c']) await start(id);
+    await waitMembers([...live.values()], 3);
+    const pr = new Progress();
+    const users = Array.from({ length: USERS }, (_, k) => new ClusterUser(`fo-${k}`, pr));
+    let finished = false;
+    const pick = () => { const l = [...live.values()]; return l[Math.floor(Math.random() * l.length)]; };
+    const running = users.map((u) => u.run(pick, () => finished));
+    const total = USERS * MESSAGES;
+    const at = (share) => pr.until(() => pr.acked >= total * share || users.every((u) => u.finished()), `${share * 100}% acknowledged`);
+    const events = [];
+
+    // every user has its token before the first change: an id's token is
+    // issued once, ever, and one lost with a killed node is not issued again
+    await pr.until(() => users.every((u) => u.token !== null), 'every user greeted');
+    await at(0.2);
+    const b = live.get('node-b');
+    live.delete('node-b');
+    await killServer(b);
+    events.push(`node-b killed at ${pr.acked}`);
+
+    await at(0.4);
+    await start('node-d');
+    events.push(`node-d joined at ${pr.acked}`);
+
+    await at(0.6);
+    await start('node-b');
+    events.push(`node-b back at ${pr.acked}`);
+
+    await at(0.8);
+    const c = live.get('node-c');
+    live.delete('node-c');
+    const left = await c.stop();
+    assert.equal(left.code, 0, c.log());
+    events.push(`node-c left at ${pr.acked}`);
+
+    await pr.until(() => users.every((u) => u.closed()), 'every closing message back').catch((e) => {
+      const stuck = users.filter((u) => !u.closed()).slice(0, 5).map((u) => `${u.id}: next ${u.next}, ` +
+        `waiting for ${u.pending.join(',')}, last seq ${u.last}, socket ${u.c ? u.c.ws.readyState : 'none'}`);
+      throw new Error(`${e.message}; ${events.join('; ')}; stuck: ${stuck.join('; ')}`);
+    });
+    finished = true;
+    await Promise.all(users.map((u) => u.c && u.c.close()));
+    await Promise.all(running);
+
+    await checkHistory(pick(), users, pr, true, true);
+    const n = pr.counts;
+    const unavailable = users.reduce((s, u) => s + u.unavailable, 0);
+    const reconnects = users.reduce((s, u) => s + u.reconnects, 0);
+    t.diagnostic(`${events.join('; ')}; ${n.sent} messages, ${reconnects} reconnects, ${n.resent} sent again, ` +
+      `${n.duplicates} acknowledged as duplicates, ${unavailable} unavailable; ${n.shown} bot messages shown; ` +
+      `${n.jumps} seq jumps skipping ${n.skipped} numbers; lost: ${n.ackedLost} acknowledged, ${n.shownLost} shown`);
+    for (const [kind, promise] of PROMISES) {
+      const found = pr.problems.get(kind) || [];
+      assert.deepEqual(found.slice(0, 10), [], `${promise} (${found.length} found)`);
+    }
+    for (const node of live.values()) {
+      const r = await node.stop();
+      assert.equal(r.code, 0, node.log());
+    }
+  } finally {
+    for (const node of all) node.proc.kill('SIGKILL');
+    await nats.stop();
+    store.remove();
+  }
+});
