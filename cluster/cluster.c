@@ -137,6 +137,7 @@ struct aw_cluster {
     size_t n_members;
     int connected;            /* atomic */
     uint64_t connected_since; /* under view_lock */
+    char server[128];         /* the NATS server connected to last; under view_lock */
 
     pthread_mutex_t tab_lock;
     htab_t out_conns, out_reqs, remotes;
@@ -161,6 +162,7 @@ static uint64_t now_ms(void)
 
 /* --- hashing --- */
 
+/* 64-bit FNV-1a from `h` (FNV's offset basis to start). */
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
     const unsigned char *s = p;
@@ -184,7 +186,7 @@ static uint64_t mix(uint64_t x)
 
 static uint64_t hash_id(const char *id)
 {
-    return mix(fnv(id, strlen(id), 1469598103934665603ULL));
+    return mix(fnv(id, strlen(id), 14695981039346656037ULL));
 }
 
 /* --- hash tables --- */
@@ -279,7 +281,7 @@ static member_t *member_of(aw_cluster_t *cl, const char *id)
 /* The home of `user` in the view (view_lock held): the index of a member. */
 static size_t home_index(aw_cluster_t *cl, const char *user, size_t user_len)
 {
-    uint64_t uh = fnv(user, user_len, 1469598103934665603ULL), best = 0;
+    uint64_t uh = fnv(user, user_len, 14695981039346656037ULL), best = 0;
     size_t at = 0;
     int found = 0;
     for (size_t i = 0; i < cl->n_members; i++) {
@@ -697,15 +699,15 @@ static void take_inbound(aw_cluster_t *cl, const aw_wire_msg_t *m)
     aw_sink_release(sink);
     COUNT(cl, forwarded_in);
     if (aw_registry_send_here(cl->cfg.registry, m->user, m->user_len, &in->super, 1) != 0) {
-        /* stopping: the sender's client hears it and tries again elsewhere */
+        /* stopping: the sender's client hears it (with the message's mid)
+         * and tries again elsewhere */
+        aw_buf_t *f = aw_frame_error_mid(AW_EUNAVAILABLE, in->msg.mid, in->msg.mid_len);
         aw_msg_release(&in->super);
         if (answer != NULL)
             answer->complete(answer, NULL, 0, AW_EUNAVAILABLE);
-        else if (m->a != 0) {
-            aw_buf_t *f = aw_frame_error(AW_EUNAVAILABLE);
+        else if (m->a != 0)
             publish(cl, m->node, AW_WIRE_FRAME, m->a, 0, 0, NULL, 0, f->data, f->len);
-            aw_buf_release(f);
-        }
+        aw_buf_release(f);
     }
     aw_sink_release(answer);
 }
@@ -1065,6 +1067,15 @@ static void on_members_msg(natsConnection *nc, natsSubscription *sub, natsMsg *n
     natsMsg_Destroy(nm);
 }
 
+/* Whether this node takes users (AW_WIRE_UP) or leaves. */
+static int own_state(aw_cluster_t *cl)
+{
+    pthread_rwlock_rdlock(&cl->view_lock);
+    int state = cl->members[0].state;
+    pthread_rwlock_unlock(&cl->view_lock);
+    return state;
+}
+
 static void beat(aw_cluster_t *cl, int state)
 {
     char body[AW_WIRE_MAX_NODE + 24];
@@ -1128,8 +1139,7 @@ static void *beat_main(void *arg)
         pthread_mutex_unlock(&cl->beat_lock);
         uint64_t now = now_ms();
         if (now >= next_beat) {
-            int state = __atomic_load_n(&cl->members[0].state, __ATOMIC_ACQUIRE);
-            beat(cl, state);
+            beat(cl, own_state(cl));
             next_beat = now + cl->heartbeat_ms;
         }
         find_dead(cl);
@@ -1154,20 +1164,40 @@ static void *beat_main(void *arg)
 
 /* --- the NATS connection's events --- */
 
+/* The URL of the server connected to, for logs and /healthz: without the
+ * credentials it may carry, and with nothing JSON would need escaped. */
+static void server_url(natsConnection *nc, char *out, size_t size)
+{
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    const char *from = url, *scheme = strstr(url, "://"), *at = scheme != NULL ? strchr(scheme, '@') : NULL;
+    size_t n = 0;
+    if (at != NULL) {
+        size_t head = (size_t)(scheme + 3 - url);
+        for (; n < head && n + 1 < size; n++)
+            out[n] = url[n];
+        from = at + 1;
+    }
+    for (; *from != '\0' && n + 1 < size; from++)
+        out[n++] = (*from == '"' || *from == '\\' || (unsigned char)*from < 0x20) ? '_' : *from;
+    out[n] = '\0';
+}
+
 static void on_connected(natsConnection *nc, void *closure)
 {
     aw_cluster_t *cl = closure;
-    char url[256] = "";
-    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    char url[128];
+    server_url(nc, url, sizeof(url));
     pthread_rwlock_wrlock(&cl->view_lock);
     uint64_t now = now_ms();
     cl->connected_since = now;
+    snprintf(cl->server, sizeof(cl->server), "%s", url);
     for (size_t i = 1; i < cl->n_members; i++)
         cl->members[i].seen_ms = now; /* they get a fair chance to be heard again */
     pthread_rwlock_unlock(&cl->view_lock);
     __atomic_store_n(&cl->connected, 1, __ATOMIC_RELEASE);
     aw_log(AW_LOG_INFO, "nats_connected", "connected to NATS at %s", url);
-    beat(cl, __atomic_load_n(&cl->members[0].state, __ATOMIC_ACQUIRE));
+    beat(cl, own_state(cl));
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -1314,12 +1344,13 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
     if (s == NATS_OK) {
         on_connected(cl->nc, cl);
     } else if (s != NATS_NOT_YET_CONNECTED) {
-        fprintf(stderr, "anywhere: NATS at %s: %s\n", cfg->urls, natsStatus_GetText(s));
+        /* never the URLs: they may carry a password */
+        fprintf(stderr, "anywhere: NATS: %s\n", natsStatus_GetText(s));
         natsOptions_Destroy(cl->opts);
         free(cl);
         return AW_EINVAL;
     } else {
-        aw_log(AW_LOG_WARN, "nats_waiting", "no NATS server at %s answers yet; trying on", cfg->urls);
+        aw_log(AW_LOG_WARN, "nats_waiting", "no NATS server of --nats answers yet; trying on");
     }
     s = natsConnection_Subscribe(&cl->sub_members, cl->nc, cl->members_subject, on_members_msg, cl);
     if (s == NATS_OK)
@@ -1344,8 +1375,8 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
 
 void aw_cluster_leave(aw_cluster_t *cl)
 {
-    __atomic_store_n(&cl->members[0].state, AW_WIRE_LEAVING, __ATOMIC_RELEASE);
     pthread_rwlock_wrlock(&cl->view_lock);
+    cl->members[0].state = AW_WIRE_LEAVING;
     view_changed(cl);
     pthread_rwlock_unlock(&cl->view_lock);
     beat(cl, AW_WIRE_LEAVING);
@@ -1403,6 +1434,7 @@ void aw_cluster_get_stats(aw_cluster_t *cl, aw_cluster_stats_t *st)
     pthread_rwlock_rdlock(&cl->view_lock);
     for (size_t i = 0; i < cl->n_members; i++)
         st->members += cl->members[i].state == AW_WIRE_UP;
+    snprintf(st->server, sizeof(st->server), "%s", cl->server);
     pthread_rwlock_unlock(&cl->view_lock);
     st->homes = aw_registry_count(cl->cfg.registry);
 }

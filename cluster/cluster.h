@@ -74,6 +74,7 @@ typedef struct aw_cluster_stats {
     size_t members;         /* live members that take users, this one included */
     size_t homes;           /* sessions whose home is here */
     int connected;          /* to a NATS server */
+    char server[128];       /* the one connected to last (its URL, without credentials) */
     uint64_t forwarded_out; /* client messages sent to another node's session */
     uint64_t forwarded_in;  /* and taken from another node for a session here */
     uint64_t moves;         /* sessions let go because their user's home moved */

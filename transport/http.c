@@ -371,15 +371,17 @@ static int store_ok(aw_server_t *srv)
 static void serve_healthz(aw_route_call_t *c)
 {
     aw_server_t *srv = c->srv;
-    char body[400];
+    char body[600];
     int store = store_ok(srv), nats = 1;
-    char cluster[200] = "";
+    char cluster[400] = "";
     if (srv->cfg.cluster != NULL) {
         aw_cluster_stats_t cs;
         aw_cluster_get_stats(srv->cfg.cluster, &cs);
         nats = cs.connected;
-        snprintf(cluster, sizeof(cluster), ",\"cluster\":{\"node\":\"%s\",\"nats\":\"%s\",\"members\":%zu}",
-                 aw_cluster_node_id(srv->cfg.cluster), nats ? "connected" : "disconnected", cs.members);
+        snprintf(cluster, sizeof(cluster),
+                 ",\"cluster\":{\"node\":\"%s\",\"nats\":\"%s\",\"server\":\"%s\",\"members\":%zu}",
+                 aw_cluster_node_id(srv->cfg.cluster), nats ? "connected" : "disconnected", cs.server,
+                 cs.members);
     }
     int ok = store && nats;
     int len = snprintf(body, sizeof(body),

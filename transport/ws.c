@@ -570,11 +570,14 @@ static void on_text(aw_ws_t *ws, const char *data, size_t len)
     aw_inbound_t *in = aw_inbound_new(&msg, &ws->super, NULL, AW_CHANNEL_WEBSOCKET);
     if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, &in->super, 1) != 0) {
         /* The server is stopping: between SIGTERM and our 1001 close the
-         * sessions take nothing more. The client hears it, and can send the
-         * message again once it has reconnected. */
-        aw_msg_release(&in->super);
+         * sessions take nothing more; or, in a cluster, the user's home
+         * cannot be reached now. The client hears it, with the message's
+         * `mid`, and can send the message again (once it has reconnected). */
         aw_metrics_count_error(AW_EUNAVAILABLE);
-        send_error(ws, AW_EUNAVAILABLE);
+        aw_buf_t *f = aw_frame_error_mid(AW_EUNAVAILABLE, in->msg.mid, in->msg.mid_len);
+        aw_msg_release(&in->super);
+        queue_text(ws, f);
+        aw_buf_release(f);
     }
 }
 

@@ -14,8 +14,9 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startNats, sharedStore, startNode, waitMembers, killServer, sleep } = require('./lib');
-const { Progress, User, checkHistory, PROMISES, setMessages, WINDOW } = require('../net/delivery');
+const { startNats, sharedStore, startNode, waitMembers, killServer } = require('./lib');
+const { Progress, checkHistory, PROMISES, setMessages } = require('../net/delivery');
+const { ClusterUser } = require('./users');
 
 const USERS = Number(process.env.FAILOVER_USERS || 60);
 const MESSAGES = Number(process.env.FAILOVER_MESSAGES || 100);
@@ -23,63 +24,6 @@ const MESSAGES = Number(process.env.FAILOVER_MESSAGES || 100);
 // every change to happen under load.
 const RATE = Number(process.env.FAILOVER_RATE || 8);
 setMessages(MESSAGES);
-
-// A user of the cluster: when its socket closes, it comes back through
-// another live node; an `unavailable` error (a node that was leaving, or cut
-// off) makes it send again what is not acknowledged.
-class ClusterUser extends User {
-  constructor(id, pr) {
-    super(id);
-    this.pr = pr;
-    this.unavailable = 0;
-    this.reconnects = 0;
-    this.nextAt = 0;
-    this.timer = null;
-  }
-  // Sends as the base class does, but one new message per 1/RATE s at most:
-  // the rest wait for a timer.
-  fill(pr, last) {
-    const open = () => this.c !== null && this.c.ws.readyState === 1;
-    const room = () => (this.pending.length < WINDOW && this.next < MESSAGES) ||
-      (last && this.next === MESSAGES && this.pending.length === 0);
-    if (!open() || !room() || this.timer !== null) return;
-    const now = Date.now();
-    if (now < this.nextAt) {
-      this.timer = setTimeout(() => { this.timer = null; this.fill(pr, last); }, this.nextAt - now);
-      return;
-    }
-    this.nextAt = now + 1000 / RATE;
-    this.sendNew(pr);
-    this.fill(pr, last);
-  }
-  frame(f, pr, last) {
-    if (f.type === 'error' && f.code === 'unavailable') {
-      this.unavailable++;
-      setTimeout(() => {
-        if (this.c === null || this.c.ws.readyState !== 1) return;
-        for (const i of this.pending) { this.send(i); this.retried.add(i); pr.counts.resent++; }
-      }, 300);
-      return;
-    }
-    super.frame(f, pr, last);
-  }
-  async run(pick, done) {
-    while (!done()) {
-      const node = pick();
-      try {
-        await this.connect(node.port, this.pr, true);
-      } catch (e) {
-        await sleep(200);
-        continue;
-      }
-      await this.c.closed;
-      if (done()) return;
-      this.c = null;
-      this.reconnects++;
-      await sleep(50 + Math.random() * 250);
-    }
-  }
-}
 
 test(`${USERS} users x ${MESSAGES} messages through a node killed, a join, a return and a leave`, async (t) => {
   const nats = await startNats(3);
@@ -97,7 +41,7 @@ test(`${USERS} users x ${MESSAGES} messages through a node killed, a join, a ret
     for (const id of ['node-a', 'node-b', 'node-c']) await start(id);
     await waitMembers([...live.values()], 3);
     const pr = new Progress();
-    const users = Array.from({ length: USERS }, (_, k) => new ClusterUser(`fo-${k}`, pr));
+    const users = Array.from({ length: USERS }, (_, k) => new ClusterUser(`fo-${k}`, pr, RATE));
     let finished = false;
     const pick = () => { const l = [...live.values()]; return l[Math.floor(Math.random() * l.length)]; };
     const running = users.map((u) => u.run(pick, () => finished));

@@ -108,12 +108,16 @@ async function startNode(nats, store, id, opts = {}) {
   return srv;
 }
 
-// Resolves once every node's /healthz counts `n` members.
+// Resolves once every node is connected to NATS and its /healthz counts `n`
+// members.
 async function waitMembers(nodes, n, ms = 15000) {
   const end = Date.now() + ms;
   for (;;) {
     const counts = await Promise.all(nodes.map(async (s) => {
-      try { return (await (await fetch(`${s.url}/healthz`)).json()).cluster?.members; } catch { return -1; }
+      try {
+        const { cluster } = await (await fetch(`${s.url}/healthz`)).json();
+        return cluster.nats === 'connected' ? cluster.members : -1;
+      } catch { return -1; }
     }));
     if (counts.every((c) => c === n)) return;
     if (Date.now() > end) throw new Error(`members: ${JSON.stringify(counts)}, waiting for ${n}`);

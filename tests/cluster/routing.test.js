@@ -79,10 +79,31 @@ test('a webhook turn, a push and history reads at nodes that are not the home', 
   await tab.c.close();
 });
 
+test('a user is served by its home: only messages for users homed elsewhere are forwarded', async () => {
+  const forwarded = async (n) => Number(/^anywhere_cluster_forwarded_total\{direction="out"\} (\d+)$/m
+    .exec(await (await fetch(`${n.url}/metrics`)).text())[1]);
+  for (const [i, id] of ids.entries()) {
+    const here = userHomedOn(id, ids, 'here');
+    const before = await forwarded(nodes[i]);
+    const t = await greet(nodes[i], here);
+    t.c.send({ type: 'message', user: here, text: 'hi' });
+    await t.c.waitFor((f) => f.type === 'message' && f.text === 'You said: hi');
+    assert.equal(await forwarded(nodes[i]), before, `${here} is served by ${id} itself`);
+    const away = userHomedOn(ids[(i + 1) % 3], ids, 'away');
+    const a = await greet(nodes[i], away);
+    assert.equal(await forwarded(nodes[i]), before + 1, `${away} is served by ${ids[(i + 1) % 3]}`);
+    await t.c.close();
+    await a.c.close();
+  }
+});
+
 test('metrics and health count the members and the messages forwarded', async () => {
   const health = await (await fetch(`${nodes[0].url}/healthz`)).json();
   assert.equal(health.status, 'ok');
-  assert.deepEqual(health.cluster, { node: 'node-a', nats: 'connected', members: 3 });
+  assert.equal(health.cluster.node, 'node-a');
+  assert.equal(health.cluster.nats, 'connected');
+  assert.equal(health.cluster.members, 3);
+  assert.match(health.cluster.server, /^nats:\/\/127\.0\.0\.1:\d+$/);
   const text = await (await fetch(`${nodes[1].url}/metrics`)).text();
   assert.match(text, /^anywhere_cluster_members 3$/m);
   assert.match(text, /^anywhere_nats_connected 1$/m);

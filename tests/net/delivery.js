@@ -130,6 +130,11 @@ class User {
     if (duplicate) pr.counts.duplicates++;
   }
 
+  // How many messages each user sends (setMessages).
+  get messages() {
+    return MESSAGES;
+  }
+
   finished() {
     return this.next === MESSAGES && this.pending.length === 0;
   }
