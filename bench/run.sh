@@ -3,15 +3,18 @@
 # (ws-ceiling, bench/ceiling.c) and the raw Node peer (bench/botkit/ws_echo.js)
 # in turn on 127.0.0.1, runs the same loads against each, and prints two
 # tables with the ratios, each target and whether it is met, measured in the
-# same run on the same machine. Only loopback is ever a target; every load has
-# a fixed duration and every wait a bounded count.
+# same run on the same machine. Then the cluster stage (bench/cluster.sh): as
+# many nodes as it takes to hold 100,000 idle sessions on this one machine,
+# and the server memory each costs. Only loopback is ever a target; every load
+# has a fixed duration and every wait a bounded count.
 #
 #   bench/run.sh BUILD_DIR
 #
 # Environment: BENCH_IO_THREADS, BENCH_WORKERS (anywhere's flags, printed),
 # BENCH_SECONDS (per load, default 10), BENCH_IDLE (idle sessions, default
 # 19000), BENCH_PORT (default 3990), BENCH_COMMIT (the commit to print, for a
-# tree that is not a git checkout).
+# tree that is not a git checkout); BENCH_CLUSTER_SESSIONS, BENCH_CLUSTER_NODES
+# and BENCH_CLUSTER_HOLD for the cluster stage (bench/cluster.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -167,6 +170,17 @@ bench_node() {
     stop_server
 }
 
+# Several nodes of one cluster on this machine, over one nats-server, hold
+# the idle sessions one process cannot (its file limit): bench/cluster.sh,
+# which also runs alone. Skipped without nats-server.
+bench_cluster() {
+    if ! command -v nats-server >/dev/null; then
+        echo "bench: cluster: nats-server is missing (scripts/setup.sh installs it): skipped"
+        return 0
+    fi
+    bash "$here/bench/cluster.sh" "$build" "$out" || true
+}
+
 # ratio A B [invert]: A/B (or B/A), one decimal, "-" when either is missing.
 ratio() {
     awk -v a="$1" -v b="$2" -v inv="${3:-0}" 'BEGIN {
@@ -239,6 +253,15 @@ table() {
     row "idle: server RSS bytes per session" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2" 1)" "" "<= 4096" "$(meets "$v1" le 4096)"
     v1=$(jget "$ai" sessions_per_s) v2=$(jget "$bi" sessions_per_s)
     row "new sessions per second" "${v1%.*}" "${v2%.*}" "" "$(ratio "$v1" "$v2")" "" ">= 10000" "$(meets "$v1" ge 10000)"
+    if [ -f "$out/cluster.json" ]; then
+        local cl=$out/cluster.json cn
+        cn=$(jget "$cl" sessions)
+        v1=$(jget "$cl" held)
+        row "cluster: sessions held (of $cn)" "$v1" "" "" "" "" "$cn on $(jget "$cl" nodes) nodes" "$(meets "$v1" ge "$cn")"
+        v1=$(jget "$cl" bytes_per_session)
+        row "cluster: server RSS bytes per session" "$v1" "" "" "" "" "<= 4096" "$(meets "$v1" le 4096 "$v1" ge 1)"
+        row "cluster: new sessions per second" "$(jget "$cl" sessions_per_s)" "" "" "" "" "" ""
+    fi
     if [ -f "$out/history.txt" ]; then
         v1=$(sed -n 's/.*batched through the history actor: \([0-9]*\).*/\1/p' "$out/history.txt")
         v2=$(sed -n 's/.*ratio batched \/ per-message: \([0-9.]*x\).*/\1/p' "$out/history.txt")
@@ -276,6 +299,7 @@ bench_botkit
 bench_nginx
 bench_ceiling
 bench_node
+bench_cluster
 if [ -x "$build/bench/history_bench" ]; then
     echo "bench: history store, batched against one transaction per record"
     "$build/bench/history_bench" 100000 | tee "$out/history.txt" || true
