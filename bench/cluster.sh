@@ -36,24 +36,28 @@ nats_pid=""
 node_pids=()
 load_pids=()
 
-# Stops what this script started, by pid: the load first (its sockets close
-# with it), then the nodes (SIGTERM: each says it leaves), then NATS.
-cleanup() {
-    local p
-    for p in "${load_pids[@]}" "${node_pids[@]}" $nats_pid; do
-        kill "$p" 2>/dev/null || true
-    done
+# stop PID...: SIGTERM, up to 5 s to go, then SIGKILL.
+stop() {
+    local p alive
+    [ "$#" -gt 0 ] || return 0
+    kill "$@" 2>/dev/null || true
     for _ in $(seq 50); do
-        local alive=0
-        for p in "${load_pids[@]}" "${node_pids[@]}" $nats_pid; do
+        alive=0
+        for p in "$@"; do
             kill -0 "$p" 2>/dev/null && alive=1
         done
         [ "$alive" = 1 ] || break
         sleep 0.1
     done
-    for p in "${load_pids[@]}" "${node_pids[@]}" $nats_pid; do
-        kill -9 "$p" 2>/dev/null || true
-    done
+    kill -9 "$@" 2>/dev/null || true
+}
+
+# Stops what this script started, by pid: the load first (its sockets close
+# with it), then the nodes (each says it leaves, over NATS), then NATS.
+cleanup() {
+    stop "${load_pids[@]}"
+    stop "${node_pids[@]}"
+    stop $nats_pid
     if [ -n "$keep" ]; then
         cp "$tmp"/*.log "$keep/" 2>/dev/null || true
     fi
