@@ -663,6 +663,8 @@ int main(int argc, char **argv)
             return 2;
         sc.cluster = cluster;
         sc.reuse_port = o.reuse_port;
+        chat.fence = aw_cluster_fence; /* before any session: none exists until the server listens */
+        chat.fence_data = cluster;
     }
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)

@@ -54,6 +54,7 @@ typedef struct aw_session {
     struct aw_session *next_in_bucket; /* registry: guarded by the shard lock */
     unsigned int inflight;             /* atomic: routed by the registry, not yet handled */
     int reaped;                        /* registry: guarded by the shard lock */
+    int departing; /* registry, under the shard lock: moved to another node, no longer routed to */
     uint64_t hash;
     char *user;
     size_t user_len;

@@ -63,12 +63,39 @@ static shard_t *shard_of(aw_registry_t *reg, uint64_t h)
     return &reg->shards[h % SHARDS];
 }
 
+static int is_user(const aw_session_t *s, uint64_t h, const char *user, size_t len)
+{
+    return s->hash == h && s->user_len == len && memcmp(s->user, user, len) == 0;
+}
+
+/* Where the session of `user` that messages go to is (departing ones are
+ * passed over), or where a new one goes. */
 static aw_session_t **slot_of(shard_t *sh, uint64_t h, const char *user, size_t len)
 {
     aw_session_t **p = &sh->buckets[(h / SHARDS) & (sh->n_buckets - 1)];
-    while (*p != NULL && !((*p)->hash == h && (*p)->user_len == len && memcmp((*p)->user, user, len) == 0))
+    while (*p != NULL && ((*p)->departing || !is_user(*p, h, user, len)))
         p = &(*p)->next_in_bucket;
     return p;
+}
+
+/* Where `s` itself is, or NULL. */
+static aw_session_t **slot_of_session(shard_t *sh, aw_session_t *s)
+{
+    aw_session_t **p = &sh->buckets[(s->hash / SHARDS) & (sh->n_buckets - 1)];
+    while (*p != NULL && *p != s)
+        p = &(*p)->next_in_bucket;
+    return *p == s ? p : NULL;
+}
+
+/* Sends `m` to `s` (shard lock held), counted in flight like a routed
+ * message; frees it when the runtime refuses it. */
+static void send_locked(aw_session_t *s, aw_msg_t *m)
+{
+    __atomic_add_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+    if (aw_actor_send(&s->super, m) != 0) {
+        __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+        aw_msg_release(m);
+    }
 }
 
 static void grow(shard_t *sh)
@@ -146,8 +173,8 @@ int aw_registry__reap(aw_registry_t *reg, aw_session_t *s)
     int removed = 0;
     pthread_mutex_lock(&sh->lock);
     if (__atomic_load_n(&s->inflight, __ATOMIC_ACQUIRE) == 0) {
-        aw_session_t **p = slot_of(sh, s->hash, s->user, s->user_len);
-        if (*p == s) {
+        aw_session_t **p = slot_of_session(sh, s);
+        if (p != NULL) {
             *p = s->next_in_bucket;
             sh->count--;
             removed = 1;
@@ -165,41 +192,59 @@ size_t aw_registry_move_away(aw_registry_t *reg, int (*stays)(void *data, const 
     size_t moved = 0;
     for (int i = 0; i < SHARDS; i++) {
         shard_t *sh = &reg->shards[i];
-        aw_session_t *gone = NULL;
         pthread_mutex_lock(&sh->lock);
         for (size_t b = 0; b < sh->n_buckets; b++) {
-            aw_session_t **p = &sh->buckets[b];
-            while (*p != NULL) {
-                aw_session_t *s = *p;
-                if (stays(data, s->user, s->user_len)) {
-                    p = &s->next_in_bucket;
+            for (aw_session_t *s = sh->buckets[b]; s != NULL; s = s->next_in_bucket) {
+                if (s->departing || stays(data, s->user, s->user_len))
                     continue;
-                }
-                *p = s->next_in_bucket;
-                sh->count--;
-                s->next_in_bucket = gone;
-                gone = s;
+                /* No message reaches it through the registry any more; it
+                 * stays listed until it has finished, for aw_registry_release. */
+                s->departing = 1;
+                send_locked(s, aw_moved_msg_new());
+                moved++;
             }
         }
         pthread_mutex_unlock(&sh->lock);
-        /* Unlinked: no message can reach them through the registry any more,
-         * and each still holds the registry's reference, given up below once
-         * the last message is sent (sending needs a reference). */
-        while (gone != NULL) {
-            aw_session_t *s = gone;
-            gone = s->next_in_bucket;
-            s->next_in_bucket = NULL;
-            aw_msg_t *m = aw_moved_msg_new();
-            __atomic_add_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
-            if (aw_actor_send(&s->super, m) != 0) {
-                __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
-                free(m);
-            }
-            aw_actor_release(&s->super);
-            moved++;
-        }
     }
     return moved;
+}
+
+/* Counts down the sessions of one release; the last one tells the caller. */
+typedef struct release_all {
+    unsigned int left; /* atomic */
+    void (*done)(void *arg);
+    void *arg;
+} release_all_t;
+
+static void one_released(void *arg)
+{
+    release_all_t *all = arg;
+    if (__atomic_sub_fetch(&all->left, 1, __ATOMIC_ACQ_REL) == 0) {
+        all->done(all->arg);
+        free(all);
+    }
+}
+
+void aw_registry_release(aw_registry_t *reg, const char *user, size_t user_len, void (*done)(void *arg),
+                         void *arg)
+{
+    uint64_t h = hash_user(user, user_len);
+    shard_t *sh = shard_of(reg, h);
+    release_all_t *all = aw_calloc(1, sizeof(*all));
+    all->left = 1; /* this call's own, dropped below: no early answer while sending */
+    all->done = done;
+    all->arg = arg;
+    pthread_mutex_lock(&sh->lock);
+    for (aw_session_t *s = sh->buckets[(h / SHARDS) & (sh->n_buckets - 1)]; s != NULL;
+         s = s->next_in_bucket) {
+        if (!is_user(s, h, user, user_len))
+            continue;
+        s->departing = 1;
+        __atomic_add_fetch(&all->left, 1, __ATOMIC_ACQ_REL);
+        send_locked(s, &aw_release_new(one_released, all)->super);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    one_released(all);
 }
 
 void aw_registry_shutdown(aw_registry_t *reg)
@@ -212,12 +257,7 @@ void aw_registry_shutdown(aw_registry_t *reg)
         pthread_mutex_lock(&sh->lock);
         for (size_t b = 0; b < sh->n_buckets; b++) {
             for (aw_session_t *s = sh->buckets[b]; s != NULL; s = s->next_in_bucket) {
-                aw_msg_t *m = aw_shutdown_msg_new();
-                __atomic_add_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
-                if (aw_actor_send(&s->super, m) != 0) {
-                    __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
-                    free(m);
-                }
+                send_locked(s, aw_shutdown_msg_new());
             }
         }
         pthread_mutex_unlock(&sh->lock);

@@ -42,12 +42,20 @@ int aw_registry_send_here(aw_registry_t *reg, const char *user, size_t user_len,
 
 /* Lets go of every session whose user `stays` (called under a shard lock,
  * so it must be quick and must not call the registry) says no longer
- * belongs here: each is forgotten at once, so that the next message for
- * its user makes a new session (which reads where numbering goes on from
- * the store), and is sent AW_SESSION_MOVED, after which it finishes what
- * it holds and goes. Returns how many were let go. Any thread. */
+ * belongs here: each is departing at once, so that the next message for its
+ * user makes a new session (which reads where numbering goes on from the
+ * store), and is sent AW_SESSION_MOVED, after which it finishes what it
+ * holds and goes. Returns how many were let go. Any thread. */
 size_t aw_registry_move_away(aw_registry_t *reg, int (*stays)(void *data, const char *user, size_t user_len),
                              void *data);
+
+/* Lets go of every session of `user` here, departing or not (the user's
+ * new home asks, cluster/cluster.h), and calls `done(arg)` once none holds
+ * anything of the user any more: its turns finished, its sockets closed, its
+ * records written (AW_SESSION_RELEASE). At once when there is none. Any
+ * thread; `done` runs on any thread. */
+void aw_registry_release(aw_registry_t *reg, const char *user, size_t user_len, void (*done)(void *arg),
+                         void *arg);
 
 /* Sends a shutdown message to every session, then refuses new messages
  * (aw_registry_send answers AW_ESTOPPED), so that draining the runtime ends. */

@@ -120,7 +120,11 @@ struct aw_session_state {
     uint64_t idle_at; /* aw_now_ms when the session last fell idle (maybe_idle); 0: busy since */
     int reap_armed;   /* a TIMER_REAP is pending: at most one at a time */
     int shutting_down;
-    int moved;         /* the user's home is another node: close the sockets once nothing is pending */
+    int moved;              /* the user's home is another node: close the sockets once nothing is pending */
+    aw_release_t *releases; /* those waiting for the session to let go of its user */
+    int flushing;           /* the last flush before letting go is under way */
+    int fenced;             /* the fence (aw_chat_config_t) let it load */
+    int fencing;
     int64_t reserved;  /* seq may go up to it: a durable reservation of this session's */
     int64_t reserving; /* the top of the reservation in flight, or 0 */
     unsigned int reserve_backoff;
@@ -966,11 +970,28 @@ static void on_tail(int err, const aw_history_tail_t *tail, void *data)
 
 /* Asks the history where this user's numbering continues. Until it answers,
  * turns wait: a seq must never repeat, even across restarts. */
+static void on_fenced(void *arg)
+{
+    aw_session_t *s = arg;
+    aw_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->type = AW_SESSION__FENCED;
+    if (aw_actor_send(&s->super, m) != 0)
+        free(m);
+    aw_actor_release(&s->super);
+}
+
 static void load(aw_session_t *s)
 {
     struct aw_session_state *st = s->st;
-    if (st->loading)
+    if (st->loading || st->fencing)
         return;
+    if (!st->fenced && s->cfg->fence != NULL) {
+        /* the user's previous home lets go first (cluster/cluster.h) */
+        st->fencing = 1;
+        aw_actor_retain(&s->super);
+        s->cfg->fence(s->cfg->fence_data, s->user, s->user_len, on_fenced, s);
+        return;
+    }
     if (s->cfg->history == NULL) {
         st->loaded = 1;
         return;
@@ -1246,6 +1267,25 @@ static int over_rate(aw_session_t *s, aw_inbound_t *in)
  * clients reconnect with last_seq and are served by the new home. The
  * registry has forgotten this session already, so it is freed once the
  * last message that holds it is handled. */
+static void on_flushed(int err, const aw_history_page_t *page, void *data)
+{
+    (void)page;
+    answer_session(data, AW_SESSION__FLUSHED, err);
+}
+
+/* Tells everyone waiting that the user is let go of. */
+static void answer_releases(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    while (st->releases != NULL) {
+        aw_release_t *r = st->releases;
+        st->releases = r->next;
+        r->done(r->arg);
+        r->done = NULL;
+        aw_msg_release(&r->super);
+    }
+}
+
 static void shed_conns(aw_session_t *s)
 {
     struct aw_session_state *st = s->st;
@@ -1255,6 +1295,24 @@ static void shed_conns(aw_session_t *s)
         aw_conn_t *c = st->conns[--st->n_conns].conn;
         c->close(c, 1012);
         aw_conn_release(c);
+    }
+    if (st->flushing)
+        return;
+    if (st->releases == NULL) {
+        if (is_idle(st))
+            aw_registry__reap(s->reg, s); /* nothing of the user is left here: no need to wait idle_ms */
+        return;
+    }
+    /* Before the new home reads where this user's history ends, what this
+     * session appended must be in the store: a read writes the records held
+     * before it (aw_history_page), so one is made and its answer awaited. */
+    st->flushing = 1;
+    aw_actor_retain(&s->super);
+    if (s->cfg->history == NULL || aw_history_page(s->cfg->history, s->user, s->user_len, INT64_MAX, 1,
+                                                   AW_HISTORY_PAGE_LATEST, on_flushed, s) != 0) {
+        aw_actor_release(&s->super);
+        st->flushing = 0;
+        answer_releases(s);
     }
 }
 
@@ -1283,6 +1341,23 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
         break;
     case AW_SESSION_MOVED:
         s->st->moved = 1;
+        break;
+    case AW_SESSION_RELEASE: {
+        aw_release_t *r = (aw_release_t *)msg;
+        s->st->moved = 1;
+        r->next = s->st->releases;
+        s->st->releases = r;
+        shed_conns(s);
+        return; /* kept until answered */
+    }
+    case AW_SESSION__FENCED:
+        s->st->fencing = 0;
+        s->st->fenced = 1;
+        pump(s);
+        break;
+    case AW_SESSION__FLUSHED:
+        s->st->flushing = 0;
+        answer_releases(s);
         break;
     case AW_SESSION__TIMER:
         on_timer(s, (timer_msg_t *)msg);
@@ -1334,6 +1409,7 @@ static void dispose(aw_actor_t *actor)
     if (st->in_turn)
         end_turn(s);
     drop_queue(st);
+    answer_releases(s); /* nothing of the user is left here */
     aw_held_clear(&st->held);
     aw_mid_window_clear(&st->mids);
     for (size_t i = 0; i < st->n_conns; i++)
@@ -1432,6 +1508,24 @@ aw_msg_t *aw_detach_new(aw_conn_t *conn)
     in->super.free = inbound_free;
     in->conn = aw_conn_retain(conn);
     return &in->super;
+}
+
+static void release_free(aw_msg_t *m)
+{
+    aw_release_t *r = (aw_release_t *)m;
+    if (r->done != NULL) /* discarded unanswered: a stopped runtime lets go of everything */
+        r->done(r->arg);
+    free(r);
+}
+
+aw_release_t *aw_release_new(void (*done)(void *arg), void *arg)
+{
+    aw_release_t *r = aw_calloc(1, sizeof(*r));
+    r->super.type = AW_SESSION_RELEASE;
+    r->super.free = release_free;
+    r->done = done;
+    r->arg = arg;
+    return r;
 }
 
 aw_msg_t *aw_moved_msg_new(void)

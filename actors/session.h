@@ -33,6 +33,12 @@ typedef struct aw_chat_config {
     double burst;          /* and at once */
     unsigned int claim_ms; /* how long a greeting waits for a new id's claim (session.c); 0 means 5000 */
     int durable; /* --durable-delivery: acks and bot messages wait until their records are durable */
+    /* Called by a new session before it reads where its numbering goes on;
+     * it reads (and takes turns) only once `done(arg)` is called, from any
+     * thread. A cluster waits there until the user's previous home has let
+     * go of the user (cluster/cluster.h). NULL: no wait. */
+    void (*fence)(void *data, const char *user, size_t user_len, void (*done)(void *arg), void *arg);
+    void *fence_data;
 } aw_chat_config_t;
 
 /* Kinds of aw_msg_t a session handles. */
@@ -41,6 +47,7 @@ enum {
     AW_SESSION_DETACH,      /* an aw_inbound_t with only `conn`: that socket of this user has closed */
     AW_SESSION_SHUTDOWN,    /* the server is stopping: send what is pending now */
     AW_SESSION_MOVED,       /* the user's home is another node now: finish, close the sockets, go */
+    AW_SESSION_RELEASE,     /* an aw_release_t: as MOVED, and say when nothing of the user is left here */
     AW_SESSION__TIMER,      /* private: the session's own timers */
     AW_SESSION__LOADED,     /* private: the history answered where numbering continues */
     AW_SESSION__REPLAY,     /* private: the history answered the messages a socket missed */
@@ -48,7 +55,21 @@ enum {
     AW_SESSION__CLAIMED,    /* private: the history answered an identity claim */
     AW_SESSION__RESERVED,   /* private: the history answered a seq reservation */
     AW_SESSION__DURABLE,    /* private: the history wrote a group of the session's records */
+    AW_SESSION__FENCED,     /* private: the fence let the session go on */
+    AW_SESSION__FLUSHED,    /* private: what the session appended before letting go is written */
 };
+
+/* Asks a session to let go of its user (aw_registry_release): it finishes
+ * the turns it holds, closes its sockets with 1012, makes sure what it
+ * appended is written, then calls `done(arg)` (on any thread). */
+typedef struct aw_release {
+    aw_msg_t super;
+    void (*done)(void *arg);
+    void *arg;
+    struct aw_release *next; /* the session's list of those waiting */
+} aw_release_t;
+
+aw_release_t *aw_release_new(void (*done)(void *arg), void *arg);
 
 /* A client message on its way to the session of its user. */
 typedef struct aw_inbound {

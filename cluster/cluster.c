@@ -48,6 +48,14 @@
 
 #define MAX_MEMBERS 256
 #define SUBJECT_MAX 160
+/* How long after a change of the view a new session waits for the user's
+ * previous home to let go (see fence); and for how long at most. */
+#define FENCE_WINDOW_MS 60000
+#define FENCE_TIMEOUT_MS 10000
+/* This node's state before it takes users: it listens to the heartbeats for
+ * a while first (see join_when_ready), so that it knows every member before
+ * any member sends it a user. Never published. */
+#define STATE_JOINING 0
 
 typedef struct member {
     char id[AW_WIRE_MAX_NODE + 1];
@@ -87,6 +95,8 @@ typedef struct out_req {
     aw_sink_t *sink;            /* a turn or a push, or NULL */
     aw_history_page_cb on_page; /* a history read, or NULL */
     void *page_data;
+    void (*on_fence)(void *arg); /* a release (see aw_cluster_fence), or NULL */
+    void *fence_arg;
     char home[AW_WIRE_MAX_NODE + 1];
     uint64_t deadline_ms;
 } out_req_t;
@@ -137,6 +147,7 @@ struct aw_cluster {
     size_t n_members;
     int connected;            /* atomic */
     uint64_t connected_since; /* under view_lock */
+    uint64_t changed_ms;      /* when the view last changed; under view_lock */
     char server[128];         /* the NATS server connected to last; under view_lock */
 
     pthread_mutex_t tab_lock;
@@ -147,6 +158,7 @@ struct aw_cluster {
     pthread_mutex_t beat_lock;
     pthread_cond_t beat_cond;
     int stopping; /* under beat_lock */
+    int closing;  /* atomic: aw_cluster_stop closes the NATS connection */
 
     aw_cluster_stats_t stats; /* counters: atomic */
 };
@@ -541,6 +553,8 @@ static void fail_request(out_req_t *q)
     }
     if (q->on_page != NULL)
         q->on_page(AW_EUNAVAILABLE, NULL, q->page_data);
+    if (q->on_fence != NULL)
+        q->on_fence(q->fence_arg); /* the previous home is gone: nothing to wait for */
     free(q);
 }
 
@@ -849,6 +863,114 @@ static void take_page(aw_cluster_t *cl, const aw_wire_msg_t *m)
         on_page_read(AW_EUNAVAILABLE, NULL, r);
 }
 
+/*
+ * The hand-over of a user whose home moved here from a live node (a join, or
+ * a node leaving): its previous home may still be finishing a turn of the
+ * user and writing its records. A new session here waits (the chat's fence)
+ * until that node says nothing of the user is left there, so that it reads
+ * where the user's history ends only once it has ended there: no message is
+ * handed to the bot twice and no reply numbered below one shown. The
+ * previous home is the member that would be the user's home if this node
+ * were not (leaving ones included). Only within FENCE_WINDOW_MS of a change
+ * of the view: otherwise no session of the user can be left elsewhere.
+ */
+void aw_cluster_fence(void *data, const char *user, size_t user_len, void (*done)(void *arg), void *arg)
+{
+    aw_cluster_t *cl = data;
+    char prev[AW_WIRE_MAX_NODE + 1] = "";
+    pthread_rwlock_rdlock(&cl->view_lock);
+    if (now_ms() - cl->changed_ms < FENCE_WINDOW_MS) {
+        uint64_t uh = fnv(user, user_len, 14695981039346656037ULL), best = 0;
+        for (size_t i = 1; i < cl->n_members; i++) {
+            uint64_t score = mix(uh ^ cl->members[i].hid);
+            if (prev[0] == '\0' || score > best) {
+                best = score;
+                memcpy(prev, cl->members[i].id, sizeof(prev));
+            }
+        }
+    }
+    pthread_rwlock_unlock(&cl->view_lock);
+    if (prev[0] == '\0' || !__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE)) {
+        done(arg);
+        return;
+    }
+    out_req_t *q = aw_calloc(1, sizeof(*q));
+    q->on_fence = done;
+    q->fence_arg = arg;
+    snprintf(q->home, sizeof(q->home), "%s", prev);
+    q->deadline_ms = now_ms() + FENCE_TIMEOUT_MS;
+    pthread_mutex_lock(&cl->tab_lock);
+    q->h.key = ++cl->next_req;
+    uint64_t req = q->h.key;
+    ht_put(&cl->out_reqs, &q->h);
+    pthread_mutex_unlock(&cl->tab_lock);
+    COUNT(cl, fences);
+    if (publish(cl, prev, AW_WIRE_RELEASE, (int64_t)req, 0, 0, user, user_len, NULL, 0) != 0) {
+        out_req_t *mine = take_request(cl, req);
+        if (mine != NULL)
+            fail_request(mine);
+    }
+}
+
+/* The registry let go of the user: its new home hears it. */
+static void on_released(void *arg)
+{
+    remote_read_t *r = arg;
+    publish(r->cl, r->node, AW_WIRE_RELEASED, (int64_t)r->req_id, 0, 0, NULL, 0, NULL, 0);
+    free(r);
+}
+
+static void take_release(aw_cluster_t *cl, const aw_wire_msg_t *m)
+{
+    if (m->user_len == 0) {
+        COUNT(cl, dropped_bad);
+        return;
+    }
+    remote_read_t *r = aw_calloc(1, sizeof(*r));
+    r->cl = cl;
+    snprintf(r->node, sizeof(r->node), "%s", m->node);
+    r->req_id = (uint64_t)m->a;
+    aw_registry_release(cl->cfg.registry, m->user, m->user_len, on_released, r);
+}
+
+static void take_released(aw_cluster_t *cl, const aw_wire_msg_t *m)
+{
+    out_req_t *q = take_answered(cl, m);
+    if (q == NULL)
+        return;
+    if (q->on_fence != NULL)
+        q->on_fence(q->fence_arg);
+    q->on_fence = NULL;
+    fail_request(q); /* frees it; nothing else waits on a release */
+}
+
+/* A signed message of a node not heard from yet (or from its previous
+ * run): dropped, but a client message is answered `unavailable` (with its
+ * mid) so that its client sends it again rather than wait for ever. Only the
+ * node that signed it hears the answer. */
+static void refuse_stranger(aw_cluster_t *cl, const aw_wire_msg_t *m)
+{
+    if (strcmp(m->kind, AW_WIRE_INBOUND) != 0)
+        return;
+    if (m->b != 0) {
+        aw_bytes_t body;
+        aw_bytes_init(&body, 16);
+        aw_wire_put_item(&body, "", 0);
+        aw_wire_put_item(&body, "", 0);
+        aw_buf_t *b = aw_bytes_finish(&body);
+        publish(cl, m->node, AW_WIRE_DONE, m->b, AW_EUNAVAILABLE, 0, NULL, 0, b->data, b->len);
+        aw_buf_release(b);
+    } else if (m->a != 0) {
+        aw_message_t msg;
+        int ok = aw_message_parse(&msg, m->body, m->body_len) == 0;
+        aw_buf_t *f = aw_frame_error_mid(AW_EUNAVAILABLE, ok ? msg.mid : NULL, ok ? msg.mid_len : 0);
+        publish(cl, m->node, AW_WIRE_FRAME, m->a, 0, 0, NULL, 0, f->data, f->len);
+        aw_buf_release(f);
+        if (ok)
+            aw_message_dispose(&msg);
+    }
+}
+
 /* Whether the sender of `m` is a live member in its current incarnation. */
 static int from_member(aw_cluster_t *cl, const aw_wire_msg_t *m)
 {
@@ -870,6 +992,7 @@ static void on_node_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
         COUNT(cl, dropped_bad);
     } else if (!from_member(cl, &m)) {
         COUNT(cl, dropped_stranger);
+        refuse_stranger(cl, &m);
     } else if (strcmp(m.kind, AW_WIRE_INBOUND) == 0) {
         take_inbound(cl, &m);
     } else if (strcmp(m.kind, AW_WIRE_DETACH) == 0) {
@@ -884,6 +1007,10 @@ static void on_node_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
         take_page(cl, &m);
     } else if (strcmp(m.kind, AW_WIRE_PAGE_DONE) == 0) {
         take_page_done(cl, &m);
+    } else if (strcmp(m.kind, AW_WIRE_RELEASE) == 0) {
+        take_release(cl, &m);
+    } else if (strcmp(m.kind, AW_WIRE_RELEASED) == 0) {
+        take_released(cl, &m);
     } else {
         COUNT(cl, dropped_bad);
     }
@@ -957,6 +1084,7 @@ static int moved_elsewhere(const hent_t *e, const void *ctx)
 /* The view changed (view_lock held for writing). */
 static void view_changed(aw_cluster_t *cl)
 {
+    cl->changed_ms = now_ms();
     size_t moved = aw_registry_move_away(cl->cfg.registry, stays_here, cl);
     __atomic_add_fetch(&cl->stats.moves, moved, __ATOMIC_RELAXED);
     pthread_mutex_lock(&cl->tab_lock);
@@ -985,12 +1113,14 @@ static void forget(aw_cluster_t *cl, size_t i, char id[AW_WIRE_MAX_NODE + 1])
     cl->members[i] = cl->members[--cl->n_members];
 }
 
+static void beat(aw_cluster_t *cl, int state);
+
 static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
 {
     if (strcmp(m->node, cl->members[0].id) == 0)
         return; /* our own (NATS echoes unless told not to), or a node with our id */
     char gone[AW_WIRE_MAX_NODE + 1] = "";
-    int changed = 0;
+    int changed = 0, greet = 0;
     pthread_rwlock_wrlock(&cl->view_lock);
     member_t *mb = member_of(cl, m->node);
     if (mb != NULL && mb->inc != m->incarnation) {
@@ -1017,6 +1147,7 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
         aw_log(AW_LOG_INFO, "cluster_join", "node %s joined", m->node);
         COUNT(cl, joins);
         changed = 1;
+        greet = 1;
     } else if (mb != NULL && m->a == AW_WIRE_LEAVING && mb->state == AW_WIRE_UP) {
         mb->state = AW_WIRE_LEAVING;
         aw_log(AW_LOG_INFO, "cluster_leaving", "node %s is leaving", m->node);
@@ -1047,9 +1178,13 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
     }
     if (changed)
         view_changed(cl);
+    int state = cl->members[0].state;
     pthread_rwlock_unlock(&cl->view_lock);
     if (gone[0] != '\0')
         give_up_on(cl, gone);
+    /* a newcomer hears this node now rather than in up to a period */
+    if (greet && state != STATE_JOINING)
+        beat(cl, state);
 }
 
 static void on_members_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
@@ -1130,6 +1265,25 @@ static void sweep_requests(aw_cluster_t *cl)
     }
 }
 
+/* A node listens to the heartbeats for one period and a quarter once
+ * connected, then takes users and says so: by then it has heard every live
+ * member, so it has their ids (a message from a node it has not heard of is
+ * dropped) and knows the users' previous homes (aw_cluster_fence) before
+ * anyone sends it a user. */
+static void join_when_ready(aw_cluster_t *cl)
+{
+    if (!__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE))
+        return;
+    pthread_rwlock_wrlock(&cl->view_lock);
+    if (cl->members[0].state == STATE_JOINING &&
+        now_ms() - cl->connected_since >= cl->heartbeat_ms + cl->heartbeat_ms / 4) {
+        cl->members[0].state = AW_WIRE_UP;
+        view_changed(cl);
+        aw_log(AW_LOG_INFO, "cluster_joined", "node %s takes users", cl->members[0].id);
+    }
+    pthread_rwlock_unlock(&cl->view_lock);
+}
+
 static void *beat_main(void *arg)
 {
     aw_cluster_t *cl = arg;
@@ -1138,8 +1292,10 @@ static void *beat_main(void *arg)
     while (!cl->stopping) {
         pthread_mutex_unlock(&cl->beat_lock);
         uint64_t now = now_ms();
-        if (now >= next_beat) {
-            beat(cl, own_state(cl));
+        join_when_ready(cl);
+        int state = own_state(cl);
+        if (now >= next_beat && state != STATE_JOINING) {
+            beat(cl, state);
             next_beat = now + cl->heartbeat_ms;
         }
         find_dead(cl);
@@ -1197,7 +1353,9 @@ static void on_connected(natsConnection *nc, void *closure)
     pthread_rwlock_unlock(&cl->view_lock);
     __atomic_store_n(&cl->connected, 1, __ATOMIC_RELEASE);
     aw_log(AW_LOG_INFO, "nats_connected", "connected to NATS at %s", url);
-    beat(cl, own_state(cl));
+    int state = own_state(cl);
+    if (state != STATE_JOINING)
+        beat(cl, state);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -1210,8 +1368,9 @@ static void on_disconnected(natsConnection *nc, void *closure)
 {
     aw_cluster_t *cl = closure;
     (void)nc;
-    if (!__atomic_exchange_n(&cl->connected, 0, __ATOMIC_ACQ_REL))
-        return;
+    if (!__atomic_exchange_n(&cl->connected, 0, __ATOMIC_ACQ_REL) ||
+        __atomic_load_n(&cl->closing, __ATOMIC_ACQUIRE))
+        return; /* not lost: closed by aw_cluster_stop */
     /* What was in flight may be lost: every socket attached across nodes
      * reconnects and recovers with last_seq, every request is answered. */
     aw_log(AW_LOG_WARN, "nats_disconnected",
@@ -1275,7 +1434,7 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
     if (RAND_bytes((unsigned char *)&self->inc, sizeof(self->inc)) != 1)
         self->inc = (uint64_t)now_ms() ^ (uint64_t)getpid() << 32;
     self->inc >>= 1; /* printed and read as a signed-safe number */
-    self->state = AW_WIRE_UP;
+    self->state = STATE_JOINING;
     cl->n_members = 1;
     snprintf(cl->self_subject, sizeof(cl->self_subject), "%s.node.%s", cl->name, self->id);
     snprintf(cl->members_subject, sizeof(cl->members_subject), "%s.members", cl->name);
@@ -1397,6 +1556,7 @@ void aw_cluster_stop(aw_cluster_t *cl)
         natsConnection_FlushTimeout(cl->nc, 1000);
     natsSubscription_Unsubscribe(cl->sub_members);
     natsSubscription_Unsubscribe(cl->sub_self);
+    __atomic_store_n(&cl->closing, 1, __ATOMIC_RELEASE);
     natsConnection_Close(cl->nc);
     natsSubscription_Destroy(cl->sub_members);
     natsSubscription_Destroy(cl->sub_self);
@@ -1423,6 +1583,7 @@ void aw_cluster_get_stats(aw_cluster_t *cl, aw_cluster_stats_t *st)
     st->forwarded_out = __atomic_load_n(&cl->stats.forwarded_out, __ATOMIC_RELAXED);
     st->forwarded_in = __atomic_load_n(&cl->stats.forwarded_in, __ATOMIC_RELAXED);
     st->moves = __atomic_load_n(&cl->stats.moves, __ATOMIC_RELAXED);
+    st->fences = __atomic_load_n(&cl->stats.fences, __ATOMIC_RELAXED);
     st->joins = __atomic_load_n(&cl->stats.joins, __ATOMIC_RELAXED);
     st->leaves = __atomic_load_n(&cl->stats.leaves, __ATOMIC_RELAXED);
     st->deaths = __atomic_load_n(&cl->stats.deaths, __ATOMIC_RELAXED);

@@ -60,6 +60,11 @@ int aw_cluster_is_home(aw_cluster_t *cl, const char *user, size_t user_len);
 int aw_cluster_read_page(aw_cluster_t *cl, const char *user, size_t user_len, int64_t before, size_t limit,
                          int cut, aw_history_page_cb cb, void *data);
 
+/* The chat's fence (aw_chat_config_t.fence, with the cluster as `data`):
+ * a new session of a user whose home just moved here from a live node waits
+ * until that node has let go of the user (docs/cluster.md, Moves). */
+void aw_cluster_fence(void *data, const char *user, size_t user_len, void (*done)(void *arg), void *arg);
+
 /* The server is stopping (SIGTERM): tells the other nodes this one leaves,
  * so that they stop sending it users. Messages sent to it meanwhile are
  * still taken. Main thread. */
@@ -78,6 +83,7 @@ typedef struct aw_cluster_stats {
     uint64_t forwarded_out; /* client messages sent to another node's session */
     uint64_t forwarded_in;  /* and taken from another node for a session here */
     uint64_t moves;         /* sessions let go because their user's home moved */
+    uint64_t fences;        /* new sessions that asked the user's previous home to let go first */
     uint64_t joins, leaves, deaths;
     uint64_t reconnects;  /* to NATS */
     uint64_t nats_errors; /* asynchronous NATS errors (a slow consumer, a lost server) */

@@ -444,6 +444,8 @@ static void serve_metrics(aw_route_call_t *c)
                          cs.forwarded_out, cs.forwarded_in);
         aw_metrics_line(&out, "anywhere_cluster_home_moves_total", "counter",
                         "Sessions let go because their user's home moved to another node.", cs.moves);
+        aw_metrics_line(&out, "anywhere_cluster_fences_total", "counter",
+                        "New sessions that waited for the user's previous home to let go first.", cs.fences);
         aw_bytes_appendf(
             &out,
             "# HELP anywhere_cluster_membership_total Nodes seen joining, leaving and declared dead.\n"
