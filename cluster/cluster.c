@@ -1081,8 +1081,10 @@ static int moved_elsewhere(const hent_t *e, const void *ctx)
     return strcmp(cl->members[at].id, o->home) != 0;
 }
 
-/* The view changed (view_lock held for writing). */
-static void view_changed(aw_cluster_t *cl)
+/* The view changed (view_lock held for writing): lets go of the sessions
+ * whose user lives elsewhere now, and returns the sockets here attached to
+ * a session whose home moved, for send_on once the lock is released. */
+static hent_t *view_changed(aw_cluster_t *cl)
 {
     cl->changed_ms = now_ms();
     size_t moved = aw_registry_move_away(cl->cfg.registry, stays_here, cl);
@@ -1090,20 +1092,28 @@ static void view_changed(aw_cluster_t *cl)
     pthread_mutex_lock(&cl->tab_lock);
     hent_t *conns = ht_take_if(&cl->out_conns, moved_elsewhere, cl);
     pthread_mutex_unlock(&cl->tab_lock);
-    size_t closed = 0;
+    size_t up = 0, closed = 0;
+    for (size_t i = 0; i < cl->n_members; i++)
+        up += cl->members[i].state == AW_WIRE_UP;
+    for (hent_t *e = conns; e != NULL; e = e->next)
+        closed++;
+    aw_log(AW_LOG_INFO, "cluster_view",
+           "%zu members take users; %zu sessions moved away, %zu sockets sent on", up, moved, closed);
+    return conns;
+}
+
+/* Closes the sockets view_changed returned with 1012 (their clients come
+ * back, and reach the new home), and tells their old home they have gone.
+ * No lock held. */
+static void send_on(aw_cluster_t *cl, hent_t *conns)
+{
     while (conns != NULL) {
         out_conn_t *o = ENTRY_OF(out_conn_t, conns);
         conns = conns->next;
         publish(cl, o->home, AW_WIRE_DETACH, (int64_t)o->conn->id, 0, 0, o->user, o->user_len, NULL, 0);
         o->conn->close(o->conn, 1012);
         release_out_conn(o);
-        closed++;
     }
-    size_t up = 0;
-    for (size_t i = 0; i < cl->n_members; i++)
-        up += cl->members[i].state == AW_WIRE_UP;
-    aw_log(AW_LOG_INFO, "cluster_view",
-           "%zu members take users; %zu sessions moved away, %zu sockets sent on", up, moved, closed);
 }
 
 /* Removes member `i` (view_lock held for writing); returns its id. */
@@ -1176,10 +1186,10 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
                 mb->id, mb->host, cl->host);
         }
     }
-    if (changed)
-        view_changed(cl);
+    hent_t *resend = changed ? view_changed(cl) : NULL;
     int state = cl->members[0].state;
     pthread_rwlock_unlock(&cl->view_lock);
+    send_on(cl, resend);
     if (gone[0] != '\0')
         give_up_on(cl, gone);
     /* a newcomer hears this node now rather than in up to a period */
@@ -1225,6 +1235,7 @@ static void find_dead(aw_cluster_t *cl)
     uint64_t now = now_ms();
     char dead[MAX_MEMBERS][AW_WIRE_MAX_NODE + 1];
     size_t n_dead = 0;
+    hent_t *resend = NULL;
     pthread_rwlock_wrlock(&cl->view_lock);
     if (__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE) && now - cl->connected_since >= cl->dead_ms) {
         for (size_t i = 1; i < cl->n_members;) {
@@ -1238,9 +1249,10 @@ static void find_dead(aw_cluster_t *cl)
             }
         }
         if (n_dead != 0)
-            view_changed(cl);
+            resend = view_changed(cl);
     }
     pthread_rwlock_unlock(&cl->view_lock);
+    send_on(cl, resend);
     for (size_t i = 0; i < n_dead; i++)
         give_up_on(cl, dead[i]);
 }
@@ -1272,16 +1284,18 @@ static void sweep_requests(aw_cluster_t *cl)
  * anyone sends it a user. */
 static void join_when_ready(aw_cluster_t *cl)
 {
-    if (!__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE) || own_state(cl) != STATE_JOINING)
         return;
+    hent_t *resend = NULL;
     pthread_rwlock_wrlock(&cl->view_lock);
     if (cl->members[0].state == STATE_JOINING &&
         now_ms() - cl->connected_since >= cl->heartbeat_ms + cl->heartbeat_ms / 4) {
         cl->members[0].state = AW_WIRE_UP;
-        view_changed(cl);
+        resend = view_changed(cl);
         aw_log(AW_LOG_INFO, "cluster_joined", "node %s takes users", cl->members[0].id);
     }
     pthread_rwlock_unlock(&cl->view_lock);
+    send_on(cl, resend);
 }
 
 static void *beat_main(void *arg)
@@ -1536,8 +1550,9 @@ void aw_cluster_leave(aw_cluster_t *cl)
 {
     pthread_rwlock_wrlock(&cl->view_lock);
     cl->members[0].state = AW_WIRE_LEAVING;
-    view_changed(cl);
+    hent_t *resend = view_changed(cl);
     pthread_rwlock_unlock(&cl->view_lock);
+    send_on(cl, resend);
     beat(cl, AW_WIRE_LEAVING);
     if (__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE))
         natsConnection_FlushTimeout(cl->nc, 1000);
