@@ -663,8 +663,10 @@ int main(int argc, char **argv)
             return 2;
         sc.cluster = cluster;
         sc.reuse_port = o.reuse_port;
-        chat.fence = aw_cluster_fence; /* before any session: none exists until the server listens */
+        /* before any session (none exists until the server listens), but
+         * after the workers started: published with a release store */
         chat.fence_data = cluster;
+        __atomic_store_n(&chat.fence, aw_cluster_fence, __ATOMIC_RELEASE);
     }
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)

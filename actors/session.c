@@ -985,11 +985,13 @@ static void load(aw_session_t *s)
     struct aw_session_state *st = s->st;
     if (st->loading || st->fencing)
         return;
-    if (!st->fenced && s->cfg->fence != NULL) {
+    /* set once by main, after the workers started (see aw_chat_config_t) */
+    aw_fence_fn fence = __atomic_load_n(&s->cfg->fence, __ATOMIC_ACQUIRE);
+    if (!st->fenced && fence != NULL) {
         /* the user's previous home lets go first (cluster/cluster.h) */
         st->fencing = 1;
         aw_actor_retain(&s->super);
-        s->cfg->fence(s->cfg->fence_data, s->user, s->user_len, on_fenced, s);
+        fence(s->cfg->fence_data, s->user, s->user_len, on_fenced, s);
         return;
     }
     if (s->cfg->history == NULL) {

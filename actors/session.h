@@ -20,6 +20,9 @@
 #include "actors/reply.h"
 #include "runtime/actor.h"
 
+typedef void (*aw_fence_fn)(void *data, const char *user, size_t user_len, void (*done)(void *arg),
+                            void *arg);
+
 /* What every session of a server shares; read-only once the server runs. */
 typedef struct aw_chat_config {
     const aw_bot_t *bot;
@@ -36,8 +39,10 @@ typedef struct aw_chat_config {
     /* Called by a new session before it reads where its numbering goes on;
      * it reads (and takes turns) only once `done(arg)` is called, from any
      * thread. A cluster waits there until the user's previous home has let
-     * go of the user (cluster/cluster.h). NULL: no wait. */
-    void (*fence)(void *data, const char *user, size_t user_len, void (*done)(void *arg), void *arg);
+     * go of the user (cluster/cluster.h). NULL: no wait. It may be set once
+     * the server runs, before any session exists: `fence_data` first, then
+     * `fence` with an atomic store (release), which sessions load. */
+    aw_fence_fn fence;
     void *fence_data;
 } aw_chat_config_t;
 

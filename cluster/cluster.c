@@ -746,7 +746,11 @@ static void take_for_socket(aw_cluster_t *cl, const aw_wire_msg_t *m, int close)
         conn = aw_conn_retain(ENTRY_OF(out_conn_t, e)->conn);
     pthread_mutex_unlock(&cl->tab_lock);
     if (conn == NULL) {
-        COUNT(cl, dropped_stranger); /* it closed, or it speaks to another home now */
+        /* the socket has gone (late), or speaks to another node (a stranger) */
+        if (e == NULL)
+            COUNT(cl, dropped_late);
+        else
+            COUNT(cl, dropped_stranger);
         return;
     }
     if (close) {
@@ -767,7 +771,9 @@ static out_req_t *take_answered(aw_cluster_t *cl, const aw_wire_msg_t *m)
     if (e != NULL && strcmp(ENTRY_OF(out_req_t, e)->home, m->node) == 0)
         q = ENTRY_OF(out_req_t, ht_take(&cl->out_reqs, (uint64_t)m->a, NULL, NULL));
     pthread_mutex_unlock(&cl->tab_lock);
-    if (q == NULL)
+    if (e == NULL)
+        COUNT(cl, dropped_late); /* answered already, or given up */
+    else if (q == NULL)
         COUNT(cl, dropped_stranger);
     return q;
 }
@@ -1606,6 +1612,7 @@ void aw_cluster_get_stats(aw_cluster_t *cl, aw_cluster_stats_t *st)
     st->nats_errors = __atomic_load_n(&cl->stats.nats_errors, __ATOMIC_RELAXED);
     st->dropped_bad = __atomic_load_n(&cl->stats.dropped_bad, __ATOMIC_RELAXED);
     st->dropped_stranger = __atomic_load_n(&cl->stats.dropped_stranger, __ATOMIC_RELAXED);
+    st->dropped_late = __atomic_load_n(&cl->stats.dropped_late, __ATOMIC_RELAXED);
     st->connected = __atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE);
     pthread_rwlock_rdlock(&cl->view_lock);
     for (size_t i = 0; i < cl->n_members; i++)

@@ -89,7 +89,8 @@ typedef struct aw_cluster_stats {
     uint64_t nats_errors; /* asynchronous NATS errors (a slow consumer, a lost server) */
     uint64_t dropped_bad; /* cluster messages that did not parse or were not signed by the cluster */
     uint64_t
-        dropped_stranger; /* signed, but from a node that is not a member, or for what it does not hold */
+        dropped_stranger;  /* signed, but from a node that is not a member, or for what it does not hold */
+    uint64_t dropped_late; /* for a socket that has gone, or a request answered or given up already */
 } aw_cluster_stats_t;
 
 void aw_cluster_get_stats(aw_cluster_t *cl, aw_cluster_stats_t *stats);

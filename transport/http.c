@@ -462,8 +462,9 @@ static void serve_metrics(aw_route_call_t *c)
                          "# HELP anywhere_cluster_dropped_total Cluster messages dropped.\n"
                          "# TYPE anywhere_cluster_dropped_total counter\n"
                          "anywhere_cluster_dropped_total{reason=\"bad\"} %" PRIu64 "\n"
-                         "anywhere_cluster_dropped_total{reason=\"stranger\"} %" PRIu64 "\n",
-                         cs.dropped_bad, cs.dropped_stranger);
+                         "anywhere_cluster_dropped_total{reason=\"stranger\"} %" PRIu64 "\n"
+                         "anywhere_cluster_dropped_total{reason=\"late\"} %" PRIu64 "\n",
+                         cs.dropped_bad, cs.dropped_stranger, cs.dropped_late);
     }
     struct aw_bridge *bridge = chat != NULL ? aw_bot_bridge(chat->bot) : NULL;
     if (bridge != NULL) {
