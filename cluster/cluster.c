@@ -1398,6 +1398,25 @@ static void on_disconnected(natsConnection *nc, void *closure)
     give_up_on(cl, NULL);
 }
 
+/* nats.c gave up on the connection (not by aw_cluster_stop): a server that
+ * refuses the credentials twice in a row, most likely. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    aw_cluster_t *cl = closure;
+    char err[160] = "";
+    const char *text = NULL;
+    (void)nc;
+    if (__atomic_load_n(&cl->closing, __ATOMIC_ACQUIRE))
+        return;
+    natsConnection_GetLastError(cl->nc, &text);
+    snprintf(err, sizeof(err), "%s", text != NULL ? text : "closed");
+    aw_log(AW_LOG_ERROR, "nats_closed",
+           "NATS closed this node's connection for good (%s): check --nats and its credentials; users homed "
+           "elsewhere get unavailable until this node is restarted",
+           err);
+    on_disconnected(nc, closure);
+}
+
 static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     aw_cluster_t *cl = closure;
@@ -1508,6 +1527,8 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(cl->opts, on_nats_error, cl);
     if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(cl->opts, on_closed, cl);
+    if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(cl->opts, true, on_connected, cl);
     if (s == NATS_OK && cfg->creds_file != NULL)
         s = natsOptions_SetUserCredentialsFromFiles(cl->opts, cfg->creds_file, NULL);
@@ -1538,6 +1559,11 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
         s = natsSubscription_SetPendingLimits(cl->sub_self, 1000000, 512 * 1024 * 1024);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(cl->sub_members, 100000, 64 * 1024 * 1024);
+    if (s == NATS_CONNECTION_CLOSED) {
+        /* NATS refused this node for good (its credentials, most likely):
+         * it runs alone, and says so (on_closed, /healthz) */
+        s = NATS_OK;
+    }
     if (s != NATS_OK) {
         fprintf(stderr, "anywhere: NATS subscribe: %s\n", natsStatus_GetText(s));
         natsConnection_Destroy(cl->nc);
