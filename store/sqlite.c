@@ -180,6 +180,39 @@ static int sq_read(aw_store_t *store, const char *user, size_t user_len, int64_t
     return err;
 }
 
+/* For each user, the newest record with `flag`: the records of the kind
+ * that no record of the kind of the same user is above. A scan of the
+ * table, each record checked against its user's range of the index: for a
+ * start only. */
+static int sq_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *data)
+{
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT user, seq, sub, ts, dir, json, flags FROM history h"
+                                " WHERE (flags & ?1) = ?1 AND NOT EXISTS (SELECT 1 FROM history g"
+                                " WHERE g.user = h.user AND (g.flags & ?1) = ?1"
+                                " AND (g.seq > h.seq OR (g.seq = h.seq AND g.sub > h.sub)))",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map(rc);
+    sqlite3_bind_int(st, 1, flag);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        aw_record_t r = {.user = (const char *)sqlite3_column_text(st, 0),
+                         .user_len = (size_t)sqlite3_column_bytes(st, 0),
+                         .seq = sqlite3_column_int64(st, 1),
+                         .sub = sqlite3_column_int64(st, 2),
+                         .ts_ms = sqlite3_column_int64(st, 3),
+                         .direction = sqlite3_column_int(st, 4),
+                         .json = (const char *)sqlite3_column_text(st, 5),
+                         .json_len = (size_t)sqlite3_column_bytes(st, 5),
+                         .flags = sqlite3_column_int(st, 6)};
+        cb(&r, data);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : map(rc);
+}
+
 static void sq_close(aw_store_t *store)
 {
     sqlite_store_t *s = (sqlite_store_t *)store;
@@ -248,5 +281,6 @@ const aw_store_backend_t aw_store__sqlite = {
     .open = sq_open,
     .append = sq_append,
     .read = sq_read,
+    .latest = sq_latest,
     .close = sq_close,
 };
