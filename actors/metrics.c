@@ -50,6 +50,49 @@ static void channels(aw_bytes_t *out, const char *name, const char *help, const 
         aw_bytes_appendf(out, "%s{channel=\"%s\"} %llu\n", name, names[i], (unsigned long long)get(&v[i]));
 }
 
+static const uint64_t first_answer_bounds_s[7] = {5, 15, 30, 60, 120, 300, 900};
+
+void aw_metrics_first_answer(uint64_t ms)
+{
+    size_t b = 0;
+    while (b < 7 && ms > first_answer_bounds_s[b] * 1000)
+        b++;
+    AW_METRIC_INC(first_answer_s[b]);
+    AW_METRIC_ADD(first_answer_ms_sum, ms);
+}
+
+/* The handoff counters and the wait for an operator (the gauges of waiting
+ * and owned conversations are the desk's: transport/http.c). */
+static void write_handoffs(aw_bytes_t *out)
+{
+    aw_metrics_line(out, "anywhere_handoffs_requested_total", "counter",
+                    "Conversations handed over to a person (by the bot or POST /api/handoff).",
+                    get(&aw_metrics.handoffs_requested));
+    aw_metrics_line(out, "anywhere_handoffs_taken_total", "counter",
+                    "Conversations taken over by an operator.", get(&aw_metrics.handoffs_taken));
+    aw_metrics_line(out, "anywhere_handoffs_released_total", "counter",
+                    "Conversations handed back to the bot.", get(&aw_metrics.handoffs_released));
+    aw_bytes_appendf(out, "# HELP anywhere_handoff_first_answer_seconds How long a user waited, from asking "
+                          "for a person to an operator's first message.\n"
+                          "# TYPE anywhere_handoff_first_answer_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t b = 0; b < 8; b++) {
+        cum += get(&aw_metrics.first_answer_s[b]);
+        if (b < 7)
+            aw_bytes_appendf(out, "anywhere_handoff_first_answer_seconds_bucket{le=\"%llu\"} %llu\n",
+                             (unsigned long long)first_answer_bounds_s[b], (unsigned long long)cum);
+        else
+            aw_bytes_appendf(out, "anywhere_handoff_first_answer_seconds_bucket{le=\"+Inf\"} %llu\n",
+                             (unsigned long long)cum);
+    }
+    uint64_t sum_ms = get(&aw_metrics.first_answer_ms_sum);
+    aw_bytes_appendf(out,
+                     "anywhere_handoff_first_answer_seconds_sum %llu.%03llu\n"
+                     "anywhere_handoff_first_answer_seconds_count %llu\n",
+                     (unsigned long long)(sum_ms / 1000), (unsigned long long)(sum_ms % 1000),
+                     (unsigned long long)cum);
+}
+
 void aw_metrics_write(aw_bytes_t *out)
 {
     channels(out, "anywhere_messages_in_total", "Client messages accepted.", aw_metrics.messages_in);
@@ -109,4 +152,5 @@ void aw_metrics_write(aw_bytes_t *out)
     aw_metrics_line(out, "anywhere_history_batch_records_total", "counter",
                     "Records written in history batches (divide by the write count for the mean batch size).",
                     get(&aw_metrics.batch_records_sum));
+    write_handoffs(out);
 }

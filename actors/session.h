@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "actors/bot.h"
 #include "actors/conn.h"
+#include "actors/handoff.h"
 #include "actors/history.h"
 #include "actors/message.h"
 #include "actors/reply.h"
@@ -33,6 +34,14 @@ typedef struct aw_chat_config {
     double burst;          /* and at once */
     unsigned int claim_ms; /* how long a greeting waits for a new id's claim (session.c); 0 means 5000 */
     int durable; /* --durable-delivery: acks and bot messages wait until their records are durable */
+    /* Handing over to a person (handoff.h): the desk the consoles see
+     * (desk.h; NULL: nobody can take over), what the user is told when an
+     * operator joins and when the bot is back ("": nothing), and how long
+     * an owner may be away before the conversation waits again; 0 means
+     * 60000. */
+    struct aw_desk *desk;
+    const char *handoff_joined, *handoff_ended;
+    unsigned int handoff_grace_ms;
 } aw_chat_config_t;
 
 /* Kinds of aw_msg_t a session handles. */
@@ -47,6 +56,7 @@ enum {
     AW_SESSION__CLAIMED,    /* private: the history answered an identity claim */
     AW_SESSION__RESERVED,   /* private: the history answered a seq reservation */
     AW_SESSION__DURABLE,    /* private: the history wrote a group of the session's records */
+    AW_SESSION_HANDOFF,     /* aw_handoff_msg_t: an operator or a backend acts on who answers */
 };
 
 /* A client message on its way to the session of its user. */
@@ -58,6 +68,7 @@ typedef struct aw_inbound {
     aw_channel_t channel;    /* the channel it came on */
     struct aw_inbound *next; /* the session's queue of waiting turns */
     aw_reply_t *push;        /* a message to deliver as it is (POST /api/send), or NULL */
+    int trusted;             /* the server's own event (handoff_end): speaks for the user, proven */
 } aw_inbound_t;
 
 /* Wraps a parsed message that came on `channel`, taking it over (`msg` is
@@ -77,6 +88,34 @@ void aw_inbound_init_in_sink(aw_inbound_t *in, const aw_message_t *msg, aw_sink_
  * verified socket, kept with its seq, and answered through `sink` (mode
  * AW_SINK_PUSH) with {"seq": N, "sockets": M}. Takes `reply` over. */
 aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink);
+
+/* What an operator's console or a site's backend asks of a conversation
+ * (handoff.h). The session answers the console, if any, with a frame:
+ * docs/protocol.md, "The operator console". */
+enum {
+    AW_HANDOFF_OP_REQUEST, /* a person is asked for (POST /api/handoff), `text` the reason */
+    AW_HANDOFF_OP_TAKE,    /* the operator takes it over, and watches it */
+    AW_HANDOFF_OP_SEND,    /* the owner says `text` */
+    AW_HANDOFF_OP_TYPING,  /* the owner is typing */
+    AW_HANDOFF_OP_RELEASE, /* back to the bot: by its owner, any operator while it waits, or the API */
+    AW_HANDOFF_OP_WATCH,   /* the console is sent the conversation's messages as they come */
+    AW_HANDOFF_OP_UNWATCH, /* no longer */
+    AW_HANDOFF_OP_GONE,    /* the operator closed their last console: the grace period starts */
+};
+
+typedef struct aw_handoff_msg {
+    aw_msg_t super;
+    int op;                                       /* AW_HANDOFF_OP_... */
+    char operator_name[AW_OPERATOR_NAME_MAX + 1]; /* who acts; "" for the API */
+    aw_conn_t *console;                           /* the console to answer (a reference), or NULL */
+    char *text;                                   /* SEND: the message; REQUEST: the reason; or NULL */
+    struct aw_handoff_msg *next;                  /* the session's: waiting for it to load */
+} aw_handoff_msg_t;
+
+/* A request of `op` by operator `name` ("" or NULL: the API), answered on
+ * `console` (may be NULL; a reference is taken), with `text` (copied; may
+ * be NULL). */
+aw_handoff_msg_t *aw_handoff_msg_new(int op, const char *name, aw_conn_t *console, const char *text);
 
 /* A message saying `conn` has closed; takes a reference to it. */
 aw_msg_t *aw_detach_new(aw_conn_t *conn);
