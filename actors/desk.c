@@ -189,7 +189,7 @@ static char **owned_by(aw_desk_t *d, const char *op)
     size_t n = 0;
     for (size_t i = 0; i < d->n_entries; i++) {
         const entry_t *e = &d->entries[i];
-        if (e->h.state == AW_HANDOFF_OWNED && strcmp(e->h.operator_name, op) == 0) {
+        if (e->h.state == AW_HANDOFF_OWNED && (op == NULL || strcmp(e->h.operator_name, op) == 0)) {
             users = aw_realloc(users, (n + 2) * sizeof(*users));
             users[n++] = aw_strndup(e->user, e->user_len);
             users[n] = NULL;

@@ -53,8 +53,8 @@ char **aw_desk_leave(aw_desk_t *desk, aw_conn_t *conn, int *last);
 /* Whether operator `op` has a console open. */
 int aw_desk_online(aw_desk_t *desk, const char *op);
 
-/* The users that operator `op` owns, as aw_desk_leave returns them (NULL
- * for none). */
+/* The users that operator `op` owns (any operator when `op` is NULL), as
+ * aw_desk_leave returns them (NULL for none). */
 char **aw_desk_owned_by(aw_desk_t *desk, const char *op);
 
 /* Sends `frame` to every console of operator `op`. */

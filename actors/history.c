@@ -276,7 +276,7 @@ int aw_history_append_group(aw_history_t *h, const char *user, size_t user_len,
         r->sub = items[i].sub;
         r->ts_ms = items[i].ts_ms;
         r->direction = items[i].direction;
-        r->flags = items[i].flags & AW_RECORD_PROTECTED;
+        r->flags = items[i].flags & (AW_RECORD_PROTECTED | AW_RECORD_HANDOFF);
         r->json = aw_buf_retain(items[i].json);
         *at = r;
         at = &r->group;

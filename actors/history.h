@@ -119,7 +119,7 @@ typedef void (*aw_history_done_cb)(int err, void *data);
 typedef struct aw_history_item {
     int64_t seq, sub, ts_ms;
     int direction; /* AW_RECORD_IN or AW_RECORD_OUT */
-    int flags;     /* AW_RECORD_PROTECTED or 0 */
+    int flags;     /* AW_RECORD_PROTECTED, AW_RECORD_HANDOFF, both or 0 */
     aw_buf_t *json;
 } aw_history_item_t;
 

@@ -1400,7 +1400,7 @@ aw_session_t *aw_session__new(struct aw_registry *reg, aw_runtime_t *rt, const a
 
 static void ho_audit(aw_session_t *s, const char *op, const char *action)
 {
-    aw_log(AW_LOG_NOTICE, "audit", "operator %s %s user %.*s", op != NULL && op[0] != '\0' ? op : "(api)",
+    aw_log(AW_LOG_NOTICE, "audit", "operator %s %s (user %.*s)", op != NULL && op[0] != '\0' ? op : "(api)",
            action, (int)s->user_len, s->user);
 }
 
@@ -1559,7 +1559,7 @@ static void ho_send(aw_session_t *s, aw_handoff_msg_t *m)
     aw_reply_t *r = aw_reply_new(m->text);
     aw_reply_set_operator(r, m->operator_name, NULL);
     enqueue(s, aw_push_new(r, NULL));
-    ho_audit(s, m->operator_name, "sent a message to");
+    ho_audit(s, m->operator_name, "sent a message");
 }
 
 static void ho_release(aw_session_t *s, aw_handoff_msg_t *m)
@@ -1589,8 +1589,9 @@ static void ho_release(aw_session_t *s, aw_handoff_msg_t *m)
 static void ho_gone(aw_session_t *s, aw_handoff_msg_t *m)
 {
     struct aw_session_state *st = s->st;
-    if (st->ho.state != AW_HANDOFF_OWNED || strcmp(st->ho.operator_name, m->operator_name) != 0)
-        return;
+    if (st->ho.state != AW_HANDOFF_OWNED ||
+        (m->operator_name[0] != '\0' && strcmp(st->ho.operator_name, m->operator_name) != 0))
+        return; /* "": whoever owns it (a start, when no console is open yet) */
     st->ho_grace_armed = 1;
     arm_timer(s, TIMER_HANDOFF, ++st->ho_grace_gen,
               s->cfg->handoff_grace_ms != 0 ? s->cfg->handoff_grace_ms : 60000);
@@ -1608,7 +1609,7 @@ static void ho_grace_over(aw_session_t *s, uint64_t gen)
         return; /* back meanwhile */
     if (aw_handoff_abandon(&st->ho, owner)) {
         ho_keep(s);
-        ho_audit(s, owner, "was away past the grace period: back in the waiting list is");
+        ho_audit(s, owner, "was away past the grace period: the conversation waits again");
     }
 }
 

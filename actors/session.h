@@ -100,7 +100,7 @@ enum {
     AW_HANDOFF_OP_RELEASE, /* back to the bot: by its owner, any operator while it waits, or the API */
     AW_HANDOFF_OP_WATCH,   /* the console is sent the conversation's messages as they come */
     AW_HANDOFF_OP_UNWATCH, /* no longer */
-    AW_HANDOFF_OP_GONE,    /* the operator closed their last console: the grace period starts */
+    AW_HANDOFF_OP_GONE,    /* the operator (any, for "") has no console open: the grace period starts */
 };
 
 typedef struct aw_handoff_msg {
