@@ -11,6 +11,7 @@
 #define AW_TRANSPORT_SERVER_H
 
 #include <stddef.h>
+#include "actors/operators.h"
 #include "actors/registry.h"
 
 typedef struct aw_server aw_server_t;
@@ -34,6 +35,7 @@ typedef struct aw_server_config {
     const char *tls_cert, *tls_key; /* PEM files: HTTPS and wss:// on the same port */
     const char *admin_host;         /* the admin listener's address; NULL: no admin listener */
     int admin_port;                 /* its port; 0 picks a free one (see aw_server_admin_port) */
+    aw_operators_t *operators;      /* who may open the console (--operators); NULL: no console */
 } aw_server_config_t;
 
 /* Open connections the admin listener takes at most; more are refused at
