@@ -158,6 +158,64 @@ aw_buf_t *aw_handoff_frame(const char *type, const char *user, size_t user_len, 
     return jw_finish(&w);
 }
 
+typedef struct page_req {
+    aw_conn_t *to;
+    size_t user_len;
+    char user[]; /* not NUL-terminated */
+} page_req_t;
+
+/* History thread: writes the frame and hands it to the console's loop. */
+static void page_read(int err, const aw_history_page_t *page, void *data)
+{
+    page_req_t *p = data;
+    size_t bytes = 128 + p->user_len * 6;
+    for (size_t i = 0; err == 0 && i < page->n; i++)
+        bytes += page->records[i]->len + 1;
+    jw_t w;
+    jw_init(&w, bytes);
+    jw_raw(&w, "{\"type\":\"history\"", 17);
+    JW_KEY(&w, "user");
+    jw_str(&w, p->user, p->user_len);
+    if (err != 0) {
+        JW_KEY(&w, "error");
+        jw_cstr(&w, "unavailable");
+    } else {
+        JW_KEY(&w, "records");
+        jw_char(&w, '[');
+        for (size_t i = 0; i < page->n; i++) {
+            if (i != 0)
+                jw_char(&w, ',');
+            jw_raw(&w, page->records[i]->data, page->records[i]->len); /* records are JSON objects */
+        }
+        jw_char(&w, ']');
+        JW_KEY(&w, "more");
+        jw_bool(&w, page->more);
+        JW_KEY(&w, "before");
+        jw_int(&w, page->before);
+    }
+    jw_char(&w, '}');
+    aw_buf_t *frame = jw_finish(&w);
+    p->to->send(p->to, frame);
+    aw_buf_release(frame);
+    aw_conn_release(p->to);
+    free(p);
+}
+
+int aw_handoff_send_page(aw_history_t *history, const char *user, size_t user_len, int64_t before,
+                         size_t limit, aw_conn_t *to)
+{
+    page_req_t *p = aw_alloc(sizeof(*p) + user_len);
+    p->to = aw_conn_retain(to);
+    p->user_len = user_len;
+    memcpy(p->user, user, user_len);
+    int err = aw_history_page(history, user, user_len, before, limit, AW_HISTORY_PAGE_BEFORE, page_read, p);
+    if (err != 0) {
+        aw_conn_release(p->to);
+        free(p);
+    }
+    return err;
+}
+
 static int64_t get_int(yajl_val obj, const char *key, int *bad)
 {
     const char *path[] = {key, NULL};

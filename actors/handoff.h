@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "actors/conn.h"
+#include "actors/history.h"
 #include "runtime/buf.h"
 
 #define AW_OPERATOR_NAME_MAX 64   /* bytes of an operator's name: [A-Za-z0-9._-] */
@@ -78,6 +80,15 @@ aw_buf_t *aw_handoff_write(const aw_handoff_t *h);
  * "operator" and "code" when they are not NULL. The caller releases it. */
 aw_buf_t *aw_handoff_frame(const char *type, const char *user, size_t user_len, const char *op,
                            const char *code);
+
+/* Reads a page of `user`'s history (aw_history_page, cut before bot message
+ * `before`, INT64_MAX for the newest) and sends it to the console `to` as
+ * {"type":"history","user":...,"records":[...],"more":...,"before":...}, or
+ * with "error":"unavailable" when the store cannot be read. Holds a
+ * reference to `to` until then. Returns 0, or AW_ESTOPPED (nothing is
+ * sent). Any thread. */
+int aw_handoff_send_page(aw_history_t *history, const char *user, size_t user_len, int64_t before,
+                         size_t limit, aw_conn_t *to);
 
 /* Reads a record written by aw_handoff_write. Returns 0, or AW_EBADJSON /
  * AW_EBADMSG leaving `h` in the bot's state. */

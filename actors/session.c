@@ -1398,6 +1398,8 @@ aw_session_t *aw_session__new(struct aw_registry *reg, aw_runtime_t *rt, const a
  * An operator's message is a bot message like a push: numbered, kept, sent
  * to every verified socket, with the operator's name. */
 
+#define AW_HANDOFF_PAGE 50 /* history records a console is sent at a time */
+
 static void ho_audit(aw_session_t *s, const char *op, const char *action)
 {
     aw_log(AW_LOG_NOTICE, "audit", "operator %s %s (user %.*s)", op != NULL && op[0] != '\0' ? op : "(api)",
@@ -1636,9 +1638,19 @@ static void ho_apply(aw_session_t *s, aw_handoff_msg_t *m)
         ho_release(s, m);
         break;
     case AW_HANDOFF_OP_WATCH:
+        /* The page is asked for after every record this session appended
+         * so far, and the console sees every later message live: the two
+         * neither overlap nor leave a gap. */
+        if (m->console != NULL) {
+            ho_watch(s, m->console, 1);
+            if (s->cfg->history != NULL && aw_handoff_send_page(s->cfg->history, s->user, s->user_len,
+                                                                INT64_MAX, AW_HANDOFF_PAGE, m->console) != 0)
+                ho_answer(s, m, "error", NULL, "unavailable");
+        }
+        break;
     case AW_HANDOFF_OP_UNWATCH:
         if (m->console != NULL)
-            ho_watch(s, m->console, m->op == AW_HANDOFF_OP_WATCH);
+            ho_watch(s, m->console, 0);
         break;
     case AW_HANDOFF_OP_GONE:
         ho_gone(s, m);

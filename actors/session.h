@@ -98,7 +98,8 @@ enum {
     AW_HANDOFF_OP_SEND,    /* the owner says `text` */
     AW_HANDOFF_OP_TYPING,  /* the owner is typing */
     AW_HANDOFF_OP_RELEASE, /* back to the bot: by its owner, any operator while it waits, or the API */
-    AW_HANDOFF_OP_WATCH,   /* the console is sent the conversation's messages as they come */
+    AW_HANDOFF_OP_WATCH,   /* the console is sent the newest page of the history, then every message as it
+                            * comes: what was kept before this is in the page, what comes after is sent */
     AW_HANDOFF_OP_UNWATCH, /* no longer */
     AW_HANDOFF_OP_GONE,    /* the operator (any, for "") has no console open: the grace period starts */
 };

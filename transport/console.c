@@ -19,7 +19,6 @@
 #include "actors/history.h"
 #include "actors/json.h"
 #include "actors/registry.h"
-#include "runtime/bytes.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "transport/console_command.h"
@@ -309,61 +308,12 @@ static void note_watched(console_t *k, const aw_console_command_t *cmd, int on)
     }
 }
 
-typedef struct page_req {
-    aw_conn_t *conn;
-    char *user;
-    size_t user_len;
-} page_req_t;
-
-/* {"type":"history","user":...,"records":[...],"more":...,"before":...} to
- * the console, from the history thread. */
-static void history_answered(int err, const aw_history_page_t *page, void *data)
-{
-    page_req_t *p = data;
-    aw_bytes_t b;
-    aw_buf_t *user = aw_json_string(p->user, p->user_len);
-    aw_bytes_init(&b, 256);
-    aw_bytes_appendf(&b, "{\"type\":\"history\",\"user\":");
-    aw_bytes_append(&b, user->data, user->len);
-    if (err != 0) {
-        aw_bytes_appendf(&b, ",\"error\":\"unavailable\"}");
-    } else {
-        aw_bytes_appendf(&b, ",\"records\":[");
-        for (size_t i = 0; i < page->n; i++) {
-            if (i != 0)
-                aw_bytes_appendc(&b, ',');
-            aw_bytes_append(&b, page->records[i]->data, page->records[i]->len);
-        }
-        aw_bytes_appendf(&b, "],\"more\":%s,\"before\":%lld}", page->more ? "true" : "false",
-                         (long long)page->before);
-    }
-    aw_buf_t *frame = aw_bytes_finish(&b);
-    p->conn->send(p->conn, frame);
-    aw_buf_release(frame);
-    aw_buf_release(user);
-    aw_conn_release(p->conn);
-    free(p->user);
-    free(p);
-}
-
 static void read_page(console_t *k, aw_conn_t *conn, const aw_console_command_t *cmd)
 {
     aw_history_t *history = k->srv->cfg.chat->history;
-    if (history == NULL) {
+    if (history == NULL ||
+        aw_handoff_send_page(history, cmd->user, cmd->user_len, cmd->before, PAGE_RECORDS, conn) != 0)
         tell_error(conn, "unavailable");
-        return;
-    }
-    page_req_t *p = aw_calloc(1, sizeof(*p));
-    p->conn = aw_conn_retain(conn);
-    p->user = aw_strndup(cmd->user, cmd->user_len);
-    p->user_len = cmd->user_len;
-    if (aw_history_page(history, cmd->user, cmd->user_len, cmd->before, PAGE_RECORDS, AW_HISTORY_PAGE_BEFORE,
-                        history_answered, p) != 0) {
-        aw_conn_release(p->conn);
-        free(p->user);
-        free(p);
-        tell_error(conn, "unavailable");
-    }
 }
 
 /* Hands a command to the user's session; `create`: make it if it is not in
@@ -392,9 +342,9 @@ static void console_text(aw_conn_t *conn, const char *text, size_t len, void *da
     case AW_CONSOLE_OPEN:
         aw_log(AW_LOG_NOTICE, "audit", "operator %s opened the conversation (user %.*s)", k->op,
                (int)cmd.user_len, cmd.user);
+        /* the session sends the newest page, then what comes live */
         if (to_session(k, conn, &cmd, AW_HANDOFF_OP_WATCH, 1) == 0)
             note_watched(k, &cmd, 1);
-        read_page(k, conn, &cmd);
         break;
     case AW_CONSOLE_HISTORY:
         read_page(k, conn, &cmd);
