@@ -52,6 +52,24 @@ static void channels(aw_bytes_t *out, const char *name, const char *help, const 
 
 static const uint64_t first_answer_bounds_s[7] = {5, 15, 30, 60, 120, 300, 900};
 
+/* The header and the 8 cumulative buckets of histogram `name` (7 bounds and
+ * +Inf); returns the count. */
+static uint64_t buckets(aw_bytes_t *out, const char *name, const char *help, const uint64_t bounds[7],
+                        const uint64_t counts[8])
+{
+    aw_bytes_appendf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t b = 0; b < 8; b++) {
+        cum += get(&counts[b]);
+        if (b < 7)
+            aw_bytes_appendf(out, "%s_bucket{le=\"%llu\"} %llu\n", name, (unsigned long long)bounds[b],
+                             (unsigned long long)cum);
+        else
+            aw_bytes_appendf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    }
+    return cum;
+}
+
 void aw_metrics_first_answer(uint64_t ms)
 {
     size_t b = 0;
@@ -72,19 +90,9 @@ static void write_handoffs(aw_bytes_t *out)
                     "Conversations taken over by an operator.", get(&aw_metrics.handoffs_taken));
     aw_metrics_line(out, "anywhere_handoffs_released_total", "counter",
                     "Conversations handed back to the bot.", get(&aw_metrics.handoffs_released));
-    aw_bytes_appendf(out, "# HELP anywhere_handoff_first_answer_seconds How long a user waited, from asking "
-                          "for a person to an operator's first message.\n"
-                          "# TYPE anywhere_handoff_first_answer_seconds histogram\n");
-    uint64_t cum = 0;
-    for (size_t b = 0; b < 8; b++) {
-        cum += get(&aw_metrics.first_answer_s[b]);
-        if (b < 7)
-            aw_bytes_appendf(out, "anywhere_handoff_first_answer_seconds_bucket{le=\"%llu\"} %llu\n",
-                             (unsigned long long)first_answer_bounds_s[b], (unsigned long long)cum);
-        else
-            aw_bytes_appendf(out, "anywhere_handoff_first_answer_seconds_bucket{le=\"+Inf\"} %llu\n",
-                             (unsigned long long)cum);
-    }
+    uint64_t cum = buckets(out, "anywhere_handoff_first_answer_seconds",
+                           "How long a user waited, from asking for a person to an operator's first message.",
+                           first_answer_bounds_s, aw_metrics.first_answer_s);
     uint64_t sum_ms = get(&aw_metrics.first_answer_ms_sum);
     aw_bytes_appendf(out,
                      "anywhere_handoff_first_answer_seconds_sum %llu.%03llu\n"
@@ -135,18 +143,8 @@ void aw_metrics_write(aw_bytes_t *out)
     for (int i = 0; i < AW_ABUSE_N; i++)
         aw_bytes_appendf(out, "anywhere_sockets_closed_abuse_total{reason=\"%s\"} %llu\n", reasons[i],
                          (unsigned long long)get(&aw_metrics.sockets_closed_abuse[i]));
-    aw_bytes_appendf(out, "# HELP anywhere_store_write_ms Time of one history batch write.\n"
-                          "# TYPE anywhere_store_write_ms histogram\n");
-    uint64_t cum = 0;
-    for (size_t b = 0; b < 8; b++) {
-        cum += get(&aw_metrics.store_write_ms[b]);
-        if (b < 7)
-            aw_bytes_appendf(out, "anywhere_store_write_ms_bucket{le=\"%llu\"} %llu\n",
-                             (unsigned long long)bounds_ms[b], (unsigned long long)cum);
-        else
-            aw_bytes_appendf(out, "anywhere_store_write_ms_bucket{le=\"+Inf\"} %llu\n",
-                             (unsigned long long)cum);
-    }
+    uint64_t cum = buckets(out, "anywhere_store_write_ms", "Time of one history batch write.", bounds_ms,
+                           aw_metrics.store_write_ms);
     aw_bytes_appendf(out, "anywhere_store_write_ms_sum %llu\nanywhere_store_write_ms_count %llu\n",
                      (unsigned long long)get(&aw_metrics.store_write_ms_sum), (unsigned long long)cum);
     aw_metrics_line(out, "anywhere_history_batch_records_total", "counter",

@@ -88,12 +88,11 @@ static void forbidden(h2o_req_t *req)
     h2o_send_error_generic(req, 403, "Forbidden", "the console takes requests of its own pages only\n", 0);
 }
 
-/* The checks of every console route but the page's files and sign-in:
- * on, same site, signed in. Returns 1 with the operator's name when the
- * request goes on; otherwise it has been answered. */
-static int guard(aw_route_call_t *c, char name[AW_OPERATOR_NAME_MAX + 1])
+/* The checks of every console route: on (else 404), same site (else 403).
+ * Returns 1 when the request goes on; otherwise it has been answered. */
+static int on_and_same_site(aw_route_call_t *c, int found)
 {
-    if (!console_on(c->srv)) {
+    if (!console_on(c->srv) || !found) {
         h2o_send_error_generic(c->req, 404, "Not Found", "not found\n", 0);
         return 0;
     }
@@ -101,6 +100,14 @@ static int guard(aw_route_call_t *c, char name[AW_OPERATOR_NAME_MAX + 1])
         forbidden(c->req);
         return 0;
     }
+    return 1;
+}
+
+/* Those, and an operator signed in (else 401), whose name it gives. */
+static int guard(aw_route_call_t *c, char name[AW_OPERATOR_NAME_MAX + 1])
+{
+    if (!on_and_same_site(c, 1))
+        return 0;
     if (!signed_in(c->srv, c->req, name)) {
         send_status(c->req, 401, "unauthorized", "sign in as an operator");
         return 0;
@@ -162,14 +169,8 @@ void aw_console__page(aw_route_call_t *c)
                        : h2o_memis(path.base, len, H2O_STRLIT("/console/style.css")) ? "/console.css"
                                                                                      : NULL;
     const aw_asset_t *a = file != NULL ? asset(file) : NULL;
-    if (!console_on(c->srv) || a == NULL) {
-        h2o_send_error_generic(req, 404, "Not Found", "not found\n", 0);
+    if (!on_and_same_site(c, a != NULL))
         return;
-    }
-    if (cross_site(c->srv, req)) {
-        forbidden(req);
-        return;
-    }
     char name[AW_OPERATOR_NAME_MAX + 1];
     int html = strcmp(file, "/console.html") == 0;
     send_asset(req, a, !html || signed_in(c->srv, req, name) ? 200 : 401);
@@ -189,14 +190,8 @@ void aw_console__sign_in(aw_route_call_t *c)
 {
     h2o_req_t *req = c->req;
     aw_operators_t *ops = c->srv->cfg.operators;
-    if (!console_on(c->srv)) {
-        h2o_send_error_generic(req, 404, "Not Found", "not found\n", 0);
+    if (!on_and_same_site(c, 1))
         return;
-    }
-    if (cross_site(c->srv, req)) {
-        forbidden(req);
-        return;
-    }
     char addr[INET6_ADDRSTRLEN + 1];
     peer(req, addr, sizeof(addr));
     uint64_t now = aw_now_ms();
