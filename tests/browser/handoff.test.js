@@ -5,7 +5,7 @@
 // over, both write and see each other type, the user's second tab sees the
 // operator's messages too, and the operator hands it back to the bot. The
 // console is also used with the keyboard alone. Screenshots of the console
-// go to tests/artifacts.
+// (and of the chat page while a person answers) go to tests/artifacts.
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -88,7 +88,8 @@ test('the user asks for an agent, an operator takes over, both chat and type, th
 
   await consolePage.click(`#waiting .item`);
   await waitText(consolePage, '#messages .msg .text', 'I would like to talk to an agent');
-  await waitText(consolePage, '#conv-state', 'Waiting for a person for 0 s (asked for a person)').catch(() => {});
+  assert.match(await consolePage.textContent('#conv-state'), /^Waiting for a person for \d+ s \(asked for a person\)$/);
+  assert.equal(await consolePage.isDisabled('#text'), true, 'no answer before taking it over');
   await consolePage.screenshot({ path: path.join(ARTIFACTS, 'console-waiting.png') });
   await consolePage.click('#take');
   await waitText(consolePage, '#conv-state', 'You have this conversation');
@@ -118,6 +119,7 @@ test('the user asks for an agent, an operator takes over, both chat and type, th
   const botSaid = await chat.$$eval('#messages .msg.bot:not(.person) .text', (els) => els.map((e) => e.textContent));
   assert.ok(!botSaid.some((t) => /You said: My order/.test(t)), 'the bot did not hear the user meanwhile');
   await consolePage.screenshot({ path: path.join(ARTIFACTS, 'console-desktop.png') });
+  await chat.screenshot({ path: path.join(ARTIFACTS, 'chat-handoff.png') });
   await consolePage.setViewportSize({ width: 820, height: 1180 });
   await consolePage.screenshot({ path: path.join(ARTIFACTS, 'console-tablet.png') });
   await consolePage.setViewportSize({ width: 1280, height: 800 });

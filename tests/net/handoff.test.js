@@ -3,16 +3,15 @@
 // brake on wrong passwords, no mixing of operator sessions and user tokens),
 // the audit log, two operators racing for one conversation, a restart (and a
 // kill) in the middle of a handoff, the grace period of an operator who
-// leaves, POST /api/handoff, a bridge bot that asks for a person, and the
-// metrics.
+// leaves, POST /api/handoff, the example bridge bot that asks for a person,
+// and the metrics.
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const http = require('node:http');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const WebSocket = require('ws');
 const { startServer, Client, post, sleep, metric } = require('./lib');
 
@@ -409,41 +408,35 @@ test('POST /api/handoff puts a user in the queue and hands them back; it needs t
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('a bot behind the bridge asks for a person with a handoff reply, and hears handoff_end', async () => {
-  const seen = [];
-  const bot = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      const msg = JSON.parse(body);
-      seen.push(msg);
-      let answer = [{ text: `heard ${msg.type}` }];
-      if (msg.text === 'help me') answer = [{ text: 'Getting someone.' }, { type: 'handoff', reason: 'bridge says so' }];
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(answer));
-    });
+test('a bot behind the bridge (examples/handoff_bot.js) asks for a person, and hears handoff_end', async () => {
+  const secret = 'bridge-handoff-secret';
+  const bot = spawn(process.execPath, [path.join(__dirname, '..', '..', 'examples', 'handoff_bot.js'), '0'],
+    { env: { ...process.env, ANYWHERE_SECRET: secret }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const botUrl = await new Promise((resolve, reject) => {
+    bot.stdout.on('data', (d) => { const m = /on (http:\S+)/.exec(String(d)); if (m) resolve(m[1]); });
+    bot.on('exit', (code) => reject(new Error(`the example bot exited ${code}`)));
   });
-  await new Promise((r) => bot.listen(0, '127.0.0.1', r));
   const dir = dataDir();
-  const srv = await start(dir, ['--bot-url', `http://127.0.0.1:${bot.address().port}/`]);
+  const srv = await start(dir, ['--bot-url', botUrl, '--secret', secret]);
   const ann = await Console.open(srv, (await signIn(srv, 'ann')).cookie);
   const u = await greet(srv, 'bridged');
-  u.send({ type: 'message', user: 'bridged', text: 'help me' });
-  await u.waitFor((f) => f.type === 'message' && f.text === 'Getting someone.');
+  u.send({ type: 'message', user: 'bridged', text: 'I want a refund' });
+  await u.waitFor((f) => f.type === 'message' && f.text === 'I am sorry. A colleague will take this over.');
   const q = await ann.queue((x) => x.waiting.some((e) => e.user === 'bridged'));
-  assert.equal(q.waiting[0].reason, 'bridge says so');
-  u.send({ type: 'message', user: 'bridged', text: 'are you a person?' });
+  assert.equal(q.waiting[0].reason, 'unhappy user');
+  u.send({ type: 'message', user: 'bridged', text: 'hello?' });
+  ann.send({ type: 'open', user: 'bridged' });
   ann.send({ type: 'take', user: 'bridged' });
   await ann.waitFor((f) => f.type === 'taken');
   ann.send({ type: 'release', user: 'bridged' });
-  await u.waitFor((f) => f.type === 'message' && f.text === 'heard handoff_end');
-  const end = seen.find((m) => m.type === 'handoff_end');
-  assert.equal(end.user, 'bridged');
-  assert.equal(end.operator, 'ann');
-  assert.ok(!seen.some((m) => m.text === 'are you a person?'), 'the bot did not get the message meanwhile');
+  const [back] = await u.waitFor((f) => f.type === 'message' && /^Thanks for your patience/.test(f.text));
+  assert.equal(back.text, 'Thanks for your patience with ann. Anything else?');
+  assert.ok(!u.messages().some((m) => /About "hello\?"/.test(m.text)), 'the bot did not get the message meanwhile');
+  u.send({ type: 'message', user: 'bridged', text: 'where is it' });
+  await u.waitFor((f) => f.type === 'message' && f.text === 'About "where is it": your order is on its way.');
   await u.close();
   await ann.close();
   assert.equal((await srv.stop()).code, 0, srv.log());
-  bot.close();
+  bot.kill();
   fs.rmSync(dir, { recursive: true, force: true });
 });
