@@ -58,7 +58,7 @@ static int ho_intercept(aw_session_t *s, aw_inbound_t *in);
 static void ho_request(aw_session_t *s, const char *reason);
 static void ho_show(aw_session_t *s, aw_buf_t *frame);
 static void ho_handle(aw_session_t *s, aw_handoff_msg_t *m);
-static void ho_loaded(aw_session_t *s);
+static void ho_apply(aw_session_t *s, aw_handoff_msg_t *m);
 static void ho_grace_over(aw_session_t *s, uint64_t gen);
 static void ho_dispose(aw_session_t *s);
 
@@ -141,8 +141,7 @@ struct aw_session_state {
     aw_handoff_t ho;      /* who answers: the bot, or a person */
     aw_conn_t **watchers; /* consoles shown this conversation live (references) */
     size_t n_watchers;
-    aw_handoff_msg_t *ho_pending; /* what consoles asked before the session loaded, newest first */
-    uint64_t ho_grace_gen;        /* the owner's grace period that counts */
+    uint64_t ho_grace_gen; /* the owner's grace period that counts */
     int ho_grace_armed;
 };
 
@@ -1012,7 +1011,7 @@ static void load(aw_session_t *s)
 static int is_idle(const struct aw_session_state *st)
 {
     return st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0 &&
-           !aw_held_any(&st->held) && st->n_watchers == 0 && !st->ho_grace_armed && st->ho_pending == NULL;
+           !aw_held_any(&st->held) && st->n_watchers == 0 && !st->ho_grace_armed;
 }
 
 /* An idle session is freed once it has stayed idle for idle_ms. A webhook
@@ -1050,6 +1049,12 @@ static void pump(aw_session_t *s)
         st->q_head = in->next;
         if (st->q_head == NULL)
             st->q_tail = NULL;
+        if (in->handoff != NULL) { /* a console's or the API's request, in its turn (ho_handle) */
+            ho_apply(s, in->handoff);
+            in->handoff = NULL;
+            aw_msg_release(&in->super);
+            continue;
+        }
         start_turn(s, in);
     }
     maybe_idle(s);
@@ -1181,7 +1186,6 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
     st->protected_id |= (m->flags & AW_TAIL_PROTECTED) != 0;
     st->reserved = m->reserved; /* where the store says this session may number up to */
     st->loaded = 1;
-    ho_loaded(s); /* what consoles asked meanwhile */
     /* The ids of the person's newest messages, oldest first, so that a
      * message sent again after a restart is known as a duplicate. */
     for (size_t i = m->n; i-- > 0;)
@@ -1659,36 +1663,25 @@ static void ho_apply(aw_session_t *s, aw_handoff_msg_t *m)
     aw_msg_release(&m->super);
 }
 
-/* A change waits until the session knows where the user's numbering goes
- * on: its record takes the next key. */
+/* A request about the conversation takes its turn after the user's
+ * messages that came before it, so that one sent before a hand back is
+ * still the person's to read, and one sent before a take over the bot's to
+ * answer; and it waits until the session knows where the user's numbering
+ * goes on, as its record takes the next key. So it joins the queue of
+ * turns unless nothing is in it. */
 static void ho_handle(aw_session_t *s, aw_handoff_msg_t *m)
 {
     struct aw_session_state *st = s->st;
-    if (!st->loaded) {
-        m->next = st->ho_pending;
-        st->ho_pending = m;
-        load(s);
+    if (st->loaded && !st->in_turn && !st->waiting && st->q_head == NULL) {
+        ho_apply(s, m);
+        pump(s);
         return;
     }
-    ho_apply(s, m);
+    aw_message_t empty = {0};
+    aw_inbound_t *in = aw_inbound_new(&empty, NULL, NULL, AW_CHANNEL_PUSH);
+    in->handoff = m;
+    enqueue(s, in);
     pump(s);
-}
-
-static void ho_loaded(aw_session_t *s)
-{
-    aw_handoff_msg_t *list = s->st->ho_pending, *oldest_first = NULL;
-    s->st->ho_pending = NULL;
-    while (list != NULL) {
-        aw_handoff_msg_t *next = list->next;
-        list->next = oldest_first;
-        oldest_first = list;
-        list = next;
-    }
-    while (oldest_first != NULL) {
-        aw_handoff_msg_t *next = oldest_first->next;
-        ho_apply(s, oldest_first);
-        oldest_first = next;
-    }
 }
 
 static void ho_dispose(aw_session_t *s)
@@ -1697,11 +1690,6 @@ static void ho_dispose(aw_session_t *s)
     for (size_t i = 0; i < st->n_watchers; i++)
         aw_conn_release(st->watchers[i]);
     free(st->watchers);
-    while (st->ho_pending != NULL) {
-        aw_handoff_msg_t *next = st->ho_pending->next;
-        aw_msg_release(&st->ho_pending->super);
-        st->ho_pending = next;
-    }
 }
 
 /* --- messages to sessions --- */
@@ -1710,6 +1698,8 @@ static void inbound_free(aw_msg_t *m)
 {
     aw_inbound_t *in = (aw_inbound_t *)m;
     aw_reply_free(in->push);
+    if (in->handoff != NULL)
+        aw_msg_release(&in->handoff->super);
     aw_message_dispose(&in->msg);
     if (in->conn != NULL && in->super.type == AW_SESSION_INBOUND)
         __atomic_sub_fetch(&in->conn->held, 1, __ATOMIC_RELEASE);

@@ -62,13 +62,14 @@ enum {
 /* A client message on its way to the session of its user. */
 typedef struct aw_inbound {
     aw_msg_t super;
-    aw_message_t msg;        /* owned */
-    aw_conn_t *conn;         /* the socket it came on (a reference), or NULL */
-    aw_sink_t *sink;         /* the webhook request waiting for the replies (a reference), or NULL */
-    aw_channel_t channel;    /* the channel it came on */
-    struct aw_inbound *next; /* the session's queue of waiting turns */
-    aw_reply_t *push;        /* a message to deliver as it is (POST /api/send), or NULL */
-    int trusted;             /* the server's own event (handoff_end): speaks for the user, proven */
+    aw_message_t msg;               /* owned */
+    aw_conn_t *conn;                /* the socket it came on (a reference), or NULL */
+    aw_sink_t *sink;                /* the webhook request waiting for the replies (a reference), or NULL */
+    aw_channel_t channel;           /* the channel it came on */
+    struct aw_inbound *next;        /* the session's queue of waiting turns */
+    aw_reply_t *push;               /* a message to deliver as it is (POST /api/send), or NULL */
+    int trusted;                    /* the server's own event (handoff_end): speaks for the user, proven */
+    struct aw_handoff_msg *handoff; /* a request about the conversation waiting its turn (owned), or NULL */
 } aw_inbound_t;
 
 /* Wraps a parsed message that came on `channel`, taking it over (`msg` is
@@ -110,7 +111,6 @@ typedef struct aw_handoff_msg {
     char operator_name[AW_OPERATOR_NAME_MAX + 1]; /* who acts; "" for the API */
     aw_conn_t *console;                           /* the console to answer (a reference), or NULL */
     char *text;                                   /* SEND: the message; REQUEST: the reason; or NULL */
-    struct aw_handoff_msg *next;                  /* the session's: waiting for it to load */
 } aw_handoff_msg_t;
 
 /* A request of `op` by operator `name` ("" or NULL: the API), answered on

@@ -84,7 +84,9 @@ int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t 
 
 int aw_store_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *data)
 {
-    return flag == 0 ? AW_EINVAL : store->backend->latest(store, flag, cb, data);
+    if (flag == 0 || store->backend->latest == NULL)
+        return AW_EINVAL;
+    return store->backend->latest(store, flag, cb, data);
 }
 
 const char *aw_store_backend(aw_store_t *store)

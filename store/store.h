@@ -128,7 +128,8 @@ int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t 
  * set, with the newest such record of that user (the highest key), in no
  * particular order. A scan of the whole store: for a start, not for a
  * turn. Returns 0, or a negative AW_E... code (`cb` may have been called
- * for some users then). */
+ * for some users then); AW_EINVAL for a flag of 0 or a backend without
+ * the operation. */
 int aw_store_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *data);
 
 /* A short name of the backend ("sqlite", "mongodb"), for logs and metrics. */
