@@ -1663,16 +1663,18 @@ static void ho_apply(aw_session_t *s, aw_handoff_msg_t *m)
     aw_msg_release(&m->super);
 }
 
-/* A request about the conversation takes its turn after the user's
- * messages that came before it, so that one sent before a hand back is
- * still the person's to read, and one sent before a take over the bot's to
- * answer; and it waits until the session knows where the user's numbering
- * goes on, as its record takes the next key. So it joins the queue of
- * turns unless nothing is in it. */
+/* A change of the conversation takes its turn after the user's messages
+ * that came before it, so that one sent before a hand back is still the
+ * person's to read, and one sent before a take over the bot's to answer;
+ * and it waits until the session knows where the user's numbering goes on,
+ * as its record takes the next key. So it joins the queue of turns unless
+ * nothing is in it. Watching and typing change nothing: at once. */
 static void ho_handle(aw_session_t *s, aw_handoff_msg_t *m)
 {
     struct aw_session_state *st = s->st;
-    if (st->loaded && !st->in_turn && !st->waiting && st->q_head == NULL) {
+    int at_once =
+        m->op == AW_HANDOFF_OP_WATCH || m->op == AW_HANDOFF_OP_UNWATCH || m->op == AW_HANDOFF_OP_TYPING;
+    if (at_once || (st->loaded && !st->in_turn && !st->waiting && st->q_head == NULL)) {
         ho_apply(s, m);
         pump(s);
         return;
