@@ -302,6 +302,34 @@ static int mg_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *d
     return err;
 }
 
+static int mg_latest_of(aw_store_t *store, const char *user, size_t user_len, int flag, aw_store_record_cb cb,
+                        void *data)
+{
+    mongo_store_t *s = (mongo_store_t *)store;
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, bits, sort;
+    bson_append_utf8(&filter, "user", 4, user, (int)user_len);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "flags", &bits);
+    BSON_APPEND_INT32(&bits, "$bitsAllSet", flag);
+    bson_append_document_end(&filter, &bits);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "seq", -1);
+    BSON_APPEND_INT32(&sort, "sub", -1);
+    bson_append_document_end(&opts, &sort);
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    aw_record_t r = {0};
+    page_t p = {.recs = &r, .cap = 1};
+    int err = find(s, &filter, &opts, collect, &p);
+    if (err == 0 && p.n == 1) {
+        r.user = user;
+        r.user_len = user_len;
+        cb(&r, data);
+    }
+    free((char *)r.json);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return err;
+}
+
 static int command(mongo_store_t *s, const char *db, const bson_t *cmd)
 {
     bson_error_t error;
@@ -400,5 +428,6 @@ const aw_store_backend_t aw_store__mongodb = {
     .append = mg_append,
     .read = mg_read,
     .latest = mg_latest,
+    .latest_of = mg_latest_of,
     .close = mg_close,
 };

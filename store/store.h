@@ -132,6 +132,14 @@ int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t 
  * the operation. */
 int aw_store_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *data);
 
+/* Calls `cb` once with the newest record of `user` (the highest key) that
+ * has every bit of `flag` set, or not at all when the user has none. Read
+ * when a user's session loads: a backend keeps it cheap (an index of the
+ * records with AW_RECORD_HANDOFF). Returns 0, or a negative AW_E... code
+ * (AW_EINVAL as aw_store_latest). */
+int aw_store_latest_of(aw_store_t *store, const char *user, size_t user_len, int flag, aw_store_record_cb cb,
+                       void *data);
+
 /* A short name of the backend ("sqlite", "mongodb"), for logs and metrics. */
 const char *aw_store_backend(aw_store_t *store);
 

@@ -402,6 +402,17 @@ static void test_latest(aw_store_t *s)
     }
     CHECK(seen == 3);
     CHECK(aw_store_latest(s, 0, on_record, &g) == AW_EINVAL);
+    /* one user's newest, whatever came after it; none for a user without one */
+    got_t one = {0};
+    CHECK(aw_store_latest_of(s, "lat1", 4, AW_RECORD_HANDOFF, on_record, &one) == 0);
+    CHECK(one.n == 1 && same_record(&one.rec[0], &b[2]));
+    got_t both = {0};
+    CHECK(aw_store_latest_of(s, "lat2", 4, AW_RECORD_HANDOFF | AW_RECORD_PROTECTED, on_record, &both) == 0);
+    CHECK(both.n == 1 && same_record(&both.rec[0], &b[4]));
+    got_t none = {0};
+    CHECK(aw_store_latest_of(s, "lat3", 4, AW_RECORD_HANDOFF, on_record, &none) == 0 && none.n == 0);
+    CHECK(aw_store_latest_of(s, "lat1", 4, AW_RECORD_HANDOFF | AW_RECORD_PROTECTED, on_record, &none) == 0 &&
+          none.n == 0);
 }
 
 static const struct {
