@@ -845,7 +845,8 @@ typedef struct tail_acc {
     int flags;         /* AW_TAIL_... */
     aw_buf_t **recent; /* the person's newest messages with a `mid`, newest first */
     size_t n_recent, max_recent;
-    int with_mids; /* some were found: read on for the rest of the window */
+    int with_mids;     /* some were found: read on for the rest of the window */
+    aw_buf_t *handoff; /* the newest handoff record met (a reference), or NULL */
 } tail_acc_t;
 
 /* Adds one record. Protection, once proved, is never taken back, so each
@@ -859,6 +860,8 @@ static void tail_add(tail_acc_t *t, const aw_record_t *rec, aw_buf_t *json)
         return;
     }
     t->flags |= AW_TAIL_KNOWN;
+    if ((rec->flags & AW_RECORD_HANDOFF) && t->handoff == NULL)
+        t->handoff = aw_buf_retain(json); /* records come newest first */
     if (!t->found || key_above(rec->seq, rec->sub, t->seq, t->sub)) {
         t->found = 1;
         t->seq = rec->seq;
@@ -902,6 +905,30 @@ static int tail_read_store(aw_history_t *h, req_t *r, tail_acc_t *t)
         collect_free(&c);
     }
     return 0;
+}
+
+static void keep_handoff(const aw_record_t *rec, void *data)
+{
+    *(aw_buf_t **)data = aw_buf_new(rec->json, rec->json_len);
+}
+
+/* Who answers the user, for the tail: the newest handoff record held, else
+ * the newest the tail's pages met, else the store's (an index lookup: it may
+ * be older than every page read). `err`: the pages' read. The answer's
+ * buffer stays in `t` (released by the caller). */
+static void tail_handoff(aw_history_t *h, req_t *r, int err, tail_acc_t *held, tail_acc_t *t,
+                         aw_history_tail_t *tail)
+{
+    if (held->handoff != NULL || t->handoff != NULL) {
+        tail->handoff = held->handoff != NULL ? held->handoff : t->handoff;
+        tail->handoff_known = 1;
+        return;
+    }
+    if (err == 0 && aw_store_latest_of(h->store, r->user, r->user_len, AW_RECORD_HANDOFF, keep_handoff,
+                                       &t->handoff) == 0) {
+        tail->handoff = t->handoff;
+        tail->handoff_known = 1;
+    }
 }
 
 /* The user's last key (history.h). The store is read as it is, without
@@ -960,12 +987,15 @@ static void do_tail(aw_history_t *h, req_t *r)
     if (known) {
         mark_raise(h, r->user, r->user_len, seq, sub, flags);
         aw_history_tail_t tail = {seq, sub, reserved, flags, recent, n_recent};
+        tail_handoff(h, r, err, &held, &t, &tail);
         ((aw_history_tail_cb)r->cb)(0, &tail, r->data);
     } else {
         ((aw_history_tail_cb)r->cb)(AW_EUNAVAILABLE, NULL, r->data);
     }
     for (size_t i = 0; i < n_recent; i++)
         aw_buf_release(recent[i]);
+    aw_buf_release(held.handoff);
+    aw_buf_release(t.handoff);
 }
 
 /* Merges the stored bot messages (`stored`, newest first) with the ones the

@@ -93,6 +93,12 @@ typedef struct aw_history_tail {
      * AW_HISTORY_TAIL_RECENT: lent for the call. */
     aw_buf_t *const *recent;
     size_t n_recent;
+    /* Who answers the user: the JSON of the user's newest handoff record
+     * (AW_RECORD_HANDOFF, held or stored; lent for the call), or NULL for
+     * none; `handoff_known` is 0 when the store could not be read for it
+     * and nothing was held (`handoff` is NULL then, and says nothing). */
+    aw_buf_t *handoff;
+    int handoff_known;
 } aw_history_tail_t;
 
 /* The latest key of a user, so that numbering continues after a restart and

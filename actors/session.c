@@ -49,6 +49,8 @@ typedef struct hist_msg {
     size_t n;
     aw_reply_t **replies; /* a remote bot's answer */
     size_t n_replies;
+    aw_buf_t *handoff; /* LOADED: the user's newest handoff record (a reference), or NULL */
+    int handoff_known; /* LOADED: and whether it says who answers (history.h) */
 } hist_msg_t;
 
 static void hist_msg_free(aw_msg_t *msg);
@@ -60,6 +62,7 @@ static void ho_show(aw_session_t *s, aw_buf_t *frame);
 static void ho_handle(aw_session_t *s, aw_handoff_msg_t *m);
 static void ho_apply(aw_session_t *s, aw_handoff_msg_t *m);
 static void ho_grace_over(aw_session_t *s, uint64_t gen);
+static void ho_loaded(aw_session_t *s, const aw_buf_t *record, int known);
 static void ho_dispose(aw_session_t *s);
 
 typedef struct timer_msg {
@@ -983,6 +986,8 @@ static void on_tail(int err, const aw_history_tail_t *tail, void *data)
         for (size_t i = 0; i < tail->n_recent; i++)
             m->frames[i] = aw_buf_retain(tail->recent[i]);
         m->n = tail->n_recent;
+        m->handoff = tail->handoff != NULL ? aw_buf_retain(tail->handoff) : NULL;
+        m->handoff_known = tail->handoff_known;
     }
     if (aw_actor_send(&s->super, &m->super) != 0)
         aw_msg_release(&m->super);
@@ -1186,6 +1191,7 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
     st->protected_id |= (m->flags & AW_TAIL_PROTECTED) != 0;
     st->reserved = m->reserved; /* where the store says this session may number up to */
     st->loaded = 1;
+    ho_loaded(s, m->handoff, m->handoff_known);
     /* The ids of the person's newest messages, oldest first, so that a
      * message sent again after a restart is known as a duplicate. */
     for (size_t i = m->n; i-- > 0;)
@@ -1231,6 +1237,7 @@ static void hist_msg_free(aw_msg_t *msg)
     for (size_t i = 0; i < m->n; i++)
         aw_buf_release(m->frames[i]);
     free(m->frames);
+    aw_buf_release(m->handoff);
     free(m);
 }
 
@@ -1522,6 +1529,22 @@ static int ho_intercept(aw_session_t *s, aw_inbound_t *in)
         return 0;
     keep_turn(s, NULL); /* no reply of the bot's will carry the person's record */
     return 1;
+}
+
+/* The store says who answers the user (the desk said it when the session
+ * was made, as this node saw it): the store wins, since the session may
+ * have lived on another node, and the desk learns it. */
+static void ho_loaded(aw_session_t *s, const aw_buf_t *record, int known)
+{
+    struct aw_session_state *st = s->st;
+    aw_handoff_t h = {0};
+    if (!known || (record != NULL && aw_handoff_parse(&h, record->data, record->len) != 0))
+        return; /* the store could not tell, or the record is not one this server reads: the desk's view */
+    if (memcmp(&h, &st->ho, sizeof(h)) == 0)
+        return;
+    st->ho = h;
+    if (s->cfg->desk != NULL)
+        aw_desk_set(s->cfg->desk, s->user, s->user_len, &st->ho);
 }
 
 static void ho_grace_cancel(aw_session_t *s)
