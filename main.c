@@ -321,7 +321,7 @@ static int parse_option(options_t *o, int c, const char *arg)
     case 'o' + 256:
         o->operators = arg;
         return 0;
-    case 'n' + 256:
+    case 'h' + 256:
         o->handoff_joined = arg;
         return 0;
     case 'e' + 256:
@@ -378,7 +378,7 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"store-timeout", required_argument, NULL, 'Y'},
                                              {"durable-delivery", no_argument, NULL, 'D' + 256},
                                              {"operators", required_argument, NULL, 'o' + 256},
-                                             {"handoff-notice", required_argument, NULL, 'n' + 256},
+                                             {"handoff-notice", required_argument, NULL, 'h' + 256},
                                              {"handoff-end-notice", required_argument, NULL, 'e' + 256},
                                              {"handoff-grace", required_argument, NULL, 'g' + 256},
                                              {"help", no_argument, NULL, 'H'},
