@@ -14,12 +14,15 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 #include "actors/bot.h"
 #include <curl/curl.h>
 #include "actors/bridge.h"
+#include "actors/desk.h"
 #include "actors/history.h"
 #include "actors/identity.h"
+#include "actors/operators.h"
 #include "actors/registry.h"
 #include "actors/script.h"
 #include "cluster/cluster.h"
@@ -64,12 +67,15 @@ typedef struct options {
     int admin_port;
     int log_level, log_json;
     unsigned int store_timeout_ms;
-    const char *nats;       /* --nats or $NATS_URL: NULL runs alone */
-    const char *cluster;    /* --cluster */
-    const char *node_id;    /* --node-id */
-    const char *nats_creds; /* --nats-creds */
-    const char *nats_ca;    /* --nats-ca */
-    int reuse_port;         /* --reuse-port */
+    const char *nats;                           /* --nats or $NATS_URL: NULL runs alone */
+    const char *cluster;                        /* --cluster */
+    const char *node_id;                        /* --node-id */
+    const char *nats_creds;                     /* --nats-creds */
+    const char *nats_ca;                        /* --nats-ca */
+    int reuse_port;                             /* --reuse-port */
+    const char *operators;                      /* --operators FILE */
+    const char *handoff_joined, *handoff_ended; /* what the user is told */
+    unsigned int handoff_grace_ms;
 } options_t;
 
 static void usage(FILE *out)
@@ -135,12 +141,26 @@ static void usage(FILE *out)
         "  --nats-creds FILE           a NATS credentials file (user and password may be in the URL)\n"
         "  --nats-ca FILE              CA certificates for tls:// NATS servers\n"
         "  --reuse-port                let the nodes of one machine share --port (needs --nats)\n"
+        "Handing over to a person:\n"
+        "  --operators FILE            who may sign in to the operator console at /console (written by\n"
+        "                              `anywhere operator add NAME --operators FILE`); without it, no "
+        "console\n"
+        "  --handoff-notice TEXT       told the user when an operator joins (default: \"You are now talking\n"
+        "                              with a person.\"; \"\" says nothing)\n"
+        "  --handoff-end-notice TEXT   told the user when the bot is back (default: \"You are back with the\n"
+        "                              bot.\"; \"\" says nothing)\n"
+        "  --handoff-grace MS          how long an operator may be away before their conversations wait\n"
+        "                              again (default 60000)\n"
         "\n"
         "Logs:\n"
         "  --log-level L               error, warn, info (default) or debug\n"
         "  --log-format F              text (default) or json, one line per event\n"
         "\n"
-        "  --help, --version\n");
+        "  --help, --version\n"
+        "\n"
+        "usage: anywhere operator add NAME --operators FILE\n"
+        "  adds operator NAME to FILE (or gives them a new password), reading the password from the\n"
+        "  standard input\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -328,6 +348,20 @@ static int parse_option(options_t *o, int c, const char *arg)
             return -1;
         o->history_auth = strcmp(arg, "on") == 0;
         return 0;
+    case 'o' + 256:
+        o->operators = arg;
+        return 0;
+    case 'h' + 256:
+        o->handoff_joined = arg;
+        return 0;
+    case 'e' + 256:
+        o->handoff_ended = arg;
+        return 0;
+    case 'g' + 256:
+        if (parse_uint(arg, 24u * 3600 * 1000, &v) != 0 || v == 0)
+            return -1;
+        o->handoff_grace_ms = (unsigned int)v;
+        return 0;
     }
     return -1;
 }
@@ -379,6 +413,10 @@ static int parse_args(options_t *o, int argc, char **argv)
                                              {"nats-creds", required_argument, NULL, 'C' + 256},
                                              {"nats-ca", required_argument, NULL, 'a' + 256},
                                              {"reuse-port", no_argument, NULL, 'r' + 256},
+                                             {"operators", required_argument, NULL, 'o' + 256},
+                                             {"handoff-notice", required_argument, NULL, 'h' + 256},
+                                             {"handoff-end-notice", required_argument, NULL, 'e' + 256},
+                                             {"handoff-grace", required_argument, NULL, 'g' + 256},
                                              {"help", no_argument, NULL, 'H'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
@@ -468,6 +506,67 @@ static void finish_turns(aw_runtime_t *rt, aw_history_t *history, aw_bridge_t *b
     }
 }
 
+/* The password for `anywhere operator add`: the first line of the
+ * standard input, asked for without echo on a terminal. */
+static int read_password(char *buf, size_t size)
+{
+    struct termios old, quiet;
+    int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "password: ");
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    int ok = fgets(buf, (int)size, stdin) != NULL;
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (!ok)
+        return -1;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return buf[0] != '\0' ? 0 : -1;
+}
+
+/* anywhere operator add NAME --operators FILE */
+static int operator_command(int argc, char **argv)
+{
+    const char *file = NULL;
+    if (argc >= 4 && strcmp(argv[1], "add") == 0) {
+        for (int i = 3; i < argc; i++) {
+            if (strcmp(argv[i], "--operators") == 0 && i + 1 < argc)
+                file = argv[++i];
+            else if (strncmp(argv[i], "--operators=", 12) == 0)
+                file = argv[i] + 12;
+            else
+                file = NULL, i = argc;
+        }
+    }
+    if (file == NULL) {
+        fprintf(stderr,
+                "usage: anywhere operator add NAME --operators FILE (the password on standard input)\n");
+        return 2;
+    }
+    char password[AW_OPERATOR_PASSWORD_MAX + 2], err[512];
+    if (read_password(password, sizeof(password)) != 0 || strlen(password) > AW_OPERATOR_PASSWORD_MAX) {
+        fprintf(stderr, "anywhere: no password given (one line on standard input, at most %d bytes)\n",
+                AW_OPERATOR_PASSWORD_MAX);
+        return 2;
+    }
+    int rc = aw_operators_add(file, argv[2], password, err, sizeof(err));
+    memset(password, 0, sizeof(password));
+    if (rc != 0) {
+        fprintf(stderr, "anywhere: %s\n",
+                rc == AW_EINVAL && !aw_operator_name_valid(argv[2], strlen(argv[2]))
+                    ? "a name is 1 to 64 of A-Z a-z 0-9 . _ -"
+                    : err);
+        return 1;
+    }
+    printf("operator %s written to %s\n", argv[2], file);
+    return 0;
+}
+
 static aw_history_t *open_history(const options_t *o, const char **backend)
 {
     char uri[PATH_MAX + 16];
@@ -520,7 +619,11 @@ int main(int argc, char **argv)
                    .log_level = AW_LOG_INFO,
                    .data_dir = ".",
                    .history_auth = 1,
-                   .session_idle_ms = 60000};
+                   .session_idle_ms = 60000,
+                   .handoff_joined = "You are now talking with a person.",
+                   .handoff_ended = "You are back with the bot."};
+    if (argc >= 2 && strcmp(argv[1], "operator") == 0)
+        return operator_command(argc - 1, argv + 1);
     unsigned long env_port;
     if (getenv("PORT") != NULL && parse_uint(getenv("PORT"), 65535, &env_port) == 0)
         o.port = (int)env_port;
@@ -602,10 +705,23 @@ int main(int argc, char **argv)
     } else {
         bot = strcmp(o.bot, "echo") == 0 ? aw_bot_echo() : aw_bot_demo();
     }
+    aw_operators_t *operators = NULL;
+    if (o.operators != NULL) {
+        char err[600];
+        if (aw_operators_load(o.operators, &operators, err, sizeof(err)) != 0) {
+            aw_log(AW_LOG_ERROR, "operators", "the operators file: %s", err);
+            return 2;
+        }
+        aw_log(AW_LOG_INFO, "operators", "%zu operator(s) may sign in to the console at /console",
+               aw_operators_count(operators));
+    }
     const char *backend = "";
     aw_history_t *history = open_history(&o, &backend);
     if (history == NULL)
         return 1;
+    /* who waits for a person, and who has them, before anyone chats */
+    aw_desk_t *desk = aw_desk_create();
+    aw_desk_load(desk, history);
     aw_runtime_t *rt;
     aw_runtime_config_t rc = {.workers = o.workers};
     if (aw_runtime_create(&rt, &rc) != 0) {
@@ -622,8 +738,20 @@ int main(int argc, char **argv)
                              .rate = o.rate,
                              .burst = o.burst < 1 ? 1 : o.burst,
                              .claim_ms = o.store_timeout_ms,
-                             .durable = o.durable_delivery};
+                             .durable = o.durable_delivery,
+                             .desk = desk,
+                             .handoff_joined = o.handoff_joined,
+                             .handoff_ended = o.handoff_ended,
+                             .handoff_grace_ms = o.handoff_grace_ms};
     aw_registry_t *reg = aw_registry_create(rt, &chat);
+    /* No console is open yet: the owners' grace periods start now. */
+    char **owned = aw_desk_owned_by(desk, NULL);
+    for (size_t i = 0; owned != NULL && owned[i] != NULL; i++) {
+        aw_handoff_msg_t *m = aw_handoff_msg_new(AW_HANDOFF_OP_GONE, NULL, NULL, NULL);
+        if (aw_registry_send(reg, owned[i], strlen(owned[i]), &m->super, 1) != 0)
+            aw_msg_release(&m->super);
+    }
+    aw_desk_free_list(owned);
     const char *api_key = o.api_key != NULL ? o.api_key : getenv("ANYWHERE_API_KEY");
     if (api_key != NULL && api_key[0] == '\0')
         api_key = NULL;
@@ -645,7 +773,8 @@ int main(int argc, char **argv)
                              .tls_cert = o.tls_cert,
                              .tls_key = o.tls_key,
                              .admin_host = o.admin_host[0] != '\0' ? o.admin_host : NULL,
-                             .admin_port = o.admin_port};
+                             .admin_port = o.admin_port,
+                             .operators = operators};
     aw_cluster_t *cluster = NULL;
     if (o.nats != NULL) {
         aw_cluster_config_t cc = {.urls = o.nats,
@@ -704,6 +833,8 @@ int main(int argc, char **argv)
     aw_registry_destroy(reg);
     aw_runtime_destroy(rt);
     aw_server_destroy(srv);
+    aw_desk_destroy(desk);
+    aw_operators_free(operators);
     aw_bot_free(bot);
     aw_log(AW_LOG_INFO, "stopped", "stopped");
     return lost == 0 ? 0 : 1;

@@ -240,6 +240,13 @@ aw_reply_t *aw_turn_say(aw_turn_t *turn, const char *text)
     return r;
 }
 
+void aw_turn_handoff(aw_turn_t *turn, const char *reason)
+{
+    aw_reply_t *r = aw_reply_new_handoff(reason);
+    turn->replies = aw_realloc(turn->replies, (turn->n_replies + 1) * sizeof(*turn->replies));
+    turn->replies[turn->n_replies++] = r;
+}
+
 aw_reply_t *aw_turn_say_typing(aw_turn_t *turn, const char *text, unsigned int ms)
 {
     aw_reply_t *r = aw_turn_say(turn, text);

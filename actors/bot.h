@@ -85,6 +85,13 @@ aw_reply_t *aw_turn_ask(aw_turn_t *turn, const char *question, aw_skill_cb on_an
  * may go on chatting meanwhile, and gets it on return if away. */
 aw_reply_t *aw_turn_later(aw_turn_t *turn, const char *text, unsigned int delay_ms);
 
+/* Asks for a person, for `reason` (may be NULL; shown to the operators):
+ * once the replies said before it in this turn have gone, the conversation
+ * waits in the operators' console, and the bot hears nothing more of the
+ * user until an operator hands it back (the event "handoff_end"). Nothing
+ * happens when a person was asked for already, or for a guest (session.h). */
+void aw_turn_handoff(aw_turn_t *turn, const char *reason);
+
 /* The user this turn is for; not NUL-terminated beyond *len. */
 const char *aw_turn_user(const aw_turn_t *turn, size_t *len);
 

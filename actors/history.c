@@ -35,7 +35,7 @@
 #include "runtime/error.h"
 #include "runtime/inbox.h"
 
-enum { REQ_APPEND, REQ_CLAIM, REQ_RESERVE, REQ_MARK, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_STOP };
+enum { REQ_APPEND, REQ_CLAIM, REQ_RESERVE, REQ_MARK, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_LATEST, REQ_STOP };
 
 typedef struct req {
     aw_inbox_entry_t entry;
@@ -276,7 +276,7 @@ int aw_history_append_group(aw_history_t *h, const char *user, size_t user_len,
         r->sub = items[i].sub;
         r->ts_ms = items[i].ts_ms;
         r->direction = items[i].direction;
-        r->flags = items[i].flags & AW_RECORD_PROTECTED;
+        r->flags = items[i].flags & (AW_RECORD_PROTECTED | AW_RECORD_HANDOFF);
         r->json = aw_buf_retain(items[i].json);
         *at = r;
         at = &r->group;
@@ -378,7 +378,7 @@ static int push_read(aw_history_t *h, req_t *r)
  * (batch_drop_written, waiter_answer). */
 static void read_done(aw_history_t *h, req_t *r)
 {
-    if (r->kind == REQ_TAIL || r->kind == REQ_MISSED || r->kind == REQ_PAGE)
+    if (r->kind == REQ_TAIL || r->kind == REQ_MISSED || r->kind == REQ_PAGE || r->kind == REQ_LATEST)
         __atomic_sub_fetch(&h->reads, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -418,6 +418,15 @@ int aw_history_page(aw_history_t *h, const char *user, size_t user_len, int64_t 
     r->seq = before_seq;
     r->limit = limit;
     r->cut = cut;
+    r->cb = (void *)cb;
+    r->data = data;
+    return push_read(h, r);
+}
+
+int aw_history_latest(aw_history_t *h, int flag, aw_history_latest_cb cb, void *data)
+{
+    req_t *r = new_req(REQ_LATEST, NULL, 0);
+    r->flags = flag;
     r->cb = (void *)cb;
     r->data = data;
     return push_read(h, r);
@@ -757,7 +766,9 @@ typedef struct collect {
     int64_t first_seq, first_sub; /* the key of the oldest one read */
 } collect_t;
 
-#define HIDDEN (AW_RECORD_CLAIM | AW_RECORD_RESERVE) /* records never shown in history */
+#define HIDDEN                                                                                               \
+    (AW_RECORD_CLAIM | AW_RECORD_RESERVE | AW_RECORD_HANDOFF) /* records never shown in history              \
+                                                               */
 
 static void on_record(const aw_record_t *rec, void *data)
 {
@@ -834,7 +845,8 @@ typedef struct tail_acc {
     int flags;         /* AW_TAIL_... */
     aw_buf_t **recent; /* the person's newest messages with a `mid`, newest first */
     size_t n_recent, max_recent;
-    int with_mids; /* some were found: read on for the rest of the window */
+    int with_mids;     /* some were found: read on for the rest of the window */
+    aw_buf_t *handoff; /* the newest handoff record met (a reference), or NULL */
 } tail_acc_t;
 
 /* Adds one record. Protection, once proved, is never taken back, so each
@@ -848,14 +860,16 @@ static void tail_add(tail_acc_t *t, const aw_record_t *rec, aw_buf_t *json)
         return;
     }
     t->flags |= AW_TAIL_KNOWN;
+    if ((rec->flags & AW_RECORD_HANDOFF) && t->handoff == NULL)
+        t->handoff = aw_buf_retain(json); /* records come newest first */
     if (!t->found || key_above(rec->seq, rec->sub, t->seq, t->sub)) {
         t->found = 1;
         t->seq = rec->seq;
         t->sub = rec->sub;
     }
     /* only the messages that carry a client's id matter to the session */
-    if (rec->direction == AW_RECORD_IN && !(rec->flags & AW_RECORD_CLAIM) && t->n_recent < t->max_recent &&
-        memmem(json->data, json->len, "\"mid\"", 5) != NULL) {
+    if (rec->direction == AW_RECORD_IN && !(rec->flags & (AW_RECORD_CLAIM | AW_RECORD_HANDOFF)) &&
+        t->n_recent < t->max_recent && memmem(json->data, json->len, "\"mid\"", 5) != NULL) {
         t->recent[t->n_recent++] = aw_buf_retain(json);
         t->with_mids = 1;
     }
@@ -891,6 +905,30 @@ static int tail_read_store(aw_history_t *h, req_t *r, tail_acc_t *t)
         collect_free(&c);
     }
     return 0;
+}
+
+static void keep_handoff(const aw_record_t *rec, void *data)
+{
+    *(aw_buf_t **)data = aw_buf_new(rec->json, rec->json_len);
+}
+
+/* Who answers the user, for the tail: the newest handoff record held, else
+ * the newest the tail's pages met, else the store's (an index lookup: it may
+ * be older than every page read). `err`: the pages' read. The answer's
+ * buffer stays in `t` (released by the caller). */
+static void tail_handoff(aw_history_t *h, req_t *r, int err, tail_acc_t *held, tail_acc_t *t,
+                         aw_history_tail_t *tail)
+{
+    if (held->handoff != NULL || t->handoff != NULL) {
+        tail->handoff = held->handoff != NULL ? held->handoff : t->handoff;
+        tail->handoff_known = 1;
+        return;
+    }
+    if (err == 0 && aw_store_latest_of(h->store, r->user, r->user_len, AW_RECORD_HANDOFF, keep_handoff,
+                                       &t->handoff) == 0) {
+        tail->handoff = t->handoff;
+        tail->handoff_known = 1;
+    }
 }
 
 /* The user's last key (history.h). The store is read as it is, without
@@ -949,12 +987,15 @@ static void do_tail(aw_history_t *h, req_t *r)
     if (known) {
         mark_raise(h, r->user, r->user_len, seq, sub, flags);
         aw_history_tail_t tail = {seq, sub, reserved, flags, recent, n_recent};
+        tail_handoff(h, r, err, &held, &t, &tail);
         ((aw_history_tail_cb)r->cb)(0, &tail, r->data);
     } else {
         ((aw_history_tail_cb)r->cb)(AW_EUNAVAILABLE, NULL, r->data);
     }
     for (size_t i = 0; i < n_recent; i++)
         aw_buf_release(recent[i]);
+    aw_buf_release(held.handoff);
+    aw_buf_release(t.handoff);
 }
 
 /* Merges the stored bot messages (`stored`, newest first) with the ones the
@@ -1083,6 +1124,47 @@ static void do_page(aw_history_t *h, req_t *r)
     collect_free(&c);
 }
 
+typedef struct latest_acc {
+    aw_record_t *recs;
+    char **keep; /* each record's user id and JSON, one after the other */
+    size_t n, cap;
+} latest_acc_t;
+
+static void latest_add(const aw_record_t *rec, void *data)
+{
+    latest_acc_t *a = data;
+    if (a->n == a->cap) {
+        a->cap = a->cap < 16 ? 16 : a->cap * 2;
+        a->recs = aw_realloc(a->recs, a->cap * sizeof(*a->recs));
+        a->keep = aw_realloc(a->keep, a->cap * sizeof(*a->keep));
+    }
+    char *k = aw_alloc(rec->user_len + rec->json_len + 2);
+    memcpy(k, rec->user, rec->user_len);
+    k[rec->user_len] = '\0';
+    memcpy(k + rec->user_len + 1, rec->json, rec->json_len);
+    k[rec->user_len + 1 + rec->json_len] = '\0';
+    a->keep[a->n] = k;
+    a->recs[a->n] = *rec;
+    a->recs[a->n].user = k;
+    a->recs[a->n].json = k + rec->user_len + 1;
+    a->n++;
+}
+
+/* What the store holds, once what is held is written: a start reads it
+ * before anyone chats, so the batch is nearly always empty. */
+static void do_latest(aw_history_t *h, req_t *r)
+{
+    latest_acc_t a = {0};
+    int err = flush_if_possible(h);
+    if (err == 0)
+        err = aw_store_latest(h->store, r->flags, latest_add, &a);
+    ((aw_history_latest_cb)r->cb)(err, err == 0 ? a.recs : NULL, err == 0 ? a.n : 0, r->data);
+    for (size_t i = 0; i < a.n; i++)
+        free(a.keep[i]);
+    free(a.recs);
+    free(a.keep);
+}
+
 /* --- the thread --- */
 
 static void answer_stopped(req_t *r)
@@ -1093,6 +1175,8 @@ static void answer_stopped(req_t *r)
         ((aw_history_frames_cb)r->cb)(AW_ESTOPPED, NULL, 0, r->data);
     else if (r->kind == REQ_PAGE)
         ((aw_history_page_cb)r->cb)(AW_ESTOPPED, NULL, r->data);
+    else if (r->kind == REQ_LATEST)
+        ((aw_history_latest_cb)r->cb)(AW_ESTOPPED, NULL, 0, r->data);
 }
 
 /* Handles the requests of one take, oldest first; returns 1 once a stop was
@@ -1122,6 +1206,9 @@ static int handle(aw_history_t *h, aw_inbox_entry_t *taken)
             break;
         case REQ_PAGE:
             stop ? answer_stopped(r) : do_page(h, r);
+            break;
+        case REQ_LATEST:
+            stop ? answer_stopped(r) : do_latest(h, r);
             break;
         case REQ_STOP:
             stop = 1;

@@ -93,6 +93,12 @@ typedef struct aw_history_tail {
      * AW_HISTORY_TAIL_RECENT: lent for the call. */
     aw_buf_t *const *recent;
     size_t n_recent;
+    /* Who answers the user: the JSON of the user's newest handoff record
+     * (AW_RECORD_HANDOFF, held or stored; lent for the call), or NULL for
+     * none; `handoff_known` is 0 when the store could not be read for it
+     * and nothing was held (`handoff` is NULL then, and says nothing). */
+    aw_buf_t *handoff;
+    int handoff_known;
 } aw_history_tail_t;
 
 /* The latest key of a user, so that numbering continues after a restart and
@@ -119,7 +125,7 @@ typedef void (*aw_history_done_cb)(int err, void *data);
 typedef struct aw_history_item {
     int64_t seq, sub, ts_ms;
     int direction; /* AW_RECORD_IN or AW_RECORD_OUT */
-    int flags;     /* AW_RECORD_PROTECTED or 0 */
+    int flags;     /* AW_RECORD_PROTECTED, AW_RECORD_HANDOFF, both or 0 */
     aw_buf_t *json;
 } aw_history_item_t;
 
@@ -189,7 +195,8 @@ enum {
 };
 
 /* A page of a user's history: the records as they were appended (each the
- * JSON of one message), oldest first, never an identity claim. */
+ * JSON of one message), oldest first, never an identity claim, a seq
+ * reservation or a handoff record. */
 typedef struct aw_history_page {
     aw_buf_t *const *records;
     size_t n;
@@ -210,6 +217,15 @@ typedef struct aw_history_page {
 typedef void (*aw_history_page_cb)(int err, const aw_history_page_t *page, void *data);
 int aw_history_page(aw_history_t *h, const char *user, size_t user_len, int64_t before_seq, size_t limit,
                     int cut, aw_history_page_cb cb, void *data);
+
+/* The newest record of each user that has every bit of `flag` set
+ * (aw_store_latest), after writing what is held; `recs` are lent for the
+ * call. A store that refuses the write or the read answers its error
+ * (AW_EUNAVAILABLE) and no records. Returns 0, or AW_ESTOPPED without
+ * calling `cb`. Counted in the stats' `reads` until the callback has
+ * returned. Any thread; the callback runs on the history thread. */
+typedef void (*aw_history_latest_cb)(int err, const aw_record_t *recs, size_t n, void *data);
+int aw_history_latest(aw_history_t *h, int flag, aw_history_latest_cb cb, void *data);
 
 /* Fills `stats`. Any thread. */
 void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *stats);

@@ -67,7 +67,8 @@ static int walk(const unsigned char *p, size_t len, aw_journal_record_cb cb, voi
         if (r.user_len == 0 || r.user_len > MAX_USER || r.json_len == 0 || r.json_len > AW_JOURNAL_MAX_JSON ||
             (r.direction != AW_RECORD_IN && r.direction != AW_RECORD_OUT) || r.seq < 0 ||
             r.sub < ((r.flags & AW_RECORD_RESERVE) ? -1 : 0) ||
-            (r.flags & ~(AW_RECORD_PROTECTED | AW_RECORD_CLAIM | AW_RECORD_RESERVE)) != 0 ||
+            (r.flags & ~(AW_RECORD_PROTECTED | AW_RECORD_CLAIM | AW_RECORD_RESERVE | AW_RECORD_HANDOFF)) !=
+                0 ||
             end - at < r.user_len + r.json_len)
             return AW_EBADMSG;
         r.user = (const char *)p + at;

@@ -50,6 +50,57 @@ static void channels(aw_bytes_t *out, const char *name, const char *help, const 
         aw_bytes_appendf(out, "%s{channel=\"%s\"} %llu\n", name, names[i], (unsigned long long)get(&v[i]));
 }
 
+static const uint64_t first_answer_bounds_s[7] = {5, 15, 30, 60, 120, 300, 900};
+
+/* The header and the 8 cumulative buckets of histogram `name` (7 bounds and
+ * +Inf); returns the count. */
+static uint64_t buckets(aw_bytes_t *out, const char *name, const char *help, const uint64_t bounds[7],
+                        const uint64_t counts[8])
+{
+    aw_bytes_appendf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t b = 0; b < 8; b++) {
+        cum += get(&counts[b]);
+        if (b < 7)
+            aw_bytes_appendf(out, "%s_bucket{le=\"%llu\"} %llu\n", name, (unsigned long long)bounds[b],
+                             (unsigned long long)cum);
+        else
+            aw_bytes_appendf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    }
+    return cum;
+}
+
+void aw_metrics_first_answer(uint64_t ms)
+{
+    size_t b = 0;
+    while (b < 7 && ms > first_answer_bounds_s[b] * 1000)
+        b++;
+    AW_METRIC_INC(first_answer_s[b]);
+    AW_METRIC_ADD(first_answer_ms_sum, ms);
+}
+
+/* The handoff counters and the wait for an operator (the gauges of waiting
+ * and owned conversations are the desk's: transport/http.c). */
+static void write_handoffs(aw_bytes_t *out)
+{
+    aw_metrics_line(out, "anywhere_handoffs_requested_total", "counter",
+                    "Conversations handed over to a person (by the bot or POST /api/handoff).",
+                    get(&aw_metrics.handoffs_requested));
+    aw_metrics_line(out, "anywhere_handoffs_taken_total", "counter",
+                    "Conversations taken over by an operator.", get(&aw_metrics.handoffs_taken));
+    aw_metrics_line(out, "anywhere_handoffs_released_total", "counter",
+                    "Conversations handed back to the bot.", get(&aw_metrics.handoffs_released));
+    uint64_t cum = buckets(out, "anywhere_handoff_first_answer_seconds",
+                           "How long a user waited, from asking for a person to an operator's first message.",
+                           first_answer_bounds_s, aw_metrics.first_answer_s);
+    uint64_t sum_ms = get(&aw_metrics.first_answer_ms_sum);
+    aw_bytes_appendf(out,
+                     "anywhere_handoff_first_answer_seconds_sum %llu.%03llu\n"
+                     "anywhere_handoff_first_answer_seconds_count %llu\n",
+                     (unsigned long long)(sum_ms / 1000), (unsigned long long)(sum_ms % 1000),
+                     (unsigned long long)cum);
+}
+
 void aw_metrics_write(aw_bytes_t *out)
 {
     channels(out, "anywhere_messages_in_total", "Client messages accepted.", aw_metrics.messages_in);
@@ -92,21 +143,12 @@ void aw_metrics_write(aw_bytes_t *out)
     for (int i = 0; i < AW_ABUSE_N; i++)
         aw_bytes_appendf(out, "anywhere_sockets_closed_abuse_total{reason=\"%s\"} %llu\n", reasons[i],
                          (unsigned long long)get(&aw_metrics.sockets_closed_abuse[i]));
-    aw_bytes_appendf(out, "# HELP anywhere_store_write_ms Time of one history batch write.\n"
-                          "# TYPE anywhere_store_write_ms histogram\n");
-    uint64_t cum = 0;
-    for (size_t b = 0; b < 8; b++) {
-        cum += get(&aw_metrics.store_write_ms[b]);
-        if (b < 7)
-            aw_bytes_appendf(out, "anywhere_store_write_ms_bucket{le=\"%llu\"} %llu\n",
-                             (unsigned long long)bounds_ms[b], (unsigned long long)cum);
-        else
-            aw_bytes_appendf(out, "anywhere_store_write_ms_bucket{le=\"+Inf\"} %llu\n",
-                             (unsigned long long)cum);
-    }
+    uint64_t cum = buckets(out, "anywhere_store_write_ms", "Time of one history batch write.", bounds_ms,
+                           aw_metrics.store_write_ms);
     aw_bytes_appendf(out, "anywhere_store_write_ms_sum %llu\nanywhere_store_write_ms_count %llu\n",
                      (unsigned long long)get(&aw_metrics.store_write_ms_sum), (unsigned long long)cum);
     aw_metrics_line(out, "anywhere_history_batch_records_total", "counter",
                     "Records written in history batches (divide by the write count for the mean batch size).",
                     get(&aw_metrics.batch_records_sum));
+    write_handoffs(out);
 }

@@ -36,7 +36,13 @@ typedef struct aw_metrics {
         sockets_closed_abuse[AW_ABUSE_N]; /* closed with 1008 for what the client sent, by AW_ABUSE_... */
     uint64_t store_write_ms[8]; /* histogram of store batch write times: <=1,2,5,10,50,100,1000,+Inf */
     uint64_t store_write_ms_sum;
-    uint64_t batch_records_sum; /* records written in all batches */
+    uint64_t batch_records_sum;  /* records written in all batches */
+    uint64_t handoffs_requested; /* conversations the bot (or a backend) handed over to a person */
+    uint64_t handoffs_taken;     /* taken over by an operator */
+    uint64_t handoffs_released;  /* handed back to the bot */
+    uint64_t first_answer_s[8];  /* histogram of the wait for an operator's first message, in seconds:
+                                  * <=5,15,30,60,120,300,900,+Inf */
+    uint64_t first_answer_ms_sum;
 } aw_metrics_t;
 
 extern aw_metrics_t aw_metrics;
@@ -49,6 +55,10 @@ void aw_metrics_count_error(int err);
 
 /* Records one store write that took `ms` for `records` records. */
 void aw_metrics_store_write(uint64_t ms, uint64_t records);
+
+/* Records how long a user waited, from asking for a person to an
+ * operator's first message. Any thread. */
+void aw_metrics_first_answer(uint64_t ms);
 
 /* Appends the counters in Prometheus' text format to `out`. */
 void aw_metrics_write(aw_bytes_t *out);

@@ -26,6 +26,26 @@ aw_reply_t *aw_reply_new(const char *text)
     return r;
 }
 
+aw_reply_t *aw_reply_new_handoff(const char *reason)
+{
+    aw_reply_t *r = aw_reply_new(reason);
+    r->type = aw_strndup("handoff", 7);
+    return r;
+}
+
+int aw_reply_is_handoff(const aw_reply_t *r)
+{
+    return r->type != NULL && strcmp(r->type, "handoff") == 0;
+}
+
+void aw_reply_set_operator(aw_reply_t *r, const char *name, const char *event)
+{
+    free(r->operator_name);
+    free(r->handoff);
+    r->operator_name = dup_or_null(name);
+    r->handoff = dup_or_null(event);
+}
+
 void aw_reply_free(aw_reply_t *r)
 {
     if (r == NULL)
@@ -38,6 +58,8 @@ void aw_reply_free(aw_reply_t *r)
         free(r->files[i].url);
     free(r->quick_replies);
     free(r->files);
+    free(r->operator_name);
+    free(r->handoff);
     free(r->type);
     free(r->text);
     free(r->open_link);
@@ -152,9 +174,10 @@ aw_buf_t *aw_reply_write(const aw_reply_t *r, const char *user, size_t user_len,
      * the client's side of the protocol (its identity and what it has
      * shown), and a bot that sets them must not put them in a user's frame,
      * where a client would take them for its own. */
-    static const char *const skip[] = {"type",  "text",          "user",       "channel",   "seq",
-                                       "ts",    "open_link",     "link_title", "goto_link", "quick_replies",
-                                       "files", "disable_input", "token",      "last_seq",  NULL};
+    static const char *const skip[] = {
+        "type",      "text",       "user",      "channel",       "seq",   "ts",
+        "open_link", "link_title", "goto_link", "quick_replies", "files", "disable_input",
+        "token",     "last_seq",   "operator",  "handoff",       NULL};
     jw_t w;
     jw_init(&w, 256);
     jw_char(&w, '{');
@@ -170,6 +193,9 @@ aw_buf_t *aw_reply_write(const aw_reply_t *r, const char *user, size_t user_len,
     }
     if (r->extra != NULL && YAJL_IS_OBJECT(r->extra))
         jw_fields_except(&w, r->extra, skip);
+    /* only the server sets these: a bot's own "operator" is skipped above */
+    write_opt_str(&w, "operator", r->operator_name);
+    write_opt_str(&w, "handoff", r->handoff);
     JW_KEY(&w, "user");
     jw_str(&w, user, user_len);
     write_opt_str(&w, "channel", channel);
@@ -382,14 +408,29 @@ static int read_flags(check_t *c, yajl_val obj, aw_reply_t *r)
     return 0;
 }
 
-/* A bot may say what it sends, and it must be a message. */
+/* A bot may say what it sends, and it must be a message (a request for a
+ * person is read before, in read_handoff). */
 static int read_type(check_t *c, yajl_val obj)
 {
     const char *type;
     int err = get_string(c, obj, "type", "type", &type);
     if (err == 0 && type != NULL && strcmp(type, "message") != 0)
-        err = refuse(c, "type", "\"type\" must be \"message\"");
+        err = refuse(c, "type", "\"type\" must be \"message\" or \"handoff\"");
     return err;
+}
+
+/* {"type": "handoff", "reason": "..."}: the bot asks for a person. Returns
+ * 1 with `*out` set when `obj` is one, 0 when it is not, or an error. */
+static int read_handoff(check_t *c, yajl_val obj, aw_reply_t **out)
+{
+    const char *type = NULL, *reason = NULL;
+    if (get_string(c, obj, "type", "type", &type) != 0 || type == NULL || strcmp(type, "handoff") != 0)
+        return 0;
+    int err = get_string(c, obj, "reason", "reason", &reason);
+    if (err != 0)
+        return err;
+    *out = aw_reply_new_handoff(reason);
+    return 1;
 }
 
 static int read_reply(check_t *c, yajl_val obj, aw_reply_t *r)
@@ -416,6 +457,11 @@ int aw_reply_from_object(yajl_val obj, int from, aw_reply_t **out, aw_reply_erro
     *out = NULL;
     if (obj == NULL || !YAJL_IS_OBJECT(obj))
         return refuse(&c, "", "expected an object");
+    int handoff = c.strict ? 0 : read_handoff(&c, obj, out);
+    if (handoff == 1)
+        (*out)->extra = obj; /* taken over, as by any reply of a bot */
+    if (handoff != 0)
+        return handoff == 1 ? 0 : handoff;
     aw_reply_t *r = aw_reply_new(NULL);
     int err = read_reply(&c, obj, r);
     if (err != 0) {
@@ -442,6 +488,11 @@ int aw_push_parse(const char *json, size_t len, char user[AW_MAX_USER_LEN], size
     size_t n = name != NULL ? strlen(name) : 0;
     if (n == 0 || n > AW_MAX_USER_LEN || aw_reply_from_object(root, AW_REPLY_FROM_BOT, reply, NULL) != 0) {
         yajl_tree_free(root);
+        return AW_EBADMSG;
+    }
+    if (aw_reply_is_handoff(*reply)) { /* POST /api/handoff asks for a person */
+        aw_reply_free(*reply);
+        *reply = NULL;
         return AW_EBADMSG;
     }
     memcpy(user, name, n); /* `root` now belongs to the reply, which keeps `name` alive */

@@ -45,7 +45,20 @@ typedef struct aw_reply {
     int disable_input;
     yajl_val extra;         /* more fields to send as they are (an object), or NULL; owned */
     unsigned int typing_ms; /* show `typing` this long before the message */
+    char *operator_name;    /* a person's message (handoff.h): written as "operator"; never from a bot */
+    char *handoff;          /* a notice of a handoff, "joined" or "ended": written as "handoff" */
 } aw_reply_t;
+
+/* Whether the reply is the bot's request for a person (type "handoff",
+ * its reason in `text`), which the session acts on and never sends. */
+int aw_reply_is_handoff(const aw_reply_t *reply);
+
+/* A request for a person, for `reason` (may be NULL; copied). */
+aw_reply_t *aw_reply_new_handoff(const char *reason);
+
+/* Marks the reply as operator `name`'s (copied), and as the notice `event`
+ * ("joined", "ended") when that is not NULL. */
+void aw_reply_set_operator(aw_reply_t *reply, const char *name, const char *event);
 
 /* A new, empty bot message with `text` (may be NULL; copied). */
 aw_reply_t *aw_reply_new(const char *text);
@@ -72,7 +85,9 @@ int aw_reply_set_typing(aw_reply_t *reply, int64_t ms);
 /* Where aw_reply_from_object reads its object from. */
 enum {
     /* A bot behind the bridge, or an API client's push (POST /api/send):
-     * optional "type" (must be "message"), "text", "quick_replies" [{title,
+     * optional "type" ("message", or "handoff" with an optional string
+     * "reason" and nothing else: a request for a person, which a push may
+     * not make), "text", "quick_replies" [{title,
      * payload}], "files" [{url, image}], "open_link", "link_title",
      * "goto_link", "disable_input", "typing" (ms), and any other field, sent
      * on as it is (`extra`: the reply takes the object over). A null string

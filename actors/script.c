@@ -48,6 +48,8 @@ typedef struct branch {
     char *go_name; /* a step id, or a conversation for "conversation:NAME" */
     size_t go_step;
     conv_t *go_conv;
+    int handoff;          /* "handoff": a person is asked for once `say` is said */
+    char *handoff_reason; /* its reason, or NULL */
 } branch_t;
 
 typedef struct step {
@@ -73,6 +75,8 @@ typedef struct trigger {
     says_t say;
     char *conv_name;
     conv_t *conv;
+    int handoff; /* as a branch's */
+    char *handoff_reason;
 } trigger_t;
 
 typedef struct script {
@@ -80,7 +84,11 @@ typedef struct script {
     size_t n_triggers;
     conv_t *convs;
     size_t n_convs;
+    trigger_t person; /* the built-in trigger on "human", "agent", ... unless "handoff": false */
 } script_t;
+
+/* The words that ask for a person unless a script says otherwise. */
+static const char *const person_phrases[] = {"human", "agent", "person", "operator"};
 
 typedef struct ctx {
     const char *name;
@@ -265,7 +273,27 @@ static void free_branch(branch_t *b)
         regfree(&b->re);
     free(b->pattern);
     free(b->go_name);
+    free(b->handoff_reason);
     free_says(&b->say);
+}
+
+/* "handoff": true, or a reason (a string): asks for a person (bot.h,
+ * aw_turn_handoff) after what is said. Returns 1 when present, 0 when not,
+ * -1 on error. */
+static int parse_handoff(ctx_t *c, yajl_val obj, const char *path, char **reason)
+{
+    char p[512];
+    yajl_val v = field(obj, "handoff");
+    *reason = NULL;
+    if (v == NULL || YAJL_IS_FALSE(v))
+        return 0;
+    if (YAJL_IS_TRUE(v))
+        return 1;
+    sub_path(p, sizeof(p), path, "handoff", 0);
+    if (!YAJL_IS_STRING(v))
+        return fail(c, p, "expected true or a reason (a string)");
+    *reason = dup(YAJL_GET_STRING(v));
+    return 1;
 }
 
 static int parse_goto(ctx_t *c, yajl_val obj, const char *path, branch_t *b, int deflt)
@@ -297,7 +325,7 @@ static int parse_goto(ctx_t *c, yajl_val obj, const char *path, branch_t *b, int
 
 static int parse_branch(ctx_t *c, yajl_val v, const char *path, branch_t *b, int needs_match)
 {
-    static const char *const keys[] = {"exact", "keyword", "regex", "say", "goto", NULL};
+    static const char *const keys[] = {"exact", "keyword", "regex", "say", "goto", "handoff", NULL};
     char p[512];
     if (!YAJL_IS_OBJECT(v))
         return fail(c, path, "expected an object");
@@ -313,7 +341,10 @@ static int parse_branch(ctx_t *c, yajl_val v, const char *path, branch_t *b, int
     sub_path(p, sizeof(p), path, "say", 0);
     if (parse_says(c, field(v, "say"), p, &b->say) != 0)
         return -1;
-    return parse_goto(c, v, path, b, needs_match ? GO_NEXT : GO_REPEAT);
+    if ((b->handoff = parse_handoff(c, v, path, &b->handoff_reason)) < 0)
+        return -1;
+    /* a person takes over: the conversation ends here unless it says where it goes */
+    return parse_goto(c, v, path, b, b->handoff ? GO_END : needs_match ? GO_NEXT : GO_REPEAT);
 }
 
 static int parse_step(ctx_t *c, yajl_val v, const char *path, step_t *s)
@@ -541,6 +572,8 @@ static void run_from(aw_turn_t *turn, const aw_message_t *msg, conv_t *cv, size_
 static void follow(aw_turn_t *turn, const aw_message_t *msg, step_t *s, const branch_t *b)
 {
     say_all(turn, msg, &b->say);
+    if (b->handoff)
+        aw_turn_handoff(turn, b->handoff_reason);
     switch (b->go) {
     case GO_NEXT:
         run_from(turn, msg, s->conv, s->index + 1);
@@ -580,6 +613,8 @@ static void on_trigger(aw_turn_t *turn, const aw_message_t *msg, void *data)
 {
     trigger_t *t = data;
     say_all(turn, msg, &t->say);
+    if (t->handoff)
+        aw_turn_handoff(turn, t->handoff_reason);
     if (t->conv != NULL)
         run_from(turn, msg, t->conv, 0);
 }
@@ -588,7 +623,8 @@ static void on_trigger(aw_turn_t *turn, const aw_message_t *msg, void *data)
 
 static int parse_trigger(ctx_t *c, aw_bot_t *bot, script_t *sc, yajl_val v, const char *path, trigger_t *t)
 {
-    static const char *const keys[] = {"exact", "keyword", "regex", "event", "say", "conversation", NULL};
+    static const char *const keys[] = {"exact", "keyword",      "regex",   "event",
+                                       "say",   "conversation", "handoff", NULL};
     char p[512];
     if (!YAJL_IS_OBJECT(v))
         return fail(c, path, "expected a trigger object");
@@ -596,12 +632,15 @@ static int parse_trigger(ctx_t *c, aw_bot_t *bot, script_t *sc, yajl_val v, cons
         return -1;
     sub_path(p, sizeof(p), path, "say", 0);
     if (parse_says(c, field(v, "say"), p, &t->say) != 0 ||
-        opt_string(c, v, "conversation", path, &t->conv_name) != 0)
+        opt_string(c, v, "conversation", path, &t->conv_name) != 0 ||
+        (t->handoff = parse_handoff(c, v, path, &t->handoff_reason)) < 0)
         return -1;
     if (t->conv_name != NULL && (t->conv = find_conv(sc, t->conv_name)) == NULL)
         return fail(c, path, "no conversation named \"%s\"", t->conv_name);
-    if (t->say.n == 0 && t->conv == NULL)
-        return fail(c, path, "a trigger needs \"say\" or \"conversation\"");
+    if (t->handoff && t->conv != NULL)
+        return fail(c, path, "a trigger hands over to a person or starts a conversation, not both");
+    if (t->say.n == 0 && t->conv == NULL && !t->handoff)
+        return fail(c, path, "a trigger needs \"say\", \"conversation\" or \"handoff\"");
     branch_t b = {0};
     int m = parse_match(c, v, path, &b);
     char *event = NULL;
@@ -630,7 +669,10 @@ static void free_script(void *data)
     for (size_t i = 0; i < sc->n_triggers; i++) {
         free_says(&sc->triggers[i].say);
         free(sc->triggers[i].conv_name);
+        free(sc->triggers[i].handoff_reason);
     }
+    free_says(&sc->person.say);
+    free(sc->person.handoff_reason);
     for (size_t i = 0; i < sc->n_convs; i++)
         free_conv(&sc->convs[i]);
     free(sc->triggers);
@@ -661,9 +703,52 @@ static void syntax_error(ctx_t *c, const char *json, size_t len)
     yajl_free(h);
 }
 
+/* The built-in trigger on the words that ask for a person, after the
+ * script's own (which win): "handoff": false turns it off; {"phrases":
+ * [...], "say": ..., "reason": "..."} changes what it hears, says and tells
+ * the operators. */
+static int add_person_trigger(ctx_t *c, aw_bot_t *bot, script_t *sc, yajl_val v)
+{
+    static const char *const keys[] = {"phrases", "say", "reason", NULL};
+    trigger_t *t = &sc->person;
+    if (v != NULL && YAJL_IS_FALSE(v))
+        return 0;
+    if (v != NULL && !YAJL_IS_OBJECT(v))
+        return fail(c, "handoff", "expected false, or an object of \"phrases\", \"say\", \"reason\"");
+    if (v != NULL && only_keys(c, v, "handoff", keys) != 0)
+        return -1;
+    yajl_val say = v != NULL ? field(v, "say") : NULL, phrases = v != NULL ? field(v, "phrases") : NULL;
+    if (say != NULL && parse_says(c, say, "handoff.say", &t->say) != 0)
+        return -1;
+    if (say == NULL) {
+        t->say.r = aw_alloc(sizeof(*t->say.r));
+        t->say.r[0] = aw_reply_new("I will get a person for you. Someone will be with you shortly.");
+        t->say.n = 1;
+    }
+    if (v != NULL && opt_string(c, v, "reason", "handoff", &t->handoff_reason) != 0)
+        return -1;
+    if (t->handoff_reason == NULL)
+        t->handoff_reason = dup("asked for a person");
+    t->handoff = 1;
+    if (phrases == NULL) {
+        for (size_t i = 0; i < sizeof(person_phrases) / sizeof(person_phrases[0]); i++)
+            aw_bot_hears(bot, AW_HEAR_KEYWORD, person_phrases[i], on_trigger, t);
+        return 0;
+    }
+    if (!YAJL_IS_ARRAY(phrases) || phrases->u.array.len == 0 || phrases->u.array.len > 32)
+        return fail(c, "handoff.phrases", "expected an array of 1 to 32 words or phrases");
+    for (size_t i = 0; i < phrases->u.array.len; i++) {
+        yajl_val w = phrases->u.array.values[i];
+        if (!YAJL_IS_STRING(w) || YAJL_GET_STRING(w)[0] == '\0')
+            return fail(c, "handoff.phrases", "expected an array of 1 to 32 words or phrases");
+        aw_bot_hears(bot, AW_HEAR_KEYWORD, YAJL_GET_STRING(w), on_trigger, t);
+    }
+    return 0;
+}
+
 static int compile(ctx_t *c, aw_bot_t *bot, script_t *sc, yajl_val root)
 {
-    static const char *const keys[] = {"name", "triggers", "conversations", NULL};
+    static const char *const keys[] = {"name", "triggers", "conversations", "handoff", NULL};
     char p[64];
     if (!YAJL_IS_OBJECT(root))
         return fail(c, "", "a script is an object with \"triggers\"");
@@ -680,7 +765,7 @@ static int compile(ctx_t *c, aw_bot_t *bot, script_t *sc, yajl_val root)
         if (parse_trigger(c, bot, sc, tr->u.array.values[i], p, &sc->triggers[i]) != 0)
             return -1;
     }
-    return 0;
+    return add_person_trigger(c, bot, sc, field(root, "handoff"));
 }
 
 int aw_script_compile(aw_bot_t **out, const char *name, const char *json, size_t len, char *err,

@@ -25,6 +25,7 @@
 #include <time.h>
 #include "actors/bridge.h"
 #include "actors/delivery.h"
+#include "actors/desk.h"
 #include "actors/identity.h"
 #include "actors/internal.h"
 #include "actors/metrics.h"
@@ -32,7 +33,7 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-enum { TIMER_STEP, TIMER_LATER, TIMER_REAP, TIMER_LOAD, TIMER_CLAIM, TIMER_RESERVE };
+enum { TIMER_STEP, TIMER_LATER, TIMER_REAP, TIMER_LOAD, TIMER_CLAIM, TIMER_RESERVE, TIMER_HANDOFF };
 
 #define REPLAY_MAX 1000 /* bot messages sent back to one socket at most */
 #define SEQ_BLOCK 64    /* seq numbers reserved at a time (docs/protocol.md, Delivery) */
@@ -48,10 +49,21 @@ typedef struct hist_msg {
     size_t n;
     aw_reply_t **replies; /* a remote bot's answer */
     size_t n_replies;
+    aw_buf_t *handoff; /* LOADED: the user's newest handoff record (a reference), or NULL */
+    int handoff_known; /* LOADED: and whether it says who answers (history.h) */
 } hist_msg_t;
 
 static void hist_msg_free(aw_msg_t *msg);
 static void reserve_ahead(aw_session_t *s, int ahead);
+/* handoff (below): a person answers instead of the bot */
+static int ho_intercept(aw_session_t *s, aw_inbound_t *in);
+static void ho_request(aw_session_t *s, const char *reason);
+static void ho_show(aw_session_t *s, aw_buf_t *frame);
+static void ho_handle(aw_session_t *s, aw_handoff_msg_t *m);
+static void ho_apply(aw_session_t *s, aw_handoff_msg_t *m);
+static void ho_grace_over(aw_session_t *s, uint64_t gen);
+static void ho_loaded(aw_session_t *s, const aw_buf_t *record, int known);
+static void ho_dispose(aw_session_t *s);
 
 typedef struct timer_msg {
     aw_msg_t super;
@@ -133,6 +145,12 @@ struct aw_session_state {
     aw_held_queue_t held;  /* --durable-delivery: what waits for records to be durable */
     uint64_t groups;       /* groups of records appended with a wait for them to be durable */
     uint64_t durable;      /* and of those, answered (the history answers them in order) */
+    /* handoff (below) */
+    aw_handoff_t ho;      /* who answers: the bot, or a person */
+    aw_conn_t **watchers; /* consoles shown this conversation live (references) */
+    size_t n_watchers;
+    uint64_t ho_grace_gen; /* the owner's grace period that counts */
+    int ho_grace_armed;
 };
 
 static int64_t wall_ms(void)
@@ -274,7 +292,7 @@ static uint64_t keep_group(aw_session_t *s, aw_history_item_t *items, size_t n)
     if (s->cfg->history == NULL)
         return 0;
     for (size_t i = 0; i < n; i++)
-        items[i].flags = s->st->protected_id ? AW_RECORD_PROTECTED : 0; /* see admit */
+        items[i].flags |= s->st->protected_id ? AW_RECORD_PROTECTED : 0; /* see admit */
     if (!s->cfg->durable) {
         aw_history_append_group(s->cfg->history, s->user, s->user_len, items, n, NULL, NULL);
         return 0;
@@ -385,6 +403,8 @@ static aw_buf_t *send_bot(aw_session_t *s, aw_conn_t *origin, aw_channel_t chann
         group = in_turn ? keep_turn(s, &item) : keep_group(s, &item, 1);
     }
     emit(s, origin, frame, guest, seq, group);
+    if (!guest)
+        ho_show(s, frame);
     AW_METRIC_INC(messages_out[out]);
     if (!guest)
         reserve_ahead(s, 1); /* the next block, once half of this one is used */
@@ -647,6 +667,8 @@ static void ask_remote(aw_session_t *s, aw_inbound_t *in, struct aw_bridge *brid
 static void run_bot(aw_session_t *s, aw_inbound_t *in)
 {
     struct aw_session_state *st = s->st;
+    if (ho_intercept(s, in))
+        return; /* a person has the conversation: the bot does not hear it */
     struct aw_bridge *bridge = aw_bot_bridge(s->cfg->bot);
     if (bridge != NULL) {
         keep_turn(s, NULL); /* the answer takes a round trip: the person's record goes ahead */
@@ -749,6 +771,12 @@ static int advance(aw_session_t *s)
     int no_delay = t->in->conn == NULL || st->shutting_down;
     while (t->next < t->n) {
         aw_reply_t *r = t->replies[t->next];
+        if (aw_reply_is_handoff(r)) {
+            if (!t->guest)
+                ho_request(s, r->text); /* after the replies before it, before those after */
+            t->next++;
+            continue;
+        }
         if (r->typing_ms != 0 && !no_delay && !t->typing_sent) {
             keep_turn(s, NULL); /* the reply does not go out at once */
             aw_buf_t *typing = aw_frame_typing(s->user, s->user_len);
@@ -924,6 +952,7 @@ static void start_turn(aw_session_t *s, aw_inbound_t *in)
     }
     int proved = 0;
     int err = check_token(s, in, &proved);
+    proved |= in->trusted;
     if (err != 0) {
         if (in->conn != NULL) {
             aw_buf_t *f = aw_frame_error_mid(err, in->msg.mid, in->msg.mid_len);
@@ -962,6 +991,8 @@ static void on_tail(int err, const aw_history_tail_t *tail, void *data)
         for (size_t i = 0; i < tail->n_recent; i++)
             m->frames[i] = aw_buf_retain(tail->recent[i]);
         m->n = tail->n_recent;
+        m->handoff = tail->handoff != NULL ? aw_buf_retain(tail->handoff) : NULL;
+        m->handoff_known = tail->handoff_known;
     }
     if (aw_actor_send(&s->super, &m->super) != 0)
         aw_msg_release(&m->super);
@@ -1009,7 +1040,7 @@ static void load(aw_session_t *s)
 static int is_idle(const struct aw_session_state *st)
 {
     return st->n_conns == 0 && !st->in_turn && st->q_head == NULL && st->n_later == 0 &&
-           !aw_held_any(&st->held);
+           !aw_held_any(&st->held) && st->n_watchers == 0 && !st->ho_grace_armed;
 }
 
 /* An idle session is freed once it has stayed idle for idle_ms. A webhook
@@ -1047,6 +1078,12 @@ static void pump(aw_session_t *s)
         st->q_head = in->next;
         if (st->q_head == NULL)
             st->q_tail = NULL;
+        if (in->handoff != NULL) { /* a console's or the API's request, in its turn (ho_handle) */
+            ho_apply(s, in->handoff);
+            in->handoff = NULL;
+            aw_msg_release(&in->super);
+            continue;
+        }
         start_turn(s, in);
     }
     maybe_idle(s);
@@ -1119,6 +1156,10 @@ static void on_timer(aw_session_t *s, timer_msg_t *t)
     case TIMER_LOAD:
         pump(s);
         break;
+    case TIMER_HANDOFF:
+        ho_grace_over(s, t->gen);
+        maybe_idle(s);
+        break;
     case TIMER_CLAIM:
         if (t->gen == st->claim_gen && st->claim_waiting) {
             claim_overdue(s);
@@ -1174,6 +1215,7 @@ static void on_loaded(aw_session_t *s, hist_msg_t *m)
     st->protected_id |= (m->flags & AW_TAIL_PROTECTED) != 0;
     st->reserved = m->reserved; /* where the store says this session may number up to */
     st->loaded = 1;
+    ho_loaded(s, m->handoff, m->handoff_known);
     /* The ids of the person's newest messages, oldest first, so that a
      * message sent again after a restart is known as a duplicate. */
     for (size_t i = m->n; i-- > 0;)
@@ -1219,6 +1261,7 @@ static void hist_msg_free(aw_msg_t *msg)
     for (size_t i = 0; i < m->n; i++)
         aw_buf_release(m->frames[i]);
     free(m->frames);
+    aw_buf_release(m->handoff);
     free(m);
 }
 
@@ -1323,7 +1366,8 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
     aw_session_t *s = (aw_session_t *)actor;
     /* Only what the registry routed counts as in flight (registry.c). */
     if (msg->type == AW_SESSION_INBOUND || msg->type == AW_SESSION_DETACH ||
-        msg->type == AW_SESSION_SHUTDOWN || msg->type == AW_SESSION_MOVED)
+        msg->type == AW_SESSION_SHUTDOWN || msg->type == AW_SESSION_MOVED ||
+        msg->type == AW_SESSION_RELEASE || msg->type == AW_SESSION_HANDOFF)
         __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
     switch (msg->type) {
     case AW_SESSION_INBOUND:
@@ -1383,6 +1427,10 @@ static void handle(aw_actor_t *actor, aw_msg_t *msg)
         release_held(s);
         maybe_idle(s);
         break;
+    case AW_SESSION_HANDOFF:
+        ho_handle(s, (aw_handoff_msg_t *)msg);
+        maybe_idle(s);
+        return; /* ho_handle disposes of the message */
     case AW_SESSION__CLAIMED:
         if (s->st->claim_waiting)
             claim_answered(s, ((hist_msg_t *)msg)->err);
@@ -1430,6 +1478,7 @@ static void dispose(aw_actor_t *actor)
     free(st->conns);
     aw_vars__clear(&st->vars);
     aw_vars__clear(&st->guest_vars);
+    ho_dispose(s);
     free(st);
     free(s->user);
     free(s);
@@ -1446,7 +1495,328 @@ aw_session_t *aw_session__new(struct aw_registry *reg, aw_runtime_t *rt, const a
     s->user = aw_strndup(user, user_len);
     s->user_len = user_len;
     s->st = aw_calloc(1, sizeof(*s->st));
+    if (cfg->desk != NULL)
+        aw_desk_get(cfg->desk, user, user_len, &s->st->ho); /* the desk was read from the store at start */
     return s;
+}
+
+/* --- handoff: a person answers instead of the bot (handoff.h) ---
+ *
+ * The state lives here, in the user's session, so that whatever asks for a
+ * change (the bot's turn, an operator's console, the API) is ordered by one
+ * mailbox: two operators who take the same conversation at once are two
+ * messages, and the second finds it owned. Every change is kept as a
+ * handoff record through the history (at the key a message of the person
+ * would take next) and told to the desk, which shows it to the consoles.
+ * An operator's message is a bot message like a push: numbered, kept, sent
+ * to every verified socket, with the operator's name. */
+
+#define AW_HANDOFF_PAGE 50 /* history records a console is sent at a time */
+
+static void ho_audit(aw_session_t *s, const char *op, const char *action)
+{
+    aw_log(AW_LOG_NOTICE, "audit", "operator %s %s (user %.*s)", op != NULL && op[0] != '\0' ? op : "(api)",
+           action, (int)s->user_len, s->user);
+}
+
+/* Keeps the state as a record and shows it to the consoles. */
+static void ho_keep(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    if (s->cfg->history != NULL) {
+        aw_buf_t *json = aw_handoff_write(&st->ho);
+        aw_history_item_t item = {st->seq, ++st->sub, wall_ms(), AW_RECORD_IN, AW_RECORD_HANDOFF, json};
+        keep_group(s, &item, 1);
+        aw_buf_release(json);
+    }
+    if (s->cfg->desk != NULL)
+        aw_desk_set(s->cfg->desk, s->user, s->user_len, &st->ho);
+}
+
+/* Sends `frame` to the consoles watching; forgets those that have closed. */
+static void ho_show(aw_session_t *s, aw_buf_t *frame)
+{
+    struct aw_session_state *st = s->st;
+    for (size_t i = 0; i < st->n_watchers;) {
+        aw_conn_t *c = st->watchers[i];
+        if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) {
+            st->watchers[i] = st->watchers[--st->n_watchers];
+            aw_conn_release(c);
+            continue;
+        }
+        c->send(c, frame);
+        i++;
+    }
+}
+
+static void ho_watch(aw_session_t *s, aw_conn_t *c, int on)
+{
+    struct aw_session_state *st = s->st;
+    for (size_t i = 0; i < st->n_watchers; i++) {
+        if (st->watchers[i] == c) {
+            if (!on) {
+                st->watchers[i] = st->watchers[--st->n_watchers];
+                aw_conn_release(c);
+            }
+            return;
+        }
+    }
+    if (on && !__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) {
+        st->watchers = aw_realloc(st->watchers, (st->n_watchers + 1) * sizeof(*st->watchers));
+        st->watchers[st->n_watchers++] = aw_conn_retain(c);
+    }
+}
+
+/* Answers the console that asked, if any. */
+static void ho_answer(aw_session_t *s, aw_handoff_msg_t *m, const char *type, const char *op,
+                      const char *code)
+{
+    if (m->console == NULL)
+        return;
+    aw_buf_t *f = aw_handoff_frame(type, s->user, s->user_len, op, code);
+    m->console->send(m->console, f);
+    aw_buf_release(f);
+}
+
+/* Queues a message of the operator's side as a turn of its own, so that it
+ * is numbered in order with everything else the user is sent. */
+static void ho_say(aw_session_t *s, const char *text, const char *op, const char *event)
+{
+    if (text == NULL || text[0] == '\0')
+        return;
+    aw_reply_t *r = aw_reply_new(text);
+    aw_reply_set_operator(r, op, event);
+    enqueue(s, aw_push_new(r, NULL));
+}
+
+/* Tells the bot that it has the conversation again: the event handoff_end,
+ * run as a turn of the user's that needs no token (the server's own). */
+static void ho_tell_bot(aw_session_t *s, const char *op)
+{
+    aw_buf_t *json = aw_handoff_frame("handoff_end", s->user, s->user_len, op, NULL);
+    aw_message_t msg;
+    if (aw_message_parse(&msg, json->data, json->len) == 0) {
+        aw_inbound_t *in = aw_inbound_new(&msg, NULL, NULL, AW_CHANNEL_PUSH);
+        in->trusted = 1;
+        enqueue(s, in);
+    }
+    aw_buf_release(json);
+}
+
+static void ho_request(aw_session_t *s, const char *reason)
+{
+    if (!aw_handoff_request(&s->st->ho, reason, wall_ms()))
+        return;
+    ho_keep(s);
+    AW_METRIC_INC(handoffs_requested);
+    aw_log(AW_LOG_NOTICE, "handoff", "user %.*s waits for a person", (int)s->user_len, s->user);
+}
+
+/* Shows the person's messages to the consoles watching, and keeps them from
+ * the bot while a person has the conversation. Returns 1 when the bot is
+ * not to run. */
+static int ho_intercept(aw_session_t *s, aw_inbound_t *in)
+{
+    struct aw_session_state *st = s->st;
+    if (st->cur.guest || in->trusted)
+        return 0;
+    int is_message = strcmp(in->msg.type, "message") == 0;
+    if (st->n_watchers != 0 && (is_message || strcmp(in->msg.type, "typing") == 0)) {
+        aw_buf_t *f = is_message ? aw_message_write(&in->msg, "message_received", wall_ms(), -1)
+                                 : aw_handoff_frame("typing", s->user, s->user_len, NULL, NULL);
+        ho_show(s, f);
+        aw_buf_release(f);
+    }
+    if (st->ho.state == AW_HANDOFF_BOT)
+        return 0;
+    keep_turn(s, NULL); /* no reply of the bot's will carry the person's record */
+    return 1;
+}
+
+/* The store says who answers the user (the desk said it when the session
+ * was made, as this node saw it): the store wins, since the session may
+ * have lived on another node, and the desk learns it. */
+static void ho_loaded(aw_session_t *s, const aw_buf_t *record, int known)
+{
+    struct aw_session_state *st = s->st;
+    aw_handoff_t h = {0};
+    if (!known || (record != NULL && aw_handoff_parse(&h, record->data, record->len) != 0))
+        return; /* the store could not tell, or the record is not one this server reads: the desk's view */
+    if (memcmp(&h, &st->ho, sizeof(h)) == 0)
+        return;
+    st->ho = h;
+    if (s->cfg->desk != NULL)
+        aw_desk_set(s->cfg->desk, s->user, s->user_len, &st->ho);
+}
+
+static void ho_grace_cancel(aw_session_t *s)
+{
+    s->st->ho_grace_gen++;
+    s->st->ho_grace_armed = 0;
+}
+
+static void ho_take(aw_session_t *s, aw_handoff_msg_t *m)
+{
+    struct aw_session_state *st = s->st;
+    int rc = aw_handoff_take(&st->ho, m->operator_name, wall_ms());
+    if (rc == AW_EEXIST) {
+        ho_answer(s, m, "error", st->ho.operator_name, "taken");
+        return;
+    }
+    if (m->console != NULL)
+        ho_watch(s, m->console, 1);
+    ho_grace_cancel(s);
+    if (rc == 1) {
+        ho_keep(s);
+        AW_METRIC_INC(handoffs_taken);
+        ho_audit(s, m->operator_name, "took over");
+        ho_say(s, s->cfg->handoff_joined, m->operator_name, "joined");
+    }
+    ho_answer(s, m, "taken", m->operator_name, NULL);
+}
+
+static void ho_send(aw_session_t *s, aw_handoff_msg_t *m)
+{
+    struct aw_session_state *st = s->st;
+    if (st->ho.state != AW_HANDOFF_OWNED || strcmp(st->ho.operator_name, m->operator_name) != 0) {
+        ho_answer(s, m, "error", NULL, "not_owner");
+        return;
+    }
+    int64_t waited;
+    if (aw_handoff_answered(&st->ho, wall_ms(), &waited)) {
+        ho_keep(s);
+        aw_metrics_first_answer((uint64_t)waited);
+    }
+    aw_reply_t *r = aw_reply_new(m->text);
+    aw_reply_set_operator(r, m->operator_name, NULL);
+    enqueue(s, aw_push_new(r, NULL));
+    ho_audit(s, m->operator_name, "sent a message");
+}
+
+static void ho_release(aw_session_t *s, aw_handoff_msg_t *m)
+{
+    struct aw_session_state *st = s->st;
+    char owner[AW_OPERATOR_NAME_MAX + 1];
+    int was_owned = st->ho.state == AW_HANDOFF_OWNED;
+    memcpy(owner, st->ho.operator_name, sizeof(owner));
+    int rc = aw_handoff_release(&st->ho, m->operator_name[0] != '\0' ? m->operator_name : NULL);
+    if (rc != 0) {
+        ho_answer(s, m, "error", rc == AW_EEXIST ? owner : NULL,
+                  rc == AW_EEXIST ? "taken" : "not_in_handoff");
+        return;
+    }
+    ho_grace_cancel(s);
+    ho_keep(s);
+    AW_METRIC_INC(handoffs_released);
+    ho_audit(s, m->operator_name, "handed back to the bot");
+    if (was_owned)
+        ho_say(s, s->cfg->handoff_ended, owner, "ended");
+    ho_tell_bot(s, was_owned ? owner : NULL);
+    ho_answer(s, m, "released", NULL, NULL);
+}
+
+/* The owner closed their last console: the conversation is theirs for the
+ * grace period, then waits again unless they are back (ho_grace_over). */
+static void ho_gone(aw_session_t *s, aw_handoff_msg_t *m)
+{
+    struct aw_session_state *st = s->st;
+    if (st->ho.state != AW_HANDOFF_OWNED ||
+        (m->operator_name[0] != '\0' && strcmp(st->ho.operator_name, m->operator_name) != 0))
+        return; /* "": whoever owns it (a start, when no console is open yet) */
+    st->ho_grace_armed = 1;
+    arm_timer(s, TIMER_HANDOFF, ++st->ho_grace_gen,
+              s->cfg->handoff_grace_ms != 0 ? s->cfg->handoff_grace_ms : 60000);
+}
+
+static void ho_grace_over(aw_session_t *s, uint64_t gen)
+{
+    struct aw_session_state *st = s->st;
+    if (gen != st->ho_grace_gen || !st->ho_grace_armed)
+        return;
+    st->ho_grace_armed = 0;
+    char owner[AW_OPERATOR_NAME_MAX + 1];
+    memcpy(owner, st->ho.operator_name, sizeof(owner));
+    if (s->cfg->desk != NULL && aw_desk_online(s->cfg->desk, owner))
+        return; /* back meanwhile */
+    if (aw_handoff_abandon(&st->ho, owner)) {
+        ho_keep(s);
+        ho_audit(s, owner, "was away past the grace period: the conversation waits again");
+    }
+}
+
+static void ho_apply(aw_session_t *s, aw_handoff_msg_t *m)
+{
+    switch (m->op) {
+    case AW_HANDOFF_OP_REQUEST:
+        ho_request(s, m->text);
+        break;
+    case AW_HANDOFF_OP_TAKE:
+        ho_take(s, m);
+        break;
+    case AW_HANDOFF_OP_SEND:
+        ho_send(s, m);
+        break;
+    case AW_HANDOFF_OP_TYPING:
+        if (s->st->ho.state == AW_HANDOFF_OWNED && strcmp(s->st->ho.operator_name, m->operator_name) == 0) {
+            aw_buf_t *f = aw_handoff_frame("typing", s->user, s->user_len, m->operator_name, NULL);
+            fanout(s, NULL, f);
+            aw_buf_release(f);
+        }
+        break;
+    case AW_HANDOFF_OP_RELEASE:
+        ho_release(s, m);
+        break;
+    case AW_HANDOFF_OP_WATCH:
+        /* The page is asked for after every record this session appended
+         * so far, and the console sees every later message live: the two
+         * neither overlap nor leave a gap. */
+        if (m->console != NULL) {
+            ho_watch(s, m->console, 1);
+            if (s->cfg->history != NULL && aw_handoff_send_page(s->cfg->history, s->user, s->user_len,
+                                                                INT64_MAX, AW_HANDOFF_PAGE, m->console) != 0)
+                ho_answer(s, m, "error", NULL, "unavailable");
+        }
+        break;
+    case AW_HANDOFF_OP_UNWATCH:
+        if (m->console != NULL)
+            ho_watch(s, m->console, 0);
+        break;
+    case AW_HANDOFF_OP_GONE:
+        ho_gone(s, m);
+        break;
+    }
+    aw_msg_release(&m->super);
+}
+
+/* A change of the conversation takes its turn after the user's messages
+ * that came before it, so that one sent before a hand back is still the
+ * person's to read, and one sent before a take over the bot's to answer;
+ * and it waits until the session knows where the user's numbering goes on,
+ * as its record takes the next key. So it joins the queue of turns unless
+ * nothing is in it. Watching and typing change nothing: at once. */
+static void ho_handle(aw_session_t *s, aw_handoff_msg_t *m)
+{
+    struct aw_session_state *st = s->st;
+    int at_once =
+        m->op == AW_HANDOFF_OP_WATCH || m->op == AW_HANDOFF_OP_UNWATCH || m->op == AW_HANDOFF_OP_TYPING;
+    if (at_once || (st->loaded && !st->in_turn && !st->waiting && st->q_head == NULL)) {
+        ho_apply(s, m);
+        pump(s);
+        return;
+    }
+    aw_message_t empty = {0};
+    aw_inbound_t *in = aw_inbound_new(&empty, NULL, NULL, AW_CHANNEL_PUSH);
+    in->handoff = m;
+    enqueue(s, in);
+    pump(s);
+}
+
+static void ho_dispose(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    for (size_t i = 0; i < st->n_watchers; i++)
+        aw_conn_release(st->watchers[i]);
+    free(st->watchers);
 }
 
 /* --- messages to sessions --- */
@@ -1455,6 +1825,8 @@ static void inbound_free(aw_msg_t *m)
 {
     aw_inbound_t *in = (aw_inbound_t *)m;
     aw_reply_free(in->push);
+    if (in->handoff != NULL)
+        aw_msg_release(&in->handoff->super);
     aw_message_dispose(&in->msg);
     if (in->conn != NULL && in->super.type == AW_SESSION_INBOUND)
         __atomic_sub_fetch(&in->conn->held, 1, __ATOMIC_RELEASE);
@@ -1501,6 +1873,26 @@ aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink)
     aw_inbound_t *in = aw_inbound_new(&empty, NULL, sink, AW_CHANNEL_PUSH);
     in->push = reply;
     return in;
+}
+
+static void handoff_msg_free(aw_msg_t *msg)
+{
+    aw_handoff_msg_t *m = (aw_handoff_msg_t *)msg;
+    aw_conn_release(m->console);
+    free(m->text);
+    free(m);
+}
+
+aw_handoff_msg_t *aw_handoff_msg_new(int op, const char *name, aw_conn_t *console, const char *text)
+{
+    aw_handoff_msg_t *m = aw_calloc(1, sizeof(*m));
+    m->super.type = AW_SESSION_HANDOFF;
+    m->super.free = handoff_msg_free;
+    m->op = op;
+    snprintf(m->operator_name, sizeof(m->operator_name), "%s", name != NULL ? name : "");
+    m->console = console != NULL ? aw_conn_retain(console) : NULL;
+    m->text = text != NULL ? aw_strndup(text, strlen(text)) : NULL;
+    return m;
 }
 
 aw_msg_t *aw_detach_new(aw_conn_t *conn)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "actors/bot.h"
 #include "actors/conn.h"
+#include "actors/handoff.h"
 #include "actors/history.h"
 #include "actors/message.h"
 #include "actors/reply.h"
@@ -44,6 +45,14 @@ typedef struct aw_chat_config {
      * `fence` with an atomic store (release), which sessions load. */
     aw_fence_fn fence;
     void *fence_data;
+    /* Handing over to a person (handoff.h): the desk the consoles see
+     * (desk.h; NULL: nobody can take over), what the user is told when an
+     * operator joins and when the bot is back ("": nothing), and how long
+     * an owner may be away before the conversation waits again; 0 means
+     * 60000. */
+    struct aw_desk *desk;
+    const char *handoff_joined, *handoff_ended;
+    unsigned int handoff_grace_ms;
 } aw_chat_config_t;
 
 /* Kinds of aw_msg_t a session handles. */
@@ -53,6 +62,7 @@ enum {
     AW_SESSION_SHUTDOWN,    /* the server is stopping: send what is pending now */
     AW_SESSION_MOVED,       /* the user's home is another node now: finish, close the sockets, go */
     AW_SESSION_RELEASE,     /* an aw_release_t: as MOVED, and say when nothing of the user is left here */
+    AW_SESSION_HANDOFF,     /* aw_handoff_msg_t: an operator or a backend acts on who answers */
     AW_SESSION__TIMER,      /* private: the session's own timers */
     AW_SESSION__LOADED,     /* private: the history answered where numbering continues */
     AW_SESSION__REPLAY,     /* private: the history answered the messages a socket missed */
@@ -79,12 +89,14 @@ aw_release_t *aw_release_new(void (*done)(void *arg), void *arg);
 /* A client message on its way to the session of its user. */
 typedef struct aw_inbound {
     aw_msg_t super;
-    aw_message_t msg;        /* owned */
-    aw_conn_t *conn;         /* the socket it came on (a reference), or NULL */
-    aw_sink_t *sink;         /* the webhook request waiting for the replies (a reference), or NULL */
-    aw_channel_t channel;    /* the channel it came on */
-    struct aw_inbound *next; /* the session's queue of waiting turns */
-    aw_reply_t *push;        /* a message to deliver as it is (POST /api/send), or NULL */
+    aw_message_t msg;               /* owned */
+    aw_conn_t *conn;                /* the socket it came on (a reference), or NULL */
+    aw_sink_t *sink;                /* the webhook request waiting for the replies (a reference), or NULL */
+    aw_channel_t channel;           /* the channel it came on */
+    struct aw_inbound *next;        /* the session's queue of waiting turns */
+    aw_reply_t *push;               /* a message to deliver as it is (POST /api/send), or NULL */
+    int trusted;                    /* the server's own event (handoff_end): speaks for the user, proven */
+    struct aw_handoff_msg *handoff; /* a request about the conversation waiting its turn (owned), or NULL */
 } aw_inbound_t;
 
 /* Wraps a parsed message that came on `channel`, taking it over (`msg` is
@@ -104,6 +116,34 @@ void aw_inbound_init_in_sink(aw_inbound_t *in, const aw_message_t *msg, aw_sink_
  * verified socket, kept with its seq, and answered through `sink` (mode
  * AW_SINK_PUSH) with {"seq": N, "sockets": M}. Takes `reply` over. */
 aw_inbound_t *aw_push_new(aw_reply_t *reply, aw_sink_t *sink);
+
+/* What an operator's console or a site's backend asks of a conversation
+ * (handoff.h). The session answers the console, if any, with a frame:
+ * docs/protocol.md, "The operator console". */
+enum {
+    AW_HANDOFF_OP_REQUEST, /* a person is asked for (POST /api/handoff), `text` the reason */
+    AW_HANDOFF_OP_TAKE,    /* the operator takes it over, and watches it */
+    AW_HANDOFF_OP_SEND,    /* the owner says `text` */
+    AW_HANDOFF_OP_TYPING,  /* the owner is typing */
+    AW_HANDOFF_OP_RELEASE, /* back to the bot: by its owner, any operator while it waits, or the API */
+    AW_HANDOFF_OP_WATCH,   /* the console is sent the newest page of the history, then every message as it
+                            * comes: what was kept before this is in the page, what comes after is sent */
+    AW_HANDOFF_OP_UNWATCH, /* no longer */
+    AW_HANDOFF_OP_GONE,    /* the operator (any, for "") has no console open: the grace period starts */
+};
+
+typedef struct aw_handoff_msg {
+    aw_msg_t super;
+    int op;                                       /* AW_HANDOFF_OP_... */
+    char operator_name[AW_OPERATOR_NAME_MAX + 1]; /* who acts; "" for the API */
+    aw_conn_t *console;                           /* the console to answer (a reference), or NULL */
+    char *text;                                   /* SEND: the message; REQUEST: the reason; or NULL */
+} aw_handoff_msg_t;
+
+/* A request of `op` by operator `name` ("" or NULL: the API), answered on
+ * `console` (may be NULL; a reference is taken), with `text` (copied; may
+ * be NULL). */
+aw_handoff_msg_t *aw_handoff_msg_new(int op, const char *name, aw_conn_t *console, const char *text);
 
 /* A message saying `conn` has closed; takes a reference to it. */
 aw_msg_t *aw_detach_new(aw_conn_t *conn);

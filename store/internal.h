@@ -30,6 +30,11 @@ typedef struct aw_store_backend {
     int (*append)(aw_store_t *store, const aw_record_t *records, size_t n);
     int (*read)(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq, int64_t before_sub,
                 size_t limit, aw_store_record_cb cb, void *data, int *more);
+    /* The operations behind aw_store_latest and aw_store_latest_of, with
+     * their contracts. */
+    int (*latest)(aw_store_t *store, int flag, aw_store_record_cb cb, void *data);
+    int (*latest_of)(aw_store_t *store, const char *user, size_t user_len, int flag, aw_store_record_cb cb,
+                     void *data);
     void (*close)(aw_store_t *store);
 } aw_store_backend_t;
 

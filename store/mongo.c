@@ -84,10 +84,10 @@ static void append_record(bson_t *doc, const aw_record_t *r)
     if (r->flags != 0)
         BSON_APPEND_INT32(doc, "flags", r->flags); /* absent reads as 0 */
     BSON_APPEND_UTF8(doc, "type", r->direction == AW_RECORD_OUT ? "message" : "message_received");
-    /* A claim or reservation is kept as its text: the history actor compares
+    /* A claim, reservation or handoff is kept as its text: the history actor compares
      * the one it reads back with its own byte for byte, and a subdocument
      * comes back in the driver's spacing. Nobody queries them as messages. */
-    if (!(r->flags & (AW_RECORD_CLAIM | AW_RECORD_RESERVE)) &&
+    if (!(r->flags & (AW_RECORD_CLAIM | AW_RECORD_RESERVE | AW_RECORD_HANDOFF)) &&
         bson_init_from_json(&msg, r->json, (ssize_t)r->json_len, &err)) {
         bson_iter_t it;
         if (bson_iter_init_find(&it, &msg, "text") && BSON_ITER_HOLDS_UTF8(&it))
@@ -252,6 +252,84 @@ static int mg_read(aw_store_t *store, const char *user, size_t user_len, int64_t
     return err;
 }
 
+typedef struct latest {
+    aw_store_record_cb cb;
+    void *data;
+    char *last_user; /* the user whose newest record went to cb last */
+    size_t last_len;
+} latest_t;
+
+/* The documents come by user, newest first: the first of each user goes. */
+static void latest_one(const bson_t *doc, void *data)
+{
+    latest_t *l = data;
+    bson_iter_t it;
+    uint32_t len = 0;
+    const char *user = NULL;
+    if (bson_iter_init_find(&it, doc, "user") && BSON_ITER_HOLDS_UTF8(&it))
+        user = bson_iter_utf8(&it, &len);
+    if (user == NULL || (l->last_user != NULL && l->last_len == len && memcmp(l->last_user, user, len) == 0))
+        return;
+    free(l->last_user);
+    l->last_user = aw_strndup(user, len);
+    l->last_len = len;
+    aw_record_t r = {0};
+    page_t p = {.recs = &r, .cap = 1};
+    collect(doc, &p);
+    r.user = l->last_user;
+    r.user_len = len;
+    l->cb(&r, l->data);
+    free((char *)r.json);
+}
+
+static int mg_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *data)
+{
+    mongo_store_t *s = (mongo_store_t *)store;
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, bits, sort;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "flags", &bits);
+    BSON_APPEND_INT32(&bits, "$bitsAllSet", flag);
+    bson_append_document_end(&filter, &bits);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "user", 1);
+    BSON_APPEND_INT32(&sort, "seq", -1);
+    BSON_APPEND_INT32(&sort, "sub", -1);
+    bson_append_document_end(&opts, &sort);
+    latest_t l = {.cb = cb, .data = data};
+    int err = find(s, &filter, &opts, latest_one, &l);
+    free(l.last_user);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return err;
+}
+
+static int mg_latest_of(aw_store_t *store, const char *user, size_t user_len, int flag, aw_store_record_cb cb,
+                        void *data)
+{
+    mongo_store_t *s = (mongo_store_t *)store;
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, bits, sort;
+    bson_append_utf8(&filter, "user", 4, user, (int)user_len);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "flags", &bits);
+    BSON_APPEND_INT32(&bits, "$bitsAllSet", flag);
+    bson_append_document_end(&filter, &bits);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "seq", -1);
+    BSON_APPEND_INT32(&sort, "sub", -1);
+    bson_append_document_end(&opts, &sort);
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    aw_record_t r = {0};
+    page_t p = {.recs = &r, .cap = 1};
+    int err = find(s, &filter, &opts, collect, &p);
+    if (err == 0 && p.n == 1) {
+        r.user = user;
+        r.user_len = user_len;
+        cb(&r, data);
+    }
+    free((char *)r.json);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return err;
+}
+
 static int command(mongo_store_t *s, const char *db, const bson_t *cmd)
 {
     bson_error_t error;
@@ -349,5 +427,7 @@ const aw_store_backend_t aw_store__mongodb = {
     .open = mg_open,
     .append = mg_append,
     .read = mg_read,
+    .latest = mg_latest,
+    .latest_of = mg_latest_of,
     .close = mg_close,
 };

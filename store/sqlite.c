@@ -52,6 +52,12 @@ static const char schema[] =
     " ts INTEGER NOT NULL, dir INTEGER NOT NULL, json TEXT NOT NULL, flags INTEGER NOT NULL DEFAULT 0);"
     "CREATE UNIQUE INDEX IF NOT EXISTS history_key ON history (user, seq, sub);";
 
+/* The records that say who answers a user (AW_RECORD_HANDOFF), which a
+ * session reads when it loads (sq_latest_of); made once the file has the
+ * flags column. */
+static const char handoff_index[] =
+    "CREATE INDEX IF NOT EXISTS history_handoff ON history (user, seq, sub) WHERE (flags & 8) != 0;";
+
 /* A file made before records had flags gets the column (0 for the records
  * it holds: nothing was protected then). */
 static int add_flags_column(sqlite3 *db)
@@ -180,6 +186,74 @@ static int sq_read(aw_store_t *store, const char *user, size_t user_len, int64_t
     return err;
 }
 
+/* For each user, the newest record with `flag`: the records of the kind
+ * that no record of the kind of the same user is above. A scan of the
+ * table, each record checked against its user's range of the index: for a
+ * start only. */
+static int sq_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *data)
+{
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT user, seq, sub, ts, dir, json, flags FROM history h"
+                                " WHERE (flags & ?1) = ?1 AND NOT EXISTS (SELECT 1 FROM history g"
+                                " WHERE g.user = h.user AND (g.flags & ?1) = ?1"
+                                " AND (g.seq > h.seq OR (g.seq = h.seq AND g.sub > h.sub)))",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map(rc);
+    sqlite3_bind_int(st, 1, flag);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        aw_record_t r = {.user = (const char *)sqlite3_column_text(st, 0),
+                         .user_len = (size_t)sqlite3_column_bytes(st, 0),
+                         .seq = sqlite3_column_int64(st, 1),
+                         .sub = sqlite3_column_int64(st, 2),
+                         .ts_ms = sqlite3_column_int64(st, 3),
+                         .direction = sqlite3_column_int(st, 4),
+                         .json = (const char *)sqlite3_column_text(st, 5),
+                         .json_len = (size_t)sqlite3_column_bytes(st, 5),
+                         .flags = sqlite3_column_int(st, 6)};
+        cb(&r, data);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : map(rc);
+}
+
+/* The partial index history_handoff serves the one flag sessions ask for
+ * at each load (AW_RECORD_HANDOFF, 8): its condition must be the query's,
+ * word for word, so the flag goes in as a literal. */
+static int sq_latest_of(aw_store_t *store, const char *user, size_t user_len, int flag, aw_store_record_cb cb,
+                        void *data)
+{
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT seq, sub, ts, dir, json, flags FROM history WHERE user = ?1 AND (flags & %d) != 0%s"
+             " ORDER BY seq DESC, sub DESC LIMIT 1",
+             flag, (flag & (flag - 1)) == 0 ? "" : " AND (flags & ?2) = ?2");
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map(rc);
+    sqlite3_bind_text(st, 1, user, (int)user_len, SQLITE_STATIC);
+    if ((flag & (flag - 1)) != 0)
+        sqlite3_bind_int(st, 2, flag);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        aw_record_t r = {.user = user,
+                         .user_len = user_len,
+                         .seq = sqlite3_column_int64(st, 0),
+                         .sub = sqlite3_column_int64(st, 1),
+                         .ts_ms = sqlite3_column_int64(st, 2),
+                         .direction = sqlite3_column_int(st, 3),
+                         .json = (const char *)sqlite3_column_text(st, 4),
+                         .json_len = (size_t)sqlite3_column_bytes(st, 4),
+                         .flags = sqlite3_column_int(st, 5)};
+        cb(&r, data);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map(rc);
+}
+
 static void sq_close(aw_store_t *store)
 {
     sqlite_store_t *s = (sqlite_store_t *)store;
@@ -236,6 +310,8 @@ static int sq_open(aw_store_t **out, const char *uri, const aw_store_options_t *
     }
     if (rc == SQLITE_OK)
         rc = add_flags_column(s->db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, handoff_index, NULL, NULL, NULL);
     if (rc == SQLITE_OK && prepare(s) != 0)
         rc = sqlite3_errcode(s->db);
     if (rc != SQLITE_OK) {
@@ -257,5 +333,7 @@ const aw_store_backend_t aw_store__sqlite = {
     .open = sq_open,
     .append = sq_append,
     .read = sq_read,
+    .latest = sq_latest,
+    .latest_of = sq_latest_of,
     .close = sq_close,
 };

@@ -82,6 +82,21 @@ int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t 
     return store->backend->read(store, user, user_len, before_seq, before_sub, limit, cb, data, more);
 }
 
+int aw_store_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *data)
+{
+    if (flag == 0 || store->backend->latest == NULL)
+        return AW_EINVAL;
+    return store->backend->latest(store, flag, cb, data);
+}
+
+int aw_store_latest_of(aw_store_t *store, const char *user, size_t user_len, int flag, aw_store_record_cb cb,
+                       void *data)
+{
+    if (flag == 0 || store->backend->latest_of == NULL)
+        return AW_EINVAL;
+    return store->backend->latest_of(store, user, user_len, flag, cb, data);
+}
+
 const char *aw_store_backend(aw_store_t *store)
 {
     return store->backend->name;

@@ -19,7 +19,9 @@
  * message the person sent after bot message `seq` has that same `seq` and sub
  * 1, 2, ... The key is unique per user, which makes a retried batch
  * idempotent: appending a record whose (user, seq, sub) is already stored
- * changes nothing.
+ * changes nothing. Besides pages of one user, a store lists the newest
+ * record of a kind for every user (aw_store_latest), which a start reads
+ * the conversations that wait for a person from.
  */
 #ifndef AW_STORE_H
 #define AW_STORE_H
@@ -52,6 +54,11 @@ enum {
      * newest one tells a restarted server where numbering may go on. Never
      * shown in history. */
     AW_RECORD_RESERVE = 4,
+    /* A change of who answers the user: the bot, or a person (actors/handoff.h).
+     * It takes the key a message of the person would take next, so the
+     * user's newest one is the state now; never shown in history, and listed
+     * for every user at start by aw_store_latest. */
+    AW_RECORD_HANDOFF = 8,
 };
 
 typedef struct aw_record {
@@ -116,6 +123,22 @@ int aw_store_append(aw_store_t *store, const aw_record_t *records, size_t n);
  * reported through `cb` then). */
 int aw_store_read(aw_store_t *store, const char *user, size_t user_len, int64_t before_seq,
                   int64_t before_sub, size_t limit, aw_store_record_cb cb, void *data, int *more);
+
+/* Calls `cb` once for each user with a record that has every bit of `flag`
+ * set, with the newest such record of that user (the highest key), in no
+ * particular order. A scan of the whole store: for a start, not for a
+ * turn. Returns 0, or a negative AW_E... code (`cb` may have been called
+ * for some users then); AW_EINVAL for a flag of 0 or a backend without
+ * the operation. */
+int aw_store_latest(aw_store_t *store, int flag, aw_store_record_cb cb, void *data);
+
+/* Calls `cb` once with the newest record of `user` (the highest key) that
+ * has every bit of `flag` set, or not at all when the user has none. Read
+ * when a user's session loads: a backend keeps it cheap (an index of the
+ * records with AW_RECORD_HANDOFF). Returns 0, or a negative AW_E... code
+ * (AW_EINVAL as aw_store_latest). */
+int aw_store_latest_of(aw_store_t *store, const char *user, size_t user_len, int flag, aw_store_record_cb cb,
+                       void *data);
 
 /* A short name of the backend ("sqlite", "mongodb"), for logs and metrics. */
 const char *aw_store_backend(aw_store_t *store);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include "transport/internal.h"
 #include "actors/bridge.h"
+#include "actors/desk.h"
 #include "actors/metrics.h"
 #include "actors/registry.h"
 #include "cluster/cluster.h"
@@ -466,6 +467,13 @@ static void serve_metrics(aw_route_call_t *c)
                          "anywhere_cluster_dropped_total{reason=\"late\"} %" PRIu64 "\n",
                          cs.dropped_bad, cs.dropped_stranger, cs.dropped_late);
     }
+    if (chat != NULL && chat->desk != NULL) {
+        uint64_t waiting, owned;
+        aw_desk_counts(chat->desk, &waiting, &owned);
+        aw_metrics_line(&out, "anywhere_handoff_waiting", "gauge", "Conversations waiting for a person.",
+                        waiting);
+        aw_metrics_line(&out, "anywhere_handoff_owned", "gauge", "Conversations an operator owns.", owned);
+    }
     struct aw_bridge *bridge = chat != NULL ? aw_bot_bridge(chat->bot) : NULL;
     if (bridge != NULL) {
         aw_bridge_stats_t bs;
@@ -565,6 +573,32 @@ static const aw_route_t routes[] = {
      .body = AW_ROUTE_BODY_MESSAGE,
      .parse = parse_push,
      .serve = serve_send},
+    {.path = "/api/handoff",
+     .methods = AW_ROUTE_POST,
+     .auth = AW_ROUTE_API_KEY,
+     .body = AW_ROUTE_BODY_MESSAGE,
+     .parse = aw_console__parse_handoff,
+     .serve = aw_console__serve_handoff},
+    /* The operator console (console.c): it checks its own requests (the
+     * server's own pages only, an operator's sign-in), so these rows state
+     * no more than paths and methods. */
+    {.path = "/console/login",
+     .methods = AW_ROUTE_POST,
+     .match = AW_ROUTE_EXACT,
+     .body = AW_ROUTE_BODY_MESSAGE,
+     .serve = aw_console__sign_in},
+    {.path = "/console/logout",
+     .methods = AW_ROUTE_POST,
+     .match = AW_ROUTE_EXACT,
+     .serve = aw_console__sign_out},
+    {.path = "/console/me", .methods = AW_ROUTE_GET, .match = AW_ROUTE_EXACT, .serve = aw_console__me},
+    {.path = "/console/ws",
+     .methods = AW_ROUTE_GET,
+     .match = AW_ROUTE_EXACT,
+     .websocket = 1,
+     .serve = aw_console__socket_plain,
+     .upgrade = aw_console__upgrade},
+    {.path = "/console", .methods = AW_ROUTE_GET | AW_ROUTE_HEAD, .serve = aw_console__page},
     /* any method, unlike the admin address's rows below */
     {.path = "/healthz", .methods = AW_ROUTE_ANY, .serve = serve_healthz},
     {.path = "/metrics", .methods = AW_ROUTE_ANY, .serve = serve_metrics},

@@ -63,6 +63,10 @@ struct aw_server {
  * server's own origin, or one of --allowed-origin (server.c). */
 int aw_server__origin_allowed(aw_server_t *srv, h2o_req_t *req);
 
+/* Whether the request has no Origin or the server's own: --allowed-origin
+ * does not count (server.c). The console's routes take nothing else. */
+int aw_server__own_origin(aw_server_t *srv, h2o_req_t *req);
+
 /* What other threads post to a loop. */
 enum { AW_POST_FRAME, AW_POST_CLOSE, AW_POST_ANSWER, AW_POST_ACCEPT_OFF, AW_POST_SHUTDOWN };
 
@@ -90,6 +94,21 @@ void aw_http__register_admin(aw_server_t *srv, h2o_hostconf_t *hostconf);
 
 /* Starts a websocket on a request that asked for one (ws.c). */
 int aw_ws__upgrade(aw_server_t *srv, h2o_req_t *req, const char *client_key);
+
+/* A websocket whose text messages are not the chat's: the console's. All
+ * run on the socket's loop thread: `on_open` once the handshake is done
+ * (frames sent before are dropped), `on_text` for each message, `on_close`
+ * once, when it has closed or the handshake failed, the last the hooks hear
+ * of it (the connection may live on while referenced). */
+typedef struct aw_ws_hooks {
+    void (*on_open)(aw_conn_t *conn, void *data);
+    void (*on_text)(aw_conn_t *conn, const char *text, size_t len, void *data);
+    void (*on_close)(aw_conn_t *conn, void *data);
+} aw_ws_hooks_t;
+
+/* Starts such a websocket; `data` goes to the hooks. */
+int aw_ws__upgrade_hooked(aw_server_t *srv, h2o_req_t *req, const char *client_key,
+                          const aw_ws_hooks_t *hooks, void *data);
 
 /* Applies a FRAME or CLOSE post to its websocket (ws.c). Loop thread. */
 void aw_ws__apply(aw_loop_t *loop, aw_post_t *post);
@@ -193,6 +212,9 @@ struct aw_route {
     int (*parse)(aw_route_call_t *c);
     /* Answers the request, now or later. NULL: 404 (a host's catch-all). */
     void (*serve)(aw_route_call_t *c);
+    /* With `websocket`: does the handshake itself, checks included, in place
+     * of the chat's (aw_ws__upgrade after the Origin check). */
+    int (*upgrade)(aw_route_call_t *c, const char *client_key);
 };
 
 /* One request on its way through its route, on the loop thread's stack. */
@@ -212,7 +234,8 @@ struct aw_route_call {
     } push;           /* a message for a user from the bot's backend */
     const char *user; /* AW_ROUTE_USER_TOKEN: whom the request speaks for, */
     size_t user_len;
-    const char *token; /* and the token it shows ("" for none) */
+    const char *token;                  /* and the token it shows ("" for none) */
+    struct aw_console_command *handoff; /* POST /api/handoff: the command (console.c) */
 };
 
 /* Registers the `n` rows of `table` (which must outlive the server) on
@@ -225,6 +248,17 @@ void aw_route__error(aw_route_call_t *c, int err, int refused);
 
 /* The token of an Authorization: Bearer header, or an empty iovec. */
 h2o_iovec_t aw_route__bearer(h2o_req_t *req);
+
+/* The console (console.c): its page, sign-in and out, the operator's name,
+ * its websocket, and POST /api/handoff. Loop thread. */
+void aw_console__page(aw_route_call_t *c);
+void aw_console__sign_in(aw_route_call_t *c);
+void aw_console__sign_out(aw_route_call_t *c);
+void aw_console__me(aw_route_call_t *c);
+void aw_console__socket_plain(aw_route_call_t *c);
+int aw_console__upgrade(aw_route_call_t *c, const char *client_key);
+int aw_console__parse_handoff(aw_route_call_t *c);
+void aw_console__serve_handoff(aw_route_call_t *c);
 
 /* Answers with a JSON body (copied), no-store. Loop thread. */
 void aw_route__send_json(h2o_req_t *req, int status, const char *body, size_t len);

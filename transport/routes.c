@@ -89,6 +89,8 @@ static const aw_asset_t *find_asset(h2o_iovec_t path)
         len = (size_t)(q - path.base);
     if (len == 1 && path.base[0] == '/')
         return find_asset(h2o_iovec_init(H2O_STRLIT("/index.html")));
+    if (len >= 8 && memcmp(path.base, "/console", 8) == 0)
+        return NULL; /* the console's files are its own routes' (console.c), for operators only */
     for (size_t i = 0; i < aw_assets_count; i++)
         if (strlen(aw_assets[i].path) == len && memcmp(aw_assets[i].path, path.base, len) == 0)
             return &aw_assets[i];
@@ -221,7 +223,8 @@ static int dispatch(h2o_handler_t *self, h2o_req_t *req)
     aw_route_call_t c = {.srv = h->srv, .route = h->route, .req = req, .token = ""};
     const char *client_key;
     if (h->route->websocket && h2o_is_websocket_handshake(req, &client_key) == 0 && client_key != NULL) {
-        if (!aw_server__origin_allowed(h->srv, req)) {
+        /* a row that upgrades itself checks the Origin its own way */
+        if (h->route->upgrade == NULL && !aw_server__origin_allowed(h->srv, req)) {
             forbidden(req);
             return 0;
         }
@@ -233,7 +236,8 @@ static int dispatch(h2o_handler_t *self, h2o_req_t *req)
                                    H2O_SEND_ERROR_KEEP_HEADERS);
             return 0;
         }
-        return aw_ws__upgrade(h->srv, req, client_key);
+        return h->route->upgrade != NULL ? h->route->upgrade(&c, client_key)
+                                         : aw_ws__upgrade(h->srv, req, client_key);
     }
     if (!admit(&c))
         return 0;
@@ -247,6 +251,7 @@ static int dispatch(h2o_handler_t *self, h2o_req_t *req)
         h->route->serve(&c);
     aw_message_dispose(&c.msg);
     aw_reply_free(c.push.reply);
+    free(c.handoff);
     return 0;
 }
 

@@ -419,6 +419,12 @@ static int same_origin(aw_server_t *srv, h2o_req_t *req, h2o_iovec_t origin)
     return 0;
 }
 
+int aw_server__own_origin(aw_server_t *srv, h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    return at == -1 || same_origin(srv, req, req->headers.entries[at].value);
+}
+
 int aw_server__origin_allowed(aw_server_t *srv, h2o_req_t *req)
 {
     ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);

@@ -11,6 +11,7 @@
 #define AW_TRANSPORT_SERVER_H
 
 #include <stddef.h>
+#include "actors/operators.h"
 #include "actors/registry.h"
 
 typedef struct aw_server aw_server_t;
@@ -36,6 +37,7 @@ typedef struct aw_server_config {
     int admin_port;                 /* its port; 0 picks a free one (see aw_server_admin_port) */
     struct aw_cluster *cluster;     /* the cluster this node is part of, or NULL (cluster/cluster.h) */
     int reuse_port;                 /* other processes may listen on the port too (a cluster's nodes) */
+    aw_operators_t *operators;      /* who may open the console (--operators); NULL: no console */
 } aw_server_config_t;
 
 /* Open connections the admin listener takes at most; more are refused at

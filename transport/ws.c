@@ -89,6 +89,8 @@ struct aw_ws {
     unsigned int bad_json;
     char *user; /* the user this socket speaks for, once it has spoken */
     size_t user_len;
+    const aw_ws_hooks_t *hooks; /* a console's: its messages go there, not to the chat */
+    void *hooks_data;
 };
 
 static h2o_buffer_prototype_t ctl_prototype = {{256}};
@@ -284,6 +286,8 @@ static void on_closed(aw_ws_t *ws)
     __atomic_sub_fetch(&ws->loop->srv->websockets, 1, __ATOMIC_RELAXED);
     aw_log(AW_LOG_DEBUG, "ws_close", "websocket %llu closed", (unsigned long long)ws->super.id);
     __atomic_store_n(&ws->super.closed, 1, __ATOMIC_RELEASE); /* before the detach: see conn.h */
+    if (ws->hooks != NULL)
+        ws->hooks->on_close(&ws->super, ws->hooks_data);
     if (ws->user != NULL) {
         aw_msg_t *m = aw_detach_new(&ws->super);
         if (aw_registry_send(ws->loop->srv->cfg.registry, ws->user, ws->user_len, m, 0) != 0)
@@ -547,6 +551,10 @@ static void frame_end_cb(wslay_event_context_ptr ctx, void *data)
 
 static void on_text(aw_ws_t *ws, const char *data, size_t len)
 {
+    if (ws->hooks != NULL) {
+        ws->hooks->on_text(&ws->super, data, len, ws->hooks_data);
+        return;
+    }
     aw_message_t msg;
     int err = aw_message_parse(&msg, data, len);
     if (err != 0) {
@@ -654,6 +662,8 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
 {
     aw_ws_t *ws = data;
     if (sock == NULL) {
+        if (ws->hooks != NULL)
+            ws->hooks->on_close(&ws->super, ws->hooks_data);
         aw_conn_release(&ws->super);
         return;
     }
@@ -667,6 +677,8 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
     ws->last_seen = aw_now_ms();
     if (ws->loop->stopping)
         queue_close(ws, 1001);
+    if (ws->hooks != NULL)
+        ws->hooks->on_open(&ws->super, ws->hooks_data);
     h2o_socket_read_start(sock, on_read);
     if (sock->input->size != 0)
         on_read(sock, NULL);
@@ -757,10 +769,13 @@ static aw_loop_t *loop_of(aw_server_t *srv, h2o_context_t *ctx)
     return (aw_loop_t *)((char *)ctx - offsetof(aw_loop_t, ctx));
 }
 
-int aw_ws__upgrade(aw_server_t *srv, h2o_req_t *req, const char *client_key)
+static int upgrade(aw_server_t *srv, h2o_req_t *req, const char *client_key, const aw_ws_hooks_t *hooks,
+                   void *data)
 {
     char key[29];
     aw_ws_t *ws = aw_calloc(1, sizeof(*ws));
+    ws->hooks = hooks;
+    ws->hooks_data = data;
     ws->super.refcnt = 1;
     ws->super.id = __atomic_add_fetch(&srv->next_conn_id, 1, __ATOMIC_RELAXED);
     ws->super.send = ws_send;
@@ -777,6 +792,17 @@ int aw_ws__upgrade(aw_server_t *srv, h2o_req_t *req, const char *client_key)
                           strlen(key));
     h2o_http1_upgrade(req, NULL, 0, on_upgraded, ws);
     return 0;
+}
+
+int aw_ws__upgrade(aw_server_t *srv, h2o_req_t *req, const char *client_key)
+{
+    return upgrade(srv, req, client_key, NULL, NULL);
+}
+
+int aw_ws__upgrade_hooked(aw_server_t *srv, h2o_req_t *req, const char *client_key,
+                          const aw_ws_hooks_t *hooks, void *data)
+{
+    return upgrade(srv, req, client_key, hooks, data);
 }
 
 /* --- loop side of the posts --- */

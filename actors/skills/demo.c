@@ -1,7 +1,9 @@
 /*
  * The demo bot that `make run` starts: it greets new and returning users
  * differently, acknowledges a reconnect, answers `help` with quick replies,
- * shows a typed sequence of several messages, and echoes anything else. Each
+ * shows a typed sequence of several messages, hands the conversation to a
+ * person when asked for one ("human", "agent", "person"), says so when it is
+ * back, and echoes anything else. Each
  * skill is a short example of the API in actors/bot.h.
  */
 #include <stdio.h>
@@ -81,6 +83,19 @@ static void on_echo(aw_turn_t *turn, const aw_message_t *msg, void *data)
     aw_turn_say(turn, text);
 }
 
+/* A person is asked for: the operators' console lists the conversation,
+ * and the bot hears nothing more until one hands it back. */
+static void on_person(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    aw_turn_say(turn, "I will get a person for you. Someone will be with you shortly.");
+    aw_turn_handoff(turn, "asked for a person");
+}
+
+static void on_handoff_end(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    aw_turn_say(turn, "I am back. Anything else I can do? Type **help** to see what I can do.");
+}
+
 aw_bot_t *aw_bot_demo(void)
 {
     aw_bot_t *bot = aw_bot_new("demo");
@@ -91,6 +106,10 @@ aw_bot_t *aw_bot_demo(void)
     aw_bot_hears(bot, AW_HEAR_KEYWORD, "sequence", on_sequence, NULL);
     aw_bot_hears(bot, AW_HEAR_REGEX, "^(ask|what is) my name", on_ask_name, NULL);
     aw_bot_hears(bot, AW_HEAR_KEYWORD, "count to five", on_count_later, NULL);
+    static const char *const people[] = {"human", "agent", "person", "operator"};
+    for (size_t i = 0; i < sizeof(people) / sizeof(people[0]); i++)
+        aw_bot_hears(bot, AW_HEAR_KEYWORD, people[i], on_person, NULL);
+    aw_bot_on(bot, "handoff_end", on_handoff_end, NULL);
     aw_bot_on(bot, "message", on_echo, NULL);
     return bot;
 }

@@ -186,6 +186,14 @@
     var label = document.createElement('span');
     label.className = 'sr';
     label.textContent = who === 'me' ? 'You: ' : who === 'bot' ? 'Bot: ' : '';
+    var person = who === 'bot' && typeof msg.operator === 'string' && msg.operator ? msg.operator : null;
+    if (person) {
+      // A person of the site's answers (a handoff): their name stands above what they say.
+      li.className += ' person' + (msg.handoff ? ' handoff' : '');
+      label.className = 'from';
+      label.textContent = person;
+      label.setAttribute('aria-label', person + ' (a person): ');
+    }
     li.appendChild(label);
     li.appendChild(body);
     if (who !== 'notice') li.title = timeOf(msg.ts);
@@ -248,8 +256,10 @@
   var shown = {}; // seq -> true: each bot message is shown once
   var highest = 0; // the highest seq this page has shown: its last_seq
   var typingTimer = null;
-  function showTyping() {
+  var typingLabel = el.typing.querySelector('.sr');
+  function showTyping(who) {
     var stick = atBottom();
+    typingLabel.textContent = who ? who + ' is typing' : 'The bot is typing';
     el.typing.hidden = false;
     if (stick) scrollDown();
     clearTimeout(typingTimer);
@@ -269,6 +279,11 @@
       if (seq > highest) highest = seq;
     }
     addMessage(msg, 'bot');
+    if (msg.handoff === 'joined' || (typeof msg.operator === 'string' && msg.operator && msg.handoff !== 'ended')) {
+      personHere = msg.operator;
+    } else if (msg.handoff === 'ended' || (live && !msg.operator)) {
+      personHere = null;
+    }
     if (live) {
       setInputDisabled(!!msg.disable_input);
       var go = safeUrl(msg.goto_link);
@@ -297,7 +312,7 @@
       }
       return;
     case 'typing':
-      showTyping();
+      showTyping(typeof msg.operator === 'string' ? msg.operator : null);
       return;
     case 'ack':
       if (typeof msg.mid === 'string') acked(msg.mid);
@@ -705,6 +720,19 @@
       if (!onlyNew && h.history.length) scrollDown();
     }).catch(function () {});
   }
+
+  // --- typing, while a person answers ---
+  // A person of the site sees the user typing (a bot has no use for it): a
+  // `typing` event at most every few seconds while the user types.
+  var personHere = null;
+  var typingSent = 0;
+  el.input.addEventListener('input', function () {
+    if (!personHere || channel !== 'websocket' || !socket || socket.readyState !== 1 || !el.input.value) return;
+    var now = Date.now();
+    if (now - typingSent < 3000) return;
+    typingSent = now;
+    socket.send(JSON.stringify(envelope({ type: 'typing' })));
+  });
 
   // --- the page ---
   el.form.addEventListener('submit', function (e) {

@@ -44,14 +44,35 @@ static int faulty_read(aw_store_t *st, const char *user, size_t user_len, int64_
     return aw_store_read(f->real, user, user_len, bseq, bsub, limit, cb, data, more);
 }
 
+static int faulty_latest(aw_store_t *st, int flag, aw_store_record_cb cb, void *data)
+{
+    faulty_t *f = (faulty_t *)st;
+    if (__atomic_load_n(&f->fail_reads, __ATOMIC_SEQ_CST))
+        return AW_EUNAVAILABLE;
+    return aw_store_latest(f->real, flag, cb, data);
+}
+
+static int faulty_latest_of(aw_store_t *st, const char *user, size_t user_len, int flag,
+                            aw_store_record_cb cb, void *data)
+{
+    faulty_t *f = (faulty_t *)st;
+    if (__atomic_load_n(&f->fail_reads, __ATOMIC_SEQ_CST))
+        return AW_EUNAVAILABLE;
+    return aw_store_latest_of(f->real, user, user_len, flag, cb, data);
+}
+
 static void faulty_close(aw_store_t *st)
 {
     aw_store_close(((faulty_t *)st)->real);
     free(st);
 }
 
-static const aw_store_backend_t faulty_backend = {
-    .name = "faulty", .append = faulty_append, .read = faulty_read, .close = faulty_close};
+static const aw_store_backend_t faulty_backend = {.name = "faulty",
+                                                  .append = faulty_append,
+                                                  .read = faulty_read,
+                                                  .latest = faulty_latest,
+                                                  .latest_of = faulty_latest_of,
+                                                  .close = faulty_close};
 
 /* Opens the real store at `uri` behind a faulty one that refuses writes from
  * the start when `fail_writes` is set; ends the test when the real store

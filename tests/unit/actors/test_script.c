@@ -41,6 +41,8 @@ static void turn(const aw_bot_t *bot, user_t *u, const char *type, const char *t
     for (size_t i = 0; i < t.n_replies; i++) {
         if (i != 0)
             strncat(u->out, " | ", sizeof(u->out) - strlen(u->out) - 1);
+        if (aw_reply_is_handoff(t.replies[i]))
+            strncat(u->out, "[handoff] ", sizeof(u->out) - strlen(u->out) - 1);
         strncat(u->out, t.replies[i]->text != NULL ? t.replies[i]->text : "",
                 sizeof(u->out) - strlen(u->out) - 1);
     }
@@ -151,7 +153,19 @@ static void test_errors(void)
     expect_error("{\"triggers\":[{\"exact\":\"a\",\"event\":\"hello\",\"say\":\"x\"}]}",
                  "at triggers[0]: a trigger needs exactly one");
     expect_error("{\"triggers\":[{\"exact\":\"a\"}]}",
-                 "at triggers[0]: a trigger needs \"say\" or \"conversation\"");
+                 "at triggers[0]: a trigger needs \"say\", \"conversation\" or \"handoff\"");
+    expect_error("{\"triggers\":[{\"exact\":\"a\",\"handoff\":7}]}",
+                 "at triggers[0].handoff: expected true or a reason (a string)");
+    expect_error(
+        "{\"triggers\":[{\"exact\":\"a\",\"handoff\":true,\"conversation\":\"c\"}],\"conversations\":{"
+        "\"c\":[{\"say\":\"x\"}]}}",
+        "at triggers[0]: a trigger hands over to a person or starts a conversation, not both");
+    expect_error("{\"triggers\":[{\"exact\":\"a\",\"say\":\"x\"}],\"handoff\":true}",
+                 "at handoff: expected false, or an object of");
+    expect_error("{\"triggers\":[{\"exact\":\"a\",\"say\":\"x\"}],\"handoff\":{\"words\":[]}}",
+                 "at handoff: unknown field \"words\"");
+    expect_error("{\"triggers\":[{\"exact\":\"a\",\"say\":\"x\"}],\"handoff\":{\"phrases\":[\"\"]}}",
+                 "at handoff.phrases: expected an array of 1 to 32 words or phrases");
     expect_error("{\"triggers\":[{\"regex\":\"([\",\"say\":\"x\"}]}",
                  "at triggers[0].regex: not a valid regular expression");
     expect_error("{\"triggers\":[{\"exact\":\"a\",\"say\":{\"text\":\"x\",\"typing\":\"slow\"}}]}",
@@ -194,9 +208,76 @@ static void test_error_long_path_is_marked(void)
     CHECK(strstr(err, "xxx...: expected a non-empty array of steps") != NULL);
 }
 
+/* A script asks for a person from a trigger, from a branch of a
+ * conversation, and on the built-in words, which it may change or turn
+ * off; its own triggers come first. */
+static void test_handoff(void)
+{
+    static const char script[] =
+        "{\"triggers\":["
+        "{\"keyword\":\"refund\",\"say\":\"Refunds are for people.\",\"handoff\":\"refund\"},"
+        "{\"keyword\":\"agent smith\",\"say\":\"A film.\"},"
+        "{\"exact\":\"survey\",\"conversation\":\"s\"},"
+        "{\"event\":\"handoff_end\",\"say\":\"Back.\"}],"
+        "\"conversations\":{\"s\":[{\"ask\":\"Happy?\",\"branches\":[{\"exact\":\"no\",\"say\":\"Sorry.\","
+        "\"handoff\":true}],\"else\":{\"say\":\"Good.\",\"goto\":\"end\"}}]}}";
+    char err[512];
+    aw_bot_t *bot = NULL;
+    CHECK(aw_script_compile(&bot, "bot.json", script, strlen(script), err, sizeof(err)) == 0);
+    if (bot == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    user_t u = {0};
+    expect(bot, &u, "message", "I want a refund", "Refunds are for people. | [handoff] refund");
+    expect(bot, &u, "message", "a human please",
+           "I will get a person for you. Someone will be with you shortly. | [handoff] asked for a person");
+    expect(bot, &u, "message", "who is agent smith", "A film.");
+    expect(bot, &u, "message", "survey", "Happy?");
+    expect(bot, &u, "message", "no", "Sorry. | [handoff] ");
+    expect(bot, &u, "handoff_end", "", "Back.");
+    done(&u);
+    aw_bot_free(bot);
+
+    static const char off[] = "{\"triggers\":[{\"event\":\"message\",\"say\":\"echo\"}],\"handoff\":false}";
+    CHECK(aw_script_compile(&bot, "bot.json", off, strlen(off), err, sizeof(err)) == 0);
+    expect(bot, &u, "message", "a human please", "echo");
+    done(&u);
+    aw_bot_free(bot);
+
+    static const char own[] = "{\"triggers\":[{\"event\":\"message\",\"say\":\"echo\"}],"
+                              "\"handoff\":{\"phrases\":[\"mensch\",\"talk to someone\"],\"say\":\"Moment.\","
+                              "\"reason\":\"wants someone\"}}";
+    CHECK(aw_script_compile(&bot, "bot.json", own, strlen(own), err, sizeof(err)) == 0);
+    expect(bot, &u, "message", "a human please", "echo");
+    expect(bot, &u, "message", "can I talk to someone", "Moment. | [handoff] wants someone");
+    expect(bot, &u, "message", "Mensch", "Moment. | [handoff] wants someone");
+    done(&u);
+    aw_bot_free(bot);
+
+    /* the shipped example */
+    bot = NULL;
+    if (aw_script_load(&bot, AW_EXAMPLES "/support.json", err, sizeof(err)) != 0)
+        fprintf(stderr, "%s\n", err);
+    CHECK(bot != NULL);
+    if (bot == NULL)
+        return;
+    expect(bot, &u, "message", "return", "Was the item damaged?");
+    expect(bot, &u, "message", "yes",
+           "Sorry about that. A colleague will arrange a replacement. | [handoff] damaged item, replacement");
+    expect(bot, &u, "message", "this is broken",
+           "I am sorry to hear that. Let me bring in a colleague. | [handoff] a complaint");
+    expect(bot, &u, "message", "agent",
+           "I will get a person for you. Someone will be with you shortly. | [handoff] asked for a person");
+    expect(bot, &u, "handoff_end", "", "Thanks for waiting. I am back: anything else I can do?");
+    done(&u);
+    aw_bot_free(bot);
+}
+
 int main(void)
 {
     test_triggers();
+    test_handoff();
     test_conversation();
     test_errors();
     test_error_long_path_is_marked();

@@ -5,8 +5,9 @@
  * who gets a turn's replies and with which seq, when a brand-new user is
  * issued its token (only once its claim is durable, and once), wrong tokens,
  * guests, numbering across a freed session and a restart, the rate limit,
- * the replay of missed messages, shutdown, webhook turns and pushed
- * messages: what docs/protocol.md says of these, checked frame by frame.
+ * the replay of missed messages, shutdown, webhook turns, pushed messages
+ * and a handoff to a person: what docs/protocol.md says of these, checked
+ * frame by frame.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <uv.h>
 #include <yajl/yajl_tree.h>
 #include "actors/bot.h"
+#include "actors/desk.h"
 #include "tests/check.h"
 #include "tests/unit/actors/fake_chat.h"
 
@@ -57,9 +59,18 @@ static void on_echo(aw_turn_t *turn, const aw_message_t *msg, void *data)
     aw_turn_say(turn, msg->text != NULL ? msg->text : "");
 }
 
+static void on_person(aw_turn_t *turn, const aw_message_t *msg, void *data)
+{
+    aw_turn_say(turn, "getting someone");
+    aw_turn_handoff(turn, "asked");
+    aw_turn_say(turn, "after the request");
+}
+
 static aw_bot_t *test_bot(void)
 {
     aw_bot_t *bot = aw_bot_new("test");
+    aw_bot_hears(bot, AW_HEAR_EXACT, "person", on_person, NULL);
+    aw_bot_on(bot, "handoff_end", say_data, "bot again");
     aw_bot_hears(bot, AW_HEAR_EXACT, "three", on_three, NULL);
     aw_bot_hears(bot, AW_HEAR_EXACT, "later", on_later, NULL);
     aw_bot_hears(bot, AW_HEAR_EXACT, "typed", on_typed, NULL);
@@ -779,6 +790,108 @@ static void test_reservation_taken(void)
     aw_conn_release(&a->super);
 }
 
+/* Sends a console's request to the session of `user`. */
+static void to_session(fake_world_t *w, const char *user, int op, const char *name, fake_conn_t *console,
+                       const char *text)
+{
+    aw_handoff_msg_t *m = aw_handoff_msg_new(op, name, console != NULL ? &console->super : NULL, text);
+    int err = aw_registry_send(w->reg, user, strlen(user), &m->super, 1);
+    CHECK(err == 0);
+    if (err != 0)
+        aw_msg_release(&m->super);
+}
+
+/* The frames of console `c` of `type` so far. */
+static int count_type(fake_conn_t *c, const char *type, const char *code)
+{
+    int n = 0;
+    fake_frame_t f;
+    for (size_t i = 0; fake_conn_frame(c, i, &f); i++)
+        n += strcmp(f.type, type) == 0 && (code == NULL || strcmp(f.code, code) == 0);
+    return n;
+}
+
+/* A handoff in the session (actors/handoff.h): the bot's request goes in its
+ * place among its replies; of two operators who take it at once one wins;
+ * the bot hears nothing while a person has it; an operator's message is
+ * numbered, sent to the user and the consoles watching, and kept; hand back
+ * runs the bot's handoff_end; and a restart finds the state in the store. */
+static void test_handoff(void)
+{
+    fake_world_t w;
+    aw_chat_config_t cfg = {
+        .history_auth = 1, .idle_ms = 60000, .handoff_joined = "joined", .handoff_ended = "ended"};
+    cfg.desk = aw_desk_create();
+    fake_world_open(&w, db_path("handoff.db"), bot, &cfg);
+    fake_conn_t *a = fake_conn_new(), *k1 = fake_conn_new(), *k2 = fake_conn_new();
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"hello\",\"user\":\"hal\"}") == 0);
+    EXPECT_COUNT(a, 2);
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"hal\",\"text\":\"person\"}") == 0);
+    EXPECT_COUNT(a, 4);
+    EXPECT(a, 2, "message", "getting someone", 2);
+    EXPECT(a, 3, "message", "after the request", 3);
+    aw_handoff_t h;
+    CHECK(aw_desk_get(cfg.desk, "hal", 3, &h) && h.state == AW_HANDOFF_WAITING &&
+          strcmp(h.reason, "asked") == 0);
+
+    to_session(&w, "hal", AW_HANDOFF_OP_TAKE, "ann", k1, NULL);
+    to_session(&w, "hal", AW_HANDOFF_OP_TAKE, "bob", k2, NULL);
+    fake_conn_wait(k1, 1, FAKE_WAIT_MS);
+    fake_conn_wait(k2, 1, FAKE_WAIT_MS);
+    CHECK(count_type(k1, "taken", NULL) == 1 && count_type(k2, "error", "taken") == 1);
+    EXPECT_COUNT(a, 5);
+    EXPECT(a, 4, "message", "joined", 4);
+
+    /* the bot hears nothing; the console watching sees the message */
+    CHECK(fake_send(&w, a, NULL, "{\"type\":\"message\",\"user\":\"hal\",\"text\":\"anyone?\"}") == 0);
+    to_session(&w, "hal", AW_HANDOFF_OP_SEND, "bob", k2, "not mine to say");
+    to_session(&w, "hal", AW_HANDOFF_OP_SEND, "ann", k1, "ann here");
+    EXPECT_COUNT(a, 6);
+    EXPECT(a, 5, "message", "ann here", 5);
+    fake_conn_wait(k2, 2, FAKE_WAIT_MS);
+    CHECK(count_type(k2, "error", "not_owner") == 1);
+    /* the console that took it watches: its answer, the notice, the user's message, its own */
+    CHECK(fake_conn_wait(k1, 4, FAKE_WAIT_MS) == 4);
+    EXPECT(k1, 0, "taken", NULL, -1);
+    EXPECT(k1, 1, "message", "joined", 4);
+    EXPECT(k1, 2, "message_received", "anyone?", -1);
+    EXPECT(k1, 3, "message", "ann here", 5);
+    EXPECT_STORED(w.history, "hal", "hi|person|getting someone|after the request|joined|anyone?|ann here|");
+
+    /* a restart: the session reads who answers from the store when it loads,
+     * whatever the desk (empty here: not read at start) says */
+    CHECK(fake_world_close(&w) == 0);
+    aw_desk_destroy(cfg.desk);
+    cfg.desk = aw_desk_create();
+    fake_world_open(&w, db_path("handoff.db"), bot, &cfg);
+    fake_conn_t *b = fake_conn_new();
+    char hello[256], token[AW_TOKEN_LEN + 1];
+    fake_token("hal", token);
+    snprintf(hello, sizeof(hello), "{\"type\":\"welcome_back\",\"user\":\"hal\",\"token\":\"%s\"}", token);
+    CHECK(fake_send(&w, b, NULL, hello) == 0);
+    CHECK(fake_send(&w, b, NULL, "{\"type\":\"message\",\"user\":\"hal\",\"text\":\"still?\"}") == 0);
+    EXPECT_COUNT(b, 1); /* the session frame, and nothing of the bot */
+    CHECK(aw_desk_get(cfg.desk, "hal", 3, &h) && h.state == AW_HANDOFF_OWNED &&
+          strcmp(h.operator_name, "ann") == 0 && h.answered);
+    to_session(&w, "hal", AW_HANDOFF_OP_RELEASE, "ann", NULL, NULL);
+    EXPECT_COUNT(b, 3);
+    EXPECT(b, 1, "message", "ended", 65);
+    EXPECT(b, 2, "message", "bot again", 66);
+    EXPECT_STORED(
+        w.history, "hal",
+        "hi|person|getting someone|after the request|joined|anyone?|ann here|still?|ended|bot again|");
+    CHECK(fake_send(&w, b, NULL, "{\"type\":\"message\",\"user\":\"hal\",\"text\":\"echo me\"}") == 0);
+    EXPECT_COUNT(b, 4);
+    EXPECT(b, 3, "message", "echo me", 67);
+    CHECK(aw_desk_get(cfg.desk, "hal", 3, &h) == 0);
+    CHECK(fake_world_close(&w) == 0);
+    aw_desk_destroy(cfg.desk);
+    aw_conn_release(&a->super);
+    aw_conn_release(&b->super);
+    aw_conn_release(&k1->super);
+    aw_conn_release(&k2->super);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -795,6 +908,7 @@ int main(void)
     test_mids_taken_once();
     test_durable_delivery();
     test_reservation_taken();
+    test_handoff();
     aw_bot_free(bot);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -377,15 +377,59 @@ static void test_unavailable(aw_store_t *s)
     CHECK(g.n == 2 && same_record(&g.rec[0], &b[0]) && same_record(&g.rec[1], &b[1]));
 }
 
+/* For each user, the newest record of a kind, whatever came after it; a
+ * user without one is not listed. */
+static void test_latest(aw_store_t *s)
+{
+    aw_record_t b[] = {rec("lat1", 1, 1, "{\"state\":\"waiting\"}"), rec("lat1", 1, 2, "{\"text\":\"hi\"}"),
+                       rec("lat1", 1, 3, "{\"state\":\"owned\"}"),   rec("lat1", 2, 0, "{\"text\":\"ok\"}"),
+                       rec("lat2", 0, 1, "{\"state\":\"none\"}"),    rec("lat3", 1, 0, "{\"text\":\"x\"}")};
+    b[0].flags = b[2].flags = b[4].flags = AW_RECORD_HANDOFF;
+    b[4].flags |= AW_RECORD_PROTECTED;
+    CHECK(aw_store_append(s, b, 6) == 0);
+    got_t g = {0};
+    CHECK(aw_store_latest(s, AW_RECORD_HANDOFF, on_record, &g) == 0);
+    CHECK(g.n == 2);
+    int seen = 0;
+    for (int i = 0; i < g.n; i++) {
+        if (strcmp(g.user[i], "lat1") == 0) {
+            CHECK(same_record(&g.rec[i], &b[2]));
+            seen |= 1;
+        } else if (strcmp(g.user[i], "lat2") == 0) {
+            CHECK(same_record(&g.rec[i], &b[4]));
+            seen |= 2;
+        }
+    }
+    CHECK(seen == 3);
+    CHECK(aw_store_latest(s, 0, on_record, &g) == AW_EINVAL);
+    /* one user's newest, whatever came after it; none for a user without one */
+    got_t one = {0};
+    CHECK(aw_store_latest_of(s, "lat1", 4, AW_RECORD_HANDOFF, on_record, &one) == 0);
+    CHECK(one.n == 1 && same_record(&one.rec[0], &b[2]));
+    got_t both = {0};
+    CHECK(aw_store_latest_of(s, "lat2", 4, AW_RECORD_HANDOFF | AW_RECORD_PROTECTED, on_record, &both) == 0);
+    CHECK(both.n == 1 && same_record(&both.rec[0], &b[4]));
+    got_t none = {0};
+    CHECK(aw_store_latest_of(s, "lat3", 4, AW_RECORD_HANDOFF, on_record, &none) == 0 && none.n == 0);
+    CHECK(aw_store_latest_of(s, "lat1", 4, AW_RECORD_HANDOFF | AW_RECORD_PROTECTED, on_record, &none) == 0 &&
+          none.n == 0);
+}
+
 static const struct {
     const char *name;
     void (*run)(aw_store_t *s);
 } tests[] = {
-    {"open", test_open},     {"read_back", test_read_back},
-    {"retry", test_retry},   {"paging", test_paging},
-    {"tail", test_tail},     {"protected", test_protected},
-    {"claim", test_claim},   {"reservation", test_reservation},
-    {"reopen", test_reopen}, {"unavailable", test_unavailable},
+    {"open", test_open},
+    {"read_back", test_read_back},
+    {"retry", test_retry},
+    {"paging", test_paging},
+    {"tail", test_tail},
+    {"protected", test_protected},
+    {"claim", test_claim},
+    {"reservation", test_reservation},
+    {"reopen", test_reopen},
+    {"latest", test_latest},
+    {"unavailable", test_unavailable},
 };
 
 /* Runs every case in order on one store; returns the exit code. */

@@ -168,6 +168,9 @@ def matches(d, query):
         elif isinstance(want, dict) and list(want) == ['$lt']:
             if key not in d or not d[key] < want['$lt']:
                 return False
+        elif isinstance(want, dict) and list(want) == ['$bitsAllSet']:
+            if int(d.get(key, 0)) & want['$bitsAllSet'] != want['$bitsAllSet']:
+                return False
         elif isinstance(want, dict) and any(k.startswith('$') for k in want):
             raise AssertionError('the mock knows no operator in %r' % want)
         elif d.get(key) != want:

@@ -1,0 +1,326 @@
+/*
+ * The operators' desk (desk.h): an array of the conversations that are not
+ * with the bot and an array of open consoles, under one mutex. Both stay
+ * small (the people waiting for a person, the operators on duty), so a
+ * change rewrites the whole list and sends it to every console: one frame,
+ * shared by all of them.
+ */
+#include "actors/desk.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "actors/internal.h"
+#include "runtime/error.h"
+#include "runtime/log.h"
+#include "store/store.h"
+
+typedef struct entry {
+    char *user;
+    size_t user_len;
+    aw_handoff_t h;
+} entry_t;
+
+typedef struct console {
+    aw_conn_t *conn;
+    char op[AW_OPERATOR_NAME_MAX + 1];
+} console_t;
+
+struct aw_desk {
+    pthread_mutex_t lock;
+    entry_t *entries;
+    size_t n_entries;
+    console_t *consoles;
+    size_t n_consoles;
+};
+
+aw_desk_t *aw_desk_create(void)
+{
+    aw_desk_t *d = aw_calloc(1, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
+    return d;
+}
+
+void aw_desk_destroy(aw_desk_t *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->n_entries; i++)
+        free(d->entries[i].user);
+    for (size_t i = 0; i < d->n_consoles; i++)
+        aw_conn_release(d->consoles[i].conn);
+    free(d->entries);
+    free(d->consoles);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+static entry_t *find(aw_desk_t *d, const char *user, size_t user_len)
+{
+    for (size_t i = 0; i < d->n_entries; i++)
+        if (d->entries[i].user_len == user_len && memcmp(d->entries[i].user, user, user_len) == 0)
+            return &d->entries[i];
+    return NULL;
+}
+
+/* Keeps or forgets one user's state; the lock is held. */
+static void put(aw_desk_t *d, const char *user, size_t user_len, const aw_handoff_t *h)
+{
+    entry_t *e = find(d, user, user_len);
+    if (h->state == AW_HANDOFF_BOT) {
+        if (e != NULL) {
+            free(e->user);
+            *e = d->entries[--d->n_entries];
+        }
+        return;
+    }
+    if (e == NULL) {
+        d->entries = aw_realloc(d->entries, (d->n_entries + 1) * sizeof(*d->entries));
+        e = &d->entries[d->n_entries++];
+        e->user = aw_strndup(user, user_len);
+        e->user_len = user_len;
+    }
+    e->h = *h;
+}
+
+static int by_wait(const void *a, const void *b)
+{
+    const entry_t *x = *(entry_t *const *)a, *y = *(entry_t *const *)b;
+    return x->h.since_ms < y->h.since_ms ? -1 : x->h.since_ms > y->h.since_ms;
+}
+
+/* The list every console shows: {"type":"queue","waiting":[...],"owned":[...]},
+ * each oldest first. The lock is held. */
+static aw_buf_t *write_queue(aw_desk_t *d)
+{
+    entry_t **sorted = aw_alloc((d->n_entries + 1) * sizeof(*sorted));
+    for (size_t i = 0; i < d->n_entries; i++)
+        sorted[i] = &d->entries[i];
+    qsort(sorted, d->n_entries, sizeof(*sorted), by_wait);
+    jw_t w;
+    jw_init(&w, 64 + d->n_entries * 128);
+    jw_raw(&w, "{\"type\":\"queue\"", 15);
+    for (int pass = 0; pass < 2; pass++) {
+        int state = pass == 0 ? AW_HANDOFF_WAITING : AW_HANDOFF_OWNED;
+        if (pass == 0)
+            JW_KEY(&w, "waiting");
+        else
+            JW_KEY(&w, "owned");
+        jw_char(&w, '[');
+        int first = 1;
+        for (size_t i = 0; i < d->n_entries; i++) {
+            const entry_t *e = sorted[i];
+            if (e->h.state != state)
+                continue;
+            if (!first)
+                jw_char(&w, ',');
+            first = 0;
+            jw_raw(&w, "{\"user\":", 8);
+            jw_str(&w, e->user, e->user_len);
+            JW_KEY(&w, "reason");
+            jw_cstr(&w, e->h.reason);
+            JW_KEY(&w, "since");
+            jw_int(&w, e->h.since_ms);
+            if (state == AW_HANDOFF_OWNED) {
+                JW_KEY(&w, "operator");
+                jw_cstr(&w, e->h.operator_name);
+                JW_KEY(&w, "owned");
+                jw_int(&w, e->h.owned_ms);
+            }
+            jw_char(&w, '}');
+        }
+        jw_char(&w, ']');
+    }
+    JW_KEY(&w, "now");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    jw_int(&w, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    jw_char(&w, '}');
+    free(sorted);
+    return jw_finish(&w);
+}
+
+void aw_desk_set(aw_desk_t *d, const char *user, size_t user_len, const aw_handoff_t *h)
+{
+    pthread_mutex_lock(&d->lock);
+    put(d, user, user_len, h);
+    aw_buf_t *f = write_queue(d);
+    for (size_t i = 0; i < d->n_consoles; i++)
+        d->consoles[i].conn->send(d->consoles[i].conn, f);
+    pthread_mutex_unlock(&d->lock);
+    aw_buf_release(f);
+}
+
+int aw_desk_get(aw_desk_t *d, const char *user, size_t user_len, aw_handoff_t *h)
+{
+    pthread_mutex_lock(&d->lock);
+    entry_t *e = find(d, user, user_len);
+    if (e != NULL)
+        *h = e->h;
+    pthread_mutex_unlock(&d->lock);
+    return e != NULL;
+}
+
+void aw_desk_join(aw_desk_t *d, aw_conn_t *conn, const char *op)
+{
+    pthread_mutex_lock(&d->lock);
+    d->consoles = aw_realloc(d->consoles, (d->n_consoles + 1) * sizeof(*d->consoles));
+    console_t *c = &d->consoles[d->n_consoles++];
+    c->conn = aw_conn_retain(conn);
+    snprintf(c->op, sizeof(c->op), "%s", op);
+    aw_buf_t *f = write_queue(d);
+    conn->send(conn, f);
+    pthread_mutex_unlock(&d->lock);
+    aw_buf_release(f);
+}
+
+static int online(aw_desk_t *d, const char *op)
+{
+    for (size_t i = 0; i < d->n_consoles; i++)
+        if (strcmp(d->consoles[i].op, op) == 0)
+            return 1;
+    return 0;
+}
+
+static char **owned_by(aw_desk_t *d, const char *op)
+{
+    char **users = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_entries; i++) {
+        const entry_t *e = &d->entries[i];
+        if (e->h.state == AW_HANDOFF_OWNED && (op == NULL || strcmp(e->h.operator_name, op) == 0)) {
+            users = aw_realloc(users, (n + 2) * sizeof(*users));
+            users[n++] = aw_strndup(e->user, e->user_len);
+            users[n] = NULL;
+        }
+    }
+    return users;
+}
+
+char **aw_desk_leave(aw_desk_t *d, aw_conn_t *conn, int *last)
+{
+    char op[AW_OPERATOR_NAME_MAX + 1] = "";
+    char **users = NULL;
+    aw_conn_t *gone = NULL;
+    *last = 0;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->n_consoles; i++) {
+        if (d->consoles[i].conn == conn) {
+            gone = conn;
+            memcpy(op, d->consoles[i].op, sizeof(op));
+            d->consoles[i] = d->consoles[--d->n_consoles];
+            break;
+        }
+    }
+    if (gone != NULL && !online(d, op)) {
+        *last = 1;
+        users = owned_by(d, op);
+    }
+    pthread_mutex_unlock(&d->lock);
+    aw_conn_release(gone);
+    return users;
+}
+
+int aw_desk_online(aw_desk_t *d, const char *op)
+{
+    pthread_mutex_lock(&d->lock);
+    int on = online(d, op);
+    pthread_mutex_unlock(&d->lock);
+    return on;
+}
+
+char **aw_desk_owned_by(aw_desk_t *d, const char *op)
+{
+    pthread_mutex_lock(&d->lock);
+    char **users = owned_by(d, op);
+    pthread_mutex_unlock(&d->lock);
+    return users;
+}
+
+void aw_desk_tell(aw_desk_t *d, const char *op, aw_buf_t *frame)
+{
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->n_consoles; i++)
+        if (strcmp(d->consoles[i].op, op) == 0)
+            d->consoles[i].conn->send(d->consoles[i].conn, frame);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void aw_desk_counts(aw_desk_t *d, uint64_t *waiting, uint64_t *owned)
+{
+    *waiting = *owned = 0;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->n_entries; i++) {
+        if (d->entries[i].h.state == AW_HANDOFF_WAITING)
+            (*waiting)++;
+        else if (d->entries[i].h.state == AW_HANDOFF_OWNED)
+            (*owned)++;
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+void aw_desk_free_list(char **users)
+{
+    for (size_t i = 0; users != NULL && users[i] != NULL; i++)
+        free(users[i]);
+    free(users);
+}
+
+/* --- loading at start --- */
+
+typedef struct load_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, err;
+    aw_desk_t *desk;
+} load_wait_t;
+
+static void on_latest(int err, const aw_record_t *recs, size_t n, void *data)
+{
+    load_wait_t *w = data; /* history thread */
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        aw_handoff_t h;
+        if (aw_handoff_parse(&h, recs[i].json, recs[i].json_len) != 0) {
+            aw_log(AW_LOG_WARN, "handoff_record", "a handoff record of user %.*s could not be read: skipped",
+                   (int)recs[i].user_len, recs[i].user);
+            continue;
+        }
+        pthread_mutex_lock(&w->desk->lock);
+        put(w->desk, recs[i].user, recs[i].user_len, &h);
+        pthread_mutex_unlock(&w->desk->lock);
+    }
+    pthread_mutex_lock(&w->lock);
+    w->err = err;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int aw_desk_load(aw_desk_t *desk, aw_history_t *history)
+{
+    load_wait_t w = {.desk = desk};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    int err = aw_history_latest(history, AW_RECORD_HANDOFF, on_latest, &w);
+    if (err == 0) {
+        /* the history answers every read, within the store's timeout */
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        err = w.err;
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    uint64_t waiting, owned;
+    aw_desk_counts(desk, &waiting, &owned);
+    if (err != 0)
+        aw_log(AW_LOG_WARN, "handoff_load",
+               "the conversations waiting for a person could not be read from the store (%s)",
+               aw_strerror(err));
+    else if (waiting + owned != 0)
+        aw_log(AW_LOG_INFO, "handoff_load", "%llu conversation(s) wait for a person, %llu owned by one",
+               (unsigned long long)waiting, (unsigned long long)owned);
+    return err;
+}
