@@ -566,13 +566,40 @@ static out_req_t *take_request(aw_cluster_t *cl, uint64_t id)
     return e != NULL ? ENTRY_OF(out_req_t, e) : NULL;
 }
 
+/* A handoff request (actors/session.h) for a user homed elsewhere: one of
+ * POST /api/handoff goes to the home, as a client message does; one of a
+ * console, which watches the conversation from this node, is refused (the
+ * console checks aw_cluster_is_home first, and tells its operator the
+ * conversation is served by another node's console: docs/cluster.md). */
+static int route_handoff(aw_cluster_t *cl, const char *home, const char *user, size_t user_len,
+                         aw_handoff_msg_t *m)
+{
+    if (m->console != NULL)
+        return AW_EUNAVAILABLE;
+    if (!__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE))
+        return AW_EUNAVAILABLE;
+    aw_bytes_t body;
+    aw_bytes_init(&body, 64);
+    aw_wire_put_item(&body, m->operator_name, strlen(m->operator_name));
+    aw_wire_put_item(&body, m->text != NULL ? "1" : "0", 1);
+    aw_wire_put_item(&body, m->text != NULL ? m->text : "", m->text != NULL ? strlen(m->text) : 0);
+    aw_buf_t *b = aw_bytes_finish(&body);
+    int err = publish(cl, home, AW_WIRE_HANDOFF, m->op, 0, 0, user, user_len, b->data, b->len);
+    aw_buf_release(b);
+    if (err != 0)
+        return err;
+    COUNT(cl, forwarded_out);
+    aw_msg_release(&m->super);
+    return AW_REGISTRY_TAKEN;
+}
+
 static int route(void *data, const char *user, size_t user_len, aw_msg_t *msg, int create)
 {
     aw_cluster_t *cl = data;
     (void)create;
     if (msg->type == AW_SESSION_DETACH)
         return route_detach(cl, ((aw_inbound_t *)msg)->conn) ? AW_REGISTRY_TAKEN : AW_REGISTRY_HERE;
-    if (msg->type != AW_SESSION_INBOUND)
+    if (msg->type != AW_SESSION_INBOUND && msg->type != AW_SESSION_HANDOFF)
         return AW_REGISTRY_HERE;
     char home[AW_WIRE_MAX_NODE + 1];
     pthread_rwlock_rdlock(&cl->view_lock);
@@ -580,6 +607,8 @@ static int route(void *data, const char *user, size_t user_len, aw_msg_t *msg, i
     if (at != 0)
         memcpy(home, cl->members[at].id, sizeof(home));
     pthread_rwlock_unlock(&cl->view_lock);
+    if (msg->type == AW_SESSION_HANDOFF)
+        return at == 0 ? AW_REGISTRY_HERE : route_handoff(cl, home, user, user_len, (aw_handoff_msg_t *)msg);
     aw_inbound_t *in = (aw_inbound_t *)msg;
     if (at == 0) {
         /* here, now: a socket that spoke to a session elsewhere leaves it */
@@ -724,6 +753,29 @@ static void take_inbound(aw_cluster_t *cl, const aw_wire_msg_t *m)
         aw_buf_release(f);
     }
     aw_sink_release(answer);
+}
+
+/* A handoff request of POST /api/handoff at another node, for a user
+ * homed here. */
+static void take_handoff(aw_cluster_t *cl, const aw_wire_msg_t *m)
+{
+    const char *p = m->body, *name, *has, *text;
+    size_t left = m->body_len, name_len, has_len, text_len;
+    if (m->user_len == 0 || m->a < AW_HANDOFF_OP_REQUEST || m->a > AW_HANDOFF_OP_GONE ||
+        aw_wire_next_item(&p, &left, &name, &name_len) != 0 || name_len > AW_OPERATOR_NAME_MAX ||
+        aw_wire_next_item(&p, &left, &has, &has_len) != 0 || has_len != 1 ||
+        aw_wire_next_item(&p, &left, &text, &text_len) != 0 || left != 0 || memchr(name, '\0', name_len) ||
+        memchr(text, '\0', text_len)) {
+        COUNT(cl, dropped_bad);
+        return;
+    }
+    char *n = aw_strndup(name, name_len), *t = has[0] == '1' ? aw_strndup(text, text_len) : NULL;
+    aw_handoff_msg_t *h = aw_handoff_msg_new((int)m->a, n, NULL, t);
+    free(n);
+    free(t);
+    COUNT(cl, forwarded_in);
+    if (aw_registry_send_here(cl->cfg.registry, m->user, m->user_len, &h->super, 1) != 0)
+        aw_msg_release(&h->super);
 }
 
 static void take_detach(aw_cluster_t *cl, const aw_wire_msg_t *m)
@@ -1003,6 +1055,8 @@ static void on_node_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
         take_inbound(cl, &m);
     } else if (strcmp(m.kind, AW_WIRE_DETACH) == 0) {
         take_detach(cl, &m);
+    } else if (strcmp(m.kind, AW_WIRE_HANDOFF) == 0) {
+        take_handoff(cl, &m);
     } else if (strcmp(m.kind, AW_WIRE_FRAME) == 0) {
         take_for_socket(cl, &m, 0);
     } else if (strcmp(m.kind, AW_WIRE_CLOSE) == 0) {

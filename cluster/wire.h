@@ -36,6 +36,7 @@
 #define AW_WIRE_DONE "done"     /* a: request id; b: error (< 0) or 0; c: frames; body: see aw_wire_done */
 #define AW_WIRE_PAGE "page"     /* a: request id; b: before; c: limit | cut << 32: a history read */
 #define AW_WIRE_PAGE_DONE "pg"  /* a: request id; b: error or 0; c: more | before << 1; body: records */
+#define AW_WIRE_HANDOFF "ho"    /* a: the handoff op (actors/session.h); body: items operator, 0|1, text */
 #define AW_WIRE_RELEASE "rel"   /* a: request id: let go of the user (the sender is its home now) */
 #define AW_WIRE_RELEASED "reld" /* a: request id: nothing of the user is left here */
 

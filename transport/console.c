@@ -19,6 +19,7 @@
 #include "actors/history.h"
 #include "actors/json.h"
 #include "actors/registry.h"
+#include "cluster/cluster.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "transport/console_command.h"
@@ -315,11 +316,17 @@ static void read_page(console_t *k, aw_conn_t *conn, const aw_console_command_t 
  * memory (what changes the conversation, or watches it). */
 static int to_session(console_t *k, aw_conn_t *conn, const aw_console_command_t *cmd, int op, int create)
 {
+    /* In a cluster, a console serves the conversations homed on its node
+     * (docs/cluster.md, The console): another's is not opened here. */
+    if (k->srv->cfg.cluster != NULL && !aw_cluster_is_home(k->srv->cfg.cluster, cmd->user, cmd->user_len)) {
+        tell_error(conn, "elsewhere");
+        return AW_EUNAVAILABLE;
+    }
     aw_handoff_msg_t *m = aw_handoff_msg_new(op, k->op, conn, op == AW_HANDOFF_OP_SEND ? cmd->text : NULL);
     int err = aw_registry_send(k->srv->cfg.registry, cmd->user, cmd->user_len, &m->super, create);
     if (err != 0)
         aw_msg_release(&m->super);
-    if (err == AW_ESTOPPED)
+    if (err != 0 && create)
         tell_error(conn, "unavailable");
     return err;
 }

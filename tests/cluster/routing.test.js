@@ -4,7 +4,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startNats, sharedStore, startNode, waitMembers, userHomedOn, Client, post, historyPages } = require('./lib');
+const { startNats, sharedStore, startNode, waitMembers, userHomedOn, Client, post, historyPages, sleep } = require('./lib');
 
 const API_KEY = 'cluster-api-key';
 let nats, store, nodes;
@@ -95,6 +95,18 @@ test('a user is served by its home: only messages for users homed elsewhere are 
     await t.c.close();
     await a.c.close();
   }
+});
+
+test('POST /api/handoff at a node that is not the home queues the user at its home, and hands it back', async () => {
+  const user = userHomedOn('node-b', ids, 'handoff');
+  const auth = { authorization: `Bearer ${API_KEY}` };
+  const waiting = async (n) => Number(/^anywhere_handoff_waiting (\d+)$/m.exec(await (await fetch(`${n.url}/metrics`)).text())[1]);
+  assert.equal((await post(nodes[0].port, '/api/handoff', { user, reason: 'from another node' }, auth)).status, 202);
+  for (const end = Date.now() + 5000; (await waiting(nodes[1])) !== 1; await sleep(50)) assert.ok(Date.now() < end, 'queued at the home');
+  assert.equal(await waiting(nodes[0]), 0, 'no session made where the request arrived');
+  assert.equal(await waiting(nodes[2]), 0);
+  assert.equal((await post(nodes[2].port, '/api/handoff', { user, action: 'release' }, auth)).status, 202);
+  for (const end = Date.now() + 5000; (await waiting(nodes[1])) !== 0; await sleep(50)) assert.ok(Date.now() < end, 'handed back');
 });
 
 test('metrics and health count the members and the messages forwarded', async () => {

@@ -275,6 +275,7 @@
     not_owner: function () { return 'Take the conversation over first.'; },
     not_in_handoff: function () { return 'The bot has this conversation already.'; },
     unavailable: function () { return 'The server cannot do that right now. Try again.'; },
+    elsewhere: function () { return 'Another node of the cluster serves this conversation: open the console there.'; },
   };
   function onFrame(f) {
     switch (f.type) {
