@@ -602,8 +602,12 @@ static int route(void *data, const char *user, size_t user_len, aw_msg_t *msg, i
 {
     aw_cluster_t *cl = data;
     (void)create;
-    if (msg->type == AW_SESSION_DETACH)
-        return route_detach(cl, ((aw_inbound_t *)msg)->conn) ? AW_REGISTRY_TAKEN : AW_REGISTRY_HERE;
+    if (msg->type == AW_SESSION_DETACH) {
+        if (!route_detach(cl, ((aw_inbound_t *)msg)->conn))
+            return AW_REGISTRY_HERE;
+        aw_msg_release(msg); /* taken: its home heard it */
+        return AW_REGISTRY_TAKEN;
+    }
     if (msg->type != AW_SESSION_INBOUND && msg->type != AW_SESSION_HANDOFF)
         return AW_REGISTRY_HERE;
     char home[AW_WIRE_MAX_NODE + 1];
