@@ -796,7 +796,6 @@ int main(int argc, char **argv)
          * after the workers started: published with a release store */
         chat.fence_data = cluster;
         __atomic_store_n(&chat.fence, aw_cluster_fence, __ATOMIC_RELEASE);
-        aw_desk_set_filter(desk, aw_cluster_is_home_fn, cluster); /* a console serves its node's homes */
     }
     aw_server_t *srv;
     if (aw_server_start(&srv, &sc) != 0)

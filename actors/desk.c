@@ -33,23 +33,7 @@ struct aw_desk {
     size_t n_entries;
     console_t *consoles;
     size_t n_consoles;
-    int (*here)(void *data, const char *user, size_t user_len); /* aw_desk_set_filter, or NULL */
-    void *here_data;
 };
-
-void aw_desk_set_filter(aw_desk_t *d, int (*here)(void *data, const char *user, size_t user_len), void *data)
-{
-    pthread_mutex_lock(&d->lock);
-    d->here = here;
-    d->here_data = data;
-    pthread_mutex_unlock(&d->lock);
-}
-
-/* Whether the consoles see `e` (lock held). */
-static int shown(const aw_desk_t *d, const entry_t *e)
-{
-    return d->here == NULL || d->here(d->here_data, e->user, e->user_len);
-}
 
 aw_desk_t *aw_desk_create(void)
 {
@@ -127,7 +111,7 @@ static aw_buf_t *write_queue(aw_desk_t *d)
         int first = 1;
         for (size_t i = 0; i < d->n_entries; i++) {
             const entry_t *e = sorted[i];
-            if (e->h.state != state || !shown(d, e))
+            if (e->h.state != state)
                 continue;
             if (!first)
                 jw_char(&w, ',');
@@ -268,8 +252,6 @@ void aw_desk_counts(aw_desk_t *d, uint64_t *waiting, uint64_t *owned)
     *waiting = *owned = 0;
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->n_entries; i++) {
-        if (!shown(d, &d->entries[i]))
-            continue;
         if (d->entries[i].h.state == AW_HANDOFF_WAITING)
             (*waiting)++;
         else if (d->entries[i].h.state == AW_HANDOFF_OWNED)

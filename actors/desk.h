@@ -32,13 +32,6 @@ void aw_desk_destroy(aw_desk_t *desk);
  * thread, before the server listens. */
 int aw_desk_load(aw_desk_t *desk, aw_history_t *history);
 
-/* Shows only the conversations for which `here(data, user, user_len)` says
- * 1 (a cluster: those homed on this node, cluster/cluster.h), in the lists
- * and the counts; called under the desk's lock, so it must be quick and
- * must not call the desk. Call before the consoles open. */
-void aw_desk_set_filter(aw_desk_t *desk, int (*here)(void *data, const char *user, size_t user_len),
-                        void *data);
-
 /* The session of `user` says where it stands now: kept (waiting or owned)
  * or forgotten (the bot's), and every console is sent the new list. */
 void aw_desk_set(aw_desk_t *desk, const char *user, size_t user_len, const aw_handoff_t *h);

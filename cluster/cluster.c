@@ -323,11 +323,6 @@ int aw_cluster_is_home(aw_cluster_t *cl, const char *user, size_t user_len)
     return here;
 }
 
-int aw_cluster_is_home_fn(void *data, const char *user, size_t user_len)
-{
-    return aw_cluster_is_home(data, user, user_len);
-}
-
 const char *aw_cluster_node_id(const aw_cluster_t *cl)
 {
     return cl->members[0].id;

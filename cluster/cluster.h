@@ -53,10 +53,6 @@ const char *aw_cluster_node_id(const aw_cluster_t *cl);
 /* Whether `user`'s home is this node in this node's view. */
 int aw_cluster_is_home(aw_cluster_t *cl, const char *user, size_t user_len);
 
-/* The same, with the cluster as `data`: a predicate to hand to others (the
- * operators' desk, actors/desk.h). */
-int aw_cluster_is_home_fn(void *data, const char *user, size_t user_len);
-
 /* Reads a page of `user`'s history on the user's home, which holds the
  * records not yet written: as aw_history_page. Returns 0 when it took the
  * read (`cb` is called once, on another thread), 1 when the home is here
