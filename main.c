@@ -744,8 +744,11 @@ int main(int argc, char **argv)
                              .handoff_ended = o.handoff_ended,
                              .handoff_grace_ms = o.handoff_grace_ms};
     aw_registry_t *reg = aw_registry_create(rt, &chat);
-    /* No console is open yet: the owners' grace periods start now. */
-    char **owned = aw_desk_owned_by(desk, NULL);
+    /* No console is open yet: the owners' grace periods start now. In a
+     * cluster, the owners may have consoles on other nodes, and most users
+     * live elsewhere: each node does it for its own users once it takes
+     * them, for owners with no console anywhere (cluster.c). */
+    char **owned = o.nats == NULL ? aw_desk_owned_by(desk, NULL, NULL) : NULL;
     for (size_t i = 0; owned != NULL && owned[i] != NULL; i++) {
         aw_handoff_msg_t *m = aw_handoff_msg_new(AW_HANDOFF_OP_GONE, NULL, NULL, NULL);
         if (aw_registry_send(reg, owned[i], strlen(owned[i]), &m->super, 1) != 0)
@@ -786,6 +789,7 @@ int main(int argc, char **argv)
                                   .secret_len = secret_len,
                                   .registry = reg,
                                   .history = history,
+                                  .desk = desk,
                                   .store_kind = backend,
                                   .request_ms = o.webhook_timeout_ms + 5000};
         if (aw_cluster_start(&cluster, &cc) != 0)

@@ -14,6 +14,7 @@
 #include "actors/internal.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
+#include "runtime/bytes.h"
 #include "store/store.h"
 
 typedef struct entry {
@@ -33,6 +34,12 @@ struct aw_desk {
     size_t n_entries;
     console_t *consoles;
     size_t n_consoles;
+    const aw_desk_peers_t *peers; /* atomic: set before the server listens */
+    /* While a reload reads the store: the users told meanwhile, whose
+     * state the reload must not overwrite with an older one. */
+    int reloading;
+    char **told;
+    size_t n_told;
 };
 
 aw_desk_t *aw_desk_create(void)
@@ -42,10 +49,30 @@ aw_desk_t *aw_desk_create(void)
     return d;
 }
 
+void aw_desk_set_peers(aw_desk_t *d, const aw_desk_peers_t *peers)
+{
+    __atomic_store_n(&d->peers, peers, __ATOMIC_RELEASE);
+}
+
+static const aw_desk_peers_t *peers_of(aw_desk_t *d)
+{
+    return __atomic_load_n(&d->peers, __ATOMIC_ACQUIRE);
+}
+
+static void forget_told(aw_desk_t *d)
+{
+    for (size_t i = 0; i < d->n_told; i++)
+        free(d->told[i]);
+    free(d->told);
+    d->told = NULL;
+    d->n_told = 0;
+}
+
 void aw_desk_destroy(aw_desk_t *d)
 {
     if (d == NULL)
         return;
+    forget_told(d);
     for (size_t i = 0; i < d->n_entries; i++)
         free(d->entries[i].user);
     for (size_t i = 0; i < d->n_consoles; i++)
@@ -141,15 +168,33 @@ static aw_buf_t *write_queue(aw_desk_t *d)
     return jw_finish(&w);
 }
 
-void aw_desk_set(aw_desk_t *d, const char *user, size_t user_len, const aw_handoff_t *h)
+/* Keeps one user's state and sends every console the new list. */
+static void set(aw_desk_t *d, const char *user, size_t user_len, const aw_handoff_t *h)
 {
     pthread_mutex_lock(&d->lock);
     put(d, user, user_len, h);
+    if (d->reloading) {
+        d->told = aw_realloc(d->told, (d->n_told + 1) * sizeof(*d->told));
+        d->told[d->n_told++] = aw_strndup(user, user_len);
+    }
     aw_buf_t *f = write_queue(d);
     for (size_t i = 0; i < d->n_consoles; i++)
         d->consoles[i].conn->send(d->consoles[i].conn, f);
     pthread_mutex_unlock(&d->lock);
     aw_buf_release(f);
+}
+
+void aw_desk_set(aw_desk_t *d, const char *user, size_t user_len, const aw_handoff_t *h)
+{
+    set(d, user, user_len, h);
+    const aw_desk_peers_t *p = peers_of(d);
+    if (p != NULL)
+        p->changed(p->data, user, user_len, h);
+}
+
+void aw_desk_apply(aw_desk_t *d, const char *user, size_t user_len, const aw_handoff_t *h)
+{
+    set(d, user, user_len, h);
 }
 
 int aw_desk_get(aw_desk_t *d, const char *user, size_t user_len, aw_handoff_t *h)
@@ -162,9 +207,20 @@ int aw_desk_get(aw_desk_t *d, const char *user, size_t user_len, aw_handoff_t *h
     return e != NULL;
 }
 
+static int online(aw_desk_t *d, const char *op);
+
+/* The operators here changed: the other nodes hear it. */
+static void presence_changed(aw_desk_t *d)
+{
+    const aw_desk_peers_t *p = peers_of(d);
+    if (p != NULL)
+        p->presence(p->data);
+}
+
 void aw_desk_join(aw_desk_t *d, aw_conn_t *conn, const char *op)
 {
     pthread_mutex_lock(&d->lock);
+    int first = !online(d, op);
     d->consoles = aw_realloc(d->consoles, (d->n_consoles + 1) * sizeof(*d->consoles));
     console_t *c = &d->consoles[d->n_consoles++];
     c->conn = aw_conn_retain(conn);
@@ -173,6 +229,8 @@ void aw_desk_join(aw_desk_t *d, aw_conn_t *conn, const char *op)
     conn->send(conn, f);
     pthread_mutex_unlock(&d->lock);
     aw_buf_release(f);
+    if (first)
+        presence_changed(d);
 }
 
 static int online(aw_desk_t *d, const char *op)
@@ -183,16 +241,24 @@ static int online(aw_desk_t *d, const char *op)
     return 0;
 }
 
-static char **owned_by(aw_desk_t *d, const char *op)
+static char **owned_by(aw_desk_t *d, const char *op, char ***owners)
 {
     char **users = NULL;
     size_t n = 0;
+    if (owners != NULL)
+        *owners = NULL;
     for (size_t i = 0; i < d->n_entries; i++) {
         const entry_t *e = &d->entries[i];
         if (e->h.state == AW_HANDOFF_OWNED && (op == NULL || strcmp(e->h.operator_name, op) == 0)) {
             users = aw_realloc(users, (n + 2) * sizeof(*users));
-            users[n++] = aw_strndup(e->user, e->user_len);
-            users[n] = NULL;
+            users[n] = aw_strndup(e->user, e->user_len);
+            users[n + 1] = NULL;
+            if (owners != NULL) {
+                *owners = aw_realloc(*owners, (n + 2) * sizeof(**owners));
+                (*owners)[n] = aw_strndup(e->h.operator_name, strlen(e->h.operator_name));
+                (*owners)[n + 1] = NULL;
+            }
+            n++;
         }
     }
     return users;
@@ -215,10 +281,12 @@ char **aw_desk_leave(aw_desk_t *d, aw_conn_t *conn, int *last)
     }
     if (gone != NULL && !online(d, op)) {
         *last = 1;
-        users = owned_by(d, op);
+        users = owned_by(d, op, NULL);
     }
     pthread_mutex_unlock(&d->lock);
     aw_conn_release(gone);
+    if (*last)
+        presence_changed(d);
     return users;
 }
 
@@ -227,24 +295,38 @@ int aw_desk_online(aw_desk_t *d, const char *op)
     pthread_mutex_lock(&d->lock);
     int on = online(d, op);
     pthread_mutex_unlock(&d->lock);
-    return on;
+    /* not under the desk's lock: the cluster takes its own (desk.h) */
+    const aw_desk_peers_t *p = peers_of(d);
+    return on || (p != NULL && p->online(p->data, op));
 }
 
-char **aw_desk_owned_by(aw_desk_t *d, const char *op)
+char **aw_desk_owned_by(aw_desk_t *d, const char *op, char ***owners)
 {
     pthread_mutex_lock(&d->lock);
-    char **users = owned_by(d, op);
+    char **users = owned_by(d, op, owners);
     pthread_mutex_unlock(&d->lock);
     return users;
 }
 
-void aw_desk_tell(aw_desk_t *d, const char *op, aw_buf_t *frame)
+char *aw_desk_operators(aw_desk_t *d)
 {
+    aw_bytes_t out;
+    aw_bytes_init(&out, 64);
     pthread_mutex_lock(&d->lock);
-    for (size_t i = 0; i < d->n_consoles; i++)
-        if (strcmp(d->consoles[i].op, op) == 0)
-            d->consoles[i].conn->send(d->consoles[i].conn, frame);
+    for (size_t i = 0; i < d->n_consoles; i++) {
+        size_t j = 0;
+        while (j < i && strcmp(d->consoles[j].op, d->consoles[i].op) != 0)
+            j++;
+        if (j == i) {
+            aw_bytes_append(&out, d->consoles[i].op, strlen(d->consoles[i].op));
+            aw_bytes_append(&out, "\n", 1);
+        }
+    }
     pthread_mutex_unlock(&d->lock);
+    aw_buf_t *b = aw_bytes_finish(&out);
+    char *s = aw_strndup(b->data, b->len);
+    aw_buf_release(b);
+    return s;
 }
 
 void aw_desk_counts(aw_desk_t *d, uint64_t *waiting, uint64_t *owned)
@@ -295,6 +377,48 @@ static void on_latest(int err, const aw_record_t *recs, size_t n, void *data)
     w->done = 1;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
+}
+
+/* History thread: a reload's answer. Users told meanwhile keep what they
+ * were told; the consoles are sent the list once. */
+static void on_reloaded(int err, const aw_record_t *recs, size_t n, void *data)
+{
+    aw_desk_t *d = data;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        aw_handoff_t h;
+        size_t t = 0;
+        while (t < d->n_told &&
+               (strlen(d->told[t]) != recs[i].user_len || memcmp(d->told[t], recs[i].user, recs[i].user_len)))
+            t++;
+        if (t == d->n_told && aw_handoff_parse(&h, recs[i].json, recs[i].json_len) == 0)
+            put(d, recs[i].user, recs[i].user_len, &h);
+    }
+    if (--d->reloading == 0)
+        forget_told(d);
+    aw_buf_t *f = write_queue(d);
+    for (size_t i = 0; i < d->n_consoles; i++)
+        d->consoles[i].conn->send(d->consoles[i].conn, f);
+    pthread_mutex_unlock(&d->lock);
+    aw_buf_release(f);
+    if (err != 0)
+        aw_log(AW_LOG_WARN, "handoff_load",
+               "the conversations waiting for a person could not be read again (%s)", aw_strerror(err));
+}
+
+int aw_desk_reload(aw_desk_t *d, aw_history_t *history)
+{
+    pthread_mutex_lock(&d->lock);
+    d->reloading++;
+    pthread_mutex_unlock(&d->lock);
+    int err = aw_history_latest(history, AW_RECORD_HANDOFF, on_reloaded, d);
+    if (err != 0) {
+        pthread_mutex_lock(&d->lock);
+        if (--d->reloading == 0)
+            forget_told(d);
+        pthread_mutex_unlock(&d->lock);
+    }
+    return err;
 }
 
 int aw_desk_load(aw_desk_t *desk, aw_history_t *history)

@@ -199,6 +199,9 @@ static conn_ent_t *attach(aw_session_t *s, aw_conn_t *c)
     return e;
 }
 
+static void ho_watch(aw_session_t *s, aw_conn_t *c, int on);
+
+/* A socket has closed; or a console of another node (cluster.c) has. */
 static void detach(aw_session_t *s, aw_conn_t *c)
 {
     struct aw_session_state *st = s->st;
@@ -209,6 +212,7 @@ static void detach(aw_session_t *s, aw_conn_t *c)
             return;
         }
     }
+    ho_watch(s, c, 0);
 }
 
 /* Sends `frame` to the turn's own socket (if any) and every verified socket. */
@@ -1331,6 +1335,8 @@ static void answer_releases(aw_session_t *s)
     }
 }
 
+static void ho_moved(aw_session_t *s);
+
 static void shed_conns(aw_session_t *s)
 {
     struct aw_session_state *st = s->st;
@@ -1341,6 +1347,7 @@ static void shed_conns(aw_session_t *s)
         c->close(c, 1012);
         aw_conn_release(c);
     }
+    ho_moved(s);
     if (st->flushing)
         return;
     if (st->releases == NULL) {
@@ -1784,6 +1791,10 @@ static void ho_apply(aw_session_t *s, aw_handoff_msg_t *m)
     case AW_HANDOFF_OP_GONE:
         ho_gone(s, m);
         break;
+    case AW_HANDOFF_OP_AWAY:
+        if (!s->st->ho_grace_armed)
+            ho_gone(s, m);
+        break;
     }
     aw_msg_release(&m->super);
 }
@@ -1809,6 +1820,26 @@ static void ho_handle(aw_session_t *s, aw_handoff_msg_t *m)
     in->handoff = m;
     enqueue(s, in);
     pump(s);
+}
+
+/* The user lives on another node now: the consoles watching open the
+ * conversation again, which reaches the new home, and the grace period of
+ * an owner away is the new home's to keep (cluster.c starts it there). */
+static void ho_moved(aw_session_t *s)
+{
+    struct aw_session_state *st = s->st;
+    if (st->n_watchers != 0) {
+        aw_buf_t *f = aw_handoff_frame("moved", s->user, s->user_len, NULL, NULL);
+        while (st->n_watchers != 0) {
+            aw_conn_t *c = st->watchers[--st->n_watchers];
+            if (!__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE))
+                c->send(c, f);
+            aw_conn_release(c);
+        }
+        aw_buf_release(f);
+    }
+    if (st->ho_grace_armed)
+        ho_grace_cancel(s);
 }
 
 static void ho_dispose(aw_session_t *s)

@@ -130,6 +130,8 @@ enum {
                             * comes: what was kept before this is in the page, what comes after is sent */
     AW_HANDOFF_OP_UNWATCH, /* no longer */
     AW_HANDOFF_OP_GONE,    /* the operator (any, for "") has no console open: the grace period starts */
+    AW_HANDOFF_OP_AWAY,    /* the same, unless a grace period runs already (a cluster's node found
+                            * the owner has no console on any node: cluster.c) */
 };
 
 typedef struct aw_handoff_msg {

@@ -48,6 +48,9 @@
 
 #define MAX_MEMBERS 256
 #define SUBJECT_MAX 160
+/* Bytes of the names of the operators with a console open on a member, as
+ * its heartbeat says: about 60 operators of 64 bytes, more of shorter names. */
+#define OPS_MAX 4096
 /* How long after a change of the view a new session waits for the user's
  * previous home to let go (see fence); and for how long at most. */
 #define FENCE_WINDOW_MS 60000
@@ -65,7 +68,8 @@ typedef struct member {
     int state; /* AW_WIRE_UP or AW_WIRE_LEAVING */
     char host[AW_WIRE_MAX_NODE + 1];
     char store[16];
-    int warned; /* the SQLite-on-two-hosts warning was logged */
+    int warned;        /* the SQLite-on-two-hosts warning was logged */
+    char ops[OPS_MAX]; /* "\n", then each operator with a console open there and "\n" */
 } member_t;
 
 /* Chained hash tables keyed by 64 bits. */
@@ -89,6 +93,16 @@ typedef struct out_conn {
     size_t user_len;
 } out_conn_t;
 
+/* A console of this node, as it speaks to the session of one user elsewhere:
+ * the frames that session sends it come back here. */
+typedef struct out_console {
+    hent_t h; /* key: see console_key */
+    aw_conn_t *conn;
+    char home[AW_WIRE_MAX_NODE + 1];
+    char *user;
+    size_t user_len;
+} out_console_t;
+
 /* A request of this node waiting for another node's answer. */
 typedef struct out_req {
     hent_t h;                   /* key: the request's id */
@@ -111,6 +125,7 @@ typedef struct remote_conn {
     uint64_t origin_id;
     char *user;
     size_t user_len;
+    int console; /* an operator's console, one per (console, user); else a user's socket */
 } remote_conn_t;
 
 /* A request of another node, as the session here sees it. */
@@ -134,13 +149,15 @@ struct aw_cluster {
     char name[AW_WIRE_MAX_NODE + 1];
     char self_subject[SUBJECT_MAX];
     char members_subject[SUBJECT_MAX];
+    char desk_subject[SUBJECT_MAX];
     unsigned char key[AW_WIRE_KEY_LEN];
     char host[AW_WIRE_MAX_NODE + 1];
     unsigned int heartbeat_ms, dead_ms, request_ms;
 
     natsOptions *opts;
     natsConnection *nc;
-    natsSubscription *sub_members, *sub_self;
+    natsSubscription *sub_members, *sub_self, *sub_desk;
+    aw_desk_peers_t peers; /* what the desk calls (cfg.desk) */
 
     pthread_rwlock_t view_lock;
     member_t members[MAX_MEMBERS]; /* [0] is this node */
@@ -151,7 +168,7 @@ struct aw_cluster {
     char server[128];         /* the NATS server connected to last; under view_lock */
 
     pthread_mutex_t tab_lock;
-    htab_t out_conns, out_reqs, remotes;
+    htab_t out_conns, out_reqs, remotes, out_consoles;
     uint64_t next_req; /* under tab_lock */
 
     pthread_t beat;
@@ -360,16 +377,28 @@ static uint64_t proxy_key(const char *node, uint64_t inc, uint64_t id)
     return mix(hash_id(node) ^ mix(inc) ^ id);
 }
 
+/* A console's proxy: one per user it speaks to. */
+static uint64_t console_proxy_key(const char *node, uint64_t inc, uint64_t id, const char *user,
+                                  size_t user_len)
+{
+    return mix(proxy_key(node, inc, id) ^ fnv(user, user_len, 14695981039346656037ULL));
+}
+
 typedef struct proxy_id {
     const char *node;
     uint64_t inc, id;
+    int console;
+    const char *user; /* a console's: the user */
+    size_t user_len;
 } proxy_id_t;
 
 static int proxy_eq(const hent_t *e, const void *ctx)
 {
     const remote_conn_t *r = ENTRY_OF(remote_conn_t, e);
     const proxy_id_t *p = ctx;
-    return r->origin_id == p->id && r->inc == p->inc && strcmp(r->node, p->node) == 0;
+    return r->origin_id == p->id && r->inc == p->inc && r->console == p->console &&
+           strcmp(r->node, p->node) == 0 &&
+           (!p->console || (r->user_len == p->user_len && memcmp(r->user, p->user, p->user_len) == 0));
 }
 
 static void remote_send(aw_conn_t *conn, aw_buf_t *frame)
@@ -377,13 +406,19 @@ static void remote_send(aw_conn_t *conn, aw_buf_t *frame)
     remote_conn_t *r = (remote_conn_t *)conn;
     if (__atomic_load_n(&conn->closed, __ATOMIC_ACQUIRE))
         return;
-    publish(r->cl, r->node, AW_WIRE_FRAME, (int64_t)r->origin_id, 0, 0, NULL, 0, frame->data, frame->len);
+    if (r->console)
+        publish(r->cl, r->node, AW_WIRE_FRAME, (int64_t)r->origin_id, 0, 1, r->user, r->user_len, frame->data,
+                frame->len);
+    else
+        publish(r->cl, r->node, AW_WIRE_FRAME, (int64_t)r->origin_id, 0, 0, NULL, 0, frame->data, frame->len);
 }
 
 static void remote_close(aw_conn_t *conn, int code)
 {
     remote_conn_t *r = (remote_conn_t *)conn;
-    if (__atomic_load_n(&conn->closed, __ATOMIC_ACQUIRE))
+    /* a session closes its user's sockets, never a console (it is told
+     * "moved" instead) */
+    if (__atomic_load_n(&conn->closed, __ATOMIC_ACQUIRE) || r->console)
         return;
     publish(r->cl, r->node, AW_WIRE_CLOSE, (int64_t)r->origin_id, code, 0, NULL, 0, NULL, 0);
 }
@@ -441,6 +476,29 @@ static aw_sink_t *remote_sink_new(aw_cluster_t *cl, const aw_wire_msg_t *m, int 
     return &r->super;
 }
 
+/* A new proxy for socket or console `id` of the sender of `m`, put in the
+ * table (tab_lock held) with a reference for it and one for the caller. */
+static remote_conn_t *remote_conn_new(aw_cluster_t *cl, const aw_wire_msg_t *m, uint64_t id, int console,
+                                      uint64_t key)
+{
+    remote_conn_t *r = aw_calloc(1, sizeof(*r));
+    r->super.refcnt = 2;
+    r->super.id = id;
+    r->super.send = remote_send;
+    r->super.close = remote_close;
+    r->super.dispose = remote_conn_dispose;
+    r->cl = cl;
+    snprintf(r->node, sizeof(r->node), "%s", m->node);
+    r->inc = m->incarnation;
+    r->origin_id = id;
+    r->user = aw_strndup(m->user, m->user_len);
+    r->user_len = m->user_len;
+    r->console = console;
+    r->h.key = key;
+    ht_put(&cl->remotes, &r->h);
+    return r;
+}
+
 /* The remote connection for socket `id` of the sender of `m`, made on its
  * first message; one reference for the caller. NULL when that socket spoke
  * for another user before: a node speaks for its sockets' users only. */
@@ -458,20 +516,26 @@ static remote_conn_t *remote_conn_get(aw_cluster_t *cl, const aw_wire_msg_t *m, 
         else
             aw_conn_retain(&r->super);
     } else {
-        r = aw_calloc(1, sizeof(*r));
-        r->super.refcnt = 2; /* the table's and the caller's */
-        r->super.id = id;
-        r->super.send = remote_send;
-        r->super.close = remote_close;
-        r->super.dispose = remote_conn_dispose;
-        r->cl = cl;
-        snprintf(r->node, sizeof(r->node), "%s", m->node);
-        r->inc = m->incarnation;
-        r->origin_id = id;
-        r->user = aw_strndup(m->user, m->user_len);
-        r->user_len = m->user_len;
-        r->h.key = key;
-        ht_put(&cl->remotes, &r->h);
+        r = remote_conn_new(cl, m, id, 0, key);
+    }
+    pthread_mutex_unlock(&cl->tab_lock);
+    return r;
+}
+
+/* The proxy of console `id` of the sender of `m` for the user of `m`, made
+ * on its first request; one reference for the caller. */
+static remote_conn_t *remote_console_get(aw_cluster_t *cl, const aw_wire_msg_t *m, uint64_t id)
+{
+    proxy_id_t pid = {m->node, m->incarnation, id, 1, m->user, m->user_len};
+    uint64_t key = console_proxy_key(m->node, m->incarnation, id, m->user, m->user_len);
+    pthread_mutex_lock(&cl->tab_lock);
+    hent_t *e = ht_get(&cl->remotes, key, proxy_eq, &pid);
+    remote_conn_t *r = NULL;
+    if (e != NULL) {
+        r = ENTRY_OF(remote_conn_t, e);
+        aw_conn_retain(&r->super);
+    } else {
+        r = remote_conn_new(cl, m, id, 1, key);
     }
     pthread_mutex_unlock(&cl->tab_lock);
     return r;
@@ -566,25 +630,105 @@ static out_req_t *take_request(aw_cluster_t *cl, uint64_t id)
     return e != NULL ? ENTRY_OF(out_req_t, e) : NULL;
 }
 
-/* A handoff request (actors/session.h) for a user homed elsewhere: one of
- * POST /api/handoff goes to the home, as a client message does; one of a
- * console, which watches the conversation from this node, is refused (the
- * console checks aw_cluster_is_home first, and tells its operator the
- * conversation is served by another node's console: docs/cluster.md). */
+/* --- consoles of this node and sessions elsewhere --- */
+
+static uint64_t console_key(uint64_t id, const char *user, size_t user_len)
+{
+    return mix(id ^ fnv(user, user_len, 14695981039346656037ULL));
+}
+
+typedef struct console_pick {
+    aw_conn_t *conn; /* NULL: any */
+    uint64_t id;     /* the console's id; 0: any */
+    const char *node;
+    const char *user; /* NULL: any */
+    size_t user_len;
+} console_pick_t;
+
+static int console_at(const hent_t *e, const void *ctx)
+{
+    const out_console_t *o = ENTRY_OF(out_console_t, e);
+    const console_pick_t *p = ctx;
+    return (p->conn == NULL || o->conn == p->conn) && (p->id == 0 || o->conn->id == p->id) &&
+           (p->node == NULL || strcmp(o->home, p->node) == 0) &&
+           (p->user == NULL || (o->user_len == p->user_len && memcmp(o->user, p->user, p->user_len) == 0));
+}
+
+static void release_out_console(out_console_t *o)
+{
+    aw_conn_release(o->conn);
+    free(o->user);
+    free(o);
+}
+
+/* Tells the homes of the console entries in the list `e` that the console
+ * is done with their user, and frees them. */
+static void detach_consoles(aw_cluster_t *cl, hent_t *e)
+{
+    while (e != NULL) {
+        out_console_t *o = ENTRY_OF(out_console_t, e);
+        e = e->next;
+        publish(cl, o->home, AW_WIRE_DETACH, (int64_t)o->conn->id, 0, 1, o->user, o->user_len, NULL, 0);
+        release_out_console(o);
+    }
+}
+
+/* Notes that `console` speaks to the session of `user` on `home` (NULL:
+ * here now), and detaches it from the home it spoke to before, if another. */
+static void attach_console(aw_cluster_t *cl, aw_conn_t *console, const char *home, const char *user,
+                           size_t user_len)
+{
+    console_pick_t pick = {console, 0, NULL, user, user_len};
+    uint64_t key = console_key(console->id, user, user_len);
+    hent_t *old = NULL;
+    pthread_mutex_lock(&cl->tab_lock);
+    hent_t *e = ht_get(&cl->out_consoles, key, console_at, &pick);
+    if (e != NULL && (home == NULL || strcmp(ENTRY_OF(out_console_t, e)->home, home) != 0)) {
+        old = ht_take(&cl->out_consoles, key, console_at, &pick);
+        old->next = NULL;
+        e = NULL;
+    }
+    if (e == NULL && home != NULL) {
+        out_console_t *o = aw_calloc(1, sizeof(*o));
+        o->h.key = key;
+        o->conn = aw_conn_retain(console);
+        snprintf(o->home, sizeof(o->home), "%s", home);
+        o->user = aw_strndup(user, user_len);
+        o->user_len = user_len;
+        ht_put(&cl->out_consoles, &o->h);
+    }
+    pthread_mutex_unlock(&cl->tab_lock);
+    detach_consoles(cl, old);
+}
+
+void aw_cluster_console_closed(aw_cluster_t *cl, aw_conn_t *console)
+{
+    console_pick_t pick = {console, 0, NULL, NULL, 0};
+    pthread_mutex_lock(&cl->tab_lock);
+    hent_t *gone = ht_take_if(&cl->out_consoles, console_at, &pick);
+    pthread_mutex_unlock(&cl->tab_lock);
+    detach_consoles(cl, gone);
+}
+
+/* A handoff request (actors/session.h) for a user homed elsewhere goes to
+ * the home, as a client message does: one of POST /api/handoff, and one of
+ * a console here, whose proxy there (one per console and user) sends back
+ * what the session answers and shows it. */
 static int route_handoff(aw_cluster_t *cl, const char *home, const char *user, size_t user_len,
                          aw_handoff_msg_t *m)
 {
-    if (m->console != NULL)
-        return AW_EUNAVAILABLE;
     if (!__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE))
         return AW_EUNAVAILABLE;
+    if (m->console != NULL)
+        attach_console(cl, m->console, home, user, user_len);
     aw_bytes_t body;
     aw_bytes_init(&body, 64);
     aw_wire_put_item(&body, m->operator_name, strlen(m->operator_name));
     aw_wire_put_item(&body, m->text != NULL ? "1" : "0", 1);
     aw_wire_put_item(&body, m->text != NULL ? m->text : "", m->text != NULL ? strlen(m->text) : 0);
     aw_buf_t *b = aw_bytes_finish(&body);
-    int err = publish(cl, home, AW_WIRE_HANDOFF, m->op, 0, 0, user, user_len, b->data, b->len);
+    int err = publish(cl, home, AW_WIRE_HANDOFF, m->op, m->console != NULL ? (int64_t)m->console->id : 0, 0,
+                      user, user_len, b->data, b->len);
     aw_buf_release(b);
     if (err != 0)
         return err;
@@ -611,8 +755,14 @@ static int route(void *data, const char *user, size_t user_len, aw_msg_t *msg, i
     if (at != 0)
         memcpy(home, cl->members[at].id, sizeof(home));
     pthread_rwlock_unlock(&cl->view_lock);
-    if (msg->type == AW_SESSION_HANDOFF)
-        return at == 0 ? AW_REGISTRY_HERE : route_handoff(cl, home, user, user_len, (aw_handoff_msg_t *)msg);
+    if (msg->type == AW_SESSION_HANDOFF) {
+        aw_handoff_msg_t *h = (aw_handoff_msg_t *)msg;
+        if (at != 0)
+            return route_handoff(cl, home, user, user_len, h);
+        if (h->console != NULL)
+            attach_console(cl, h->console, NULL, user, user_len); /* here, now */
+        return AW_REGISTRY_HERE;
+    }
     aw_inbound_t *in = (aw_inbound_t *)msg;
     if (at == 0) {
         /* here, now: a socket that spoke to a session elsewhere leaves it */
@@ -759,8 +909,8 @@ static void take_inbound(aw_cluster_t *cl, const aw_wire_msg_t *m)
     aw_sink_release(answer);
 }
 
-/* A handoff request of POST /api/handoff at another node, for a user
- * homed here. */
+/* A handoff request of POST /api/handoff or of a console at another node,
+ * for a user homed here. */
 static void take_handoff(aw_cluster_t *cl, const aw_wire_msg_t *m)
 {
     const char *p = m->body, *name, *has, *text;
@@ -773,10 +923,13 @@ static void take_handoff(aw_cluster_t *cl, const aw_wire_msg_t *m)
         COUNT(cl, dropped_bad);
         return;
     }
+    remote_conn_t *console = m->b != 0 ? remote_console_get(cl, m, (uint64_t)m->b) : NULL;
     char *n = aw_strndup(name, name_len), *t = has[0] == '1' ? aw_strndup(text, text_len) : NULL;
-    aw_handoff_msg_t *h = aw_handoff_msg_new((int)m->a, n, NULL, t);
+    aw_handoff_msg_t *h = aw_handoff_msg_new((int)m->a, n, console != NULL ? &console->super : NULL, t);
     free(n);
     free(t);
+    if (console != NULL)
+        aw_conn_release(&console->super); /* the request holds its own */
     COUNT(cl, forwarded_in);
     if (aw_registry_send_here(cl->cfg.registry, m->user, m->user_len, &h->super, 1) != 0)
         aw_msg_release(&h->super);
@@ -784,9 +937,12 @@ static void take_handoff(aw_cluster_t *cl, const aw_wire_msg_t *m)
 
 static void take_detach(aw_cluster_t *cl, const aw_wire_msg_t *m)
 {
-    proxy_id_t pid = {m->node, m->incarnation, (uint64_t)m->a};
+    int console = m->c == 1;
+    proxy_id_t pid = {m->node, m->incarnation, (uint64_t)m->a, console, m->user, m->user_len};
+    uint64_t key = console ? console_proxy_key(m->node, m->incarnation, (uint64_t)m->a, m->user, m->user_len)
+                           : proxy_key(m->node, m->incarnation, (uint64_t)m->a);
     pthread_mutex_lock(&cl->tab_lock);
-    hent_t *e = ht_take(&cl->remotes, proxy_key(m->node, m->incarnation, (uint64_t)m->a), proxy_eq, &pid);
+    hent_t *e = ht_take(&cl->remotes, key, proxy_eq, &pid);
     pthread_mutex_unlock(&cl->tab_lock);
     if (e != NULL)
         retire_remote(cl, ENTRY_OF(remote_conn_t, e));
@@ -796,10 +952,19 @@ static void take_detach(aw_cluster_t *cl, const aw_wire_msg_t *m)
 static void take_for_socket(aw_cluster_t *cl, const aw_wire_msg_t *m, int close)
 {
     aw_conn_t *conn = NULL;
+    hent_t *e = NULL;
     pthread_mutex_lock(&cl->tab_lock);
-    hent_t *e = ht_get(&cl->out_conns, (uint64_t)m->a, NULL, NULL);
-    if (e != NULL && strcmp(ENTRY_OF(out_conn_t, e)->home, m->node) == 0)
-        conn = aw_conn_retain(ENTRY_OF(out_conn_t, e)->conn);
+    if (m->c == 1) {
+        /* a console's: for one of its users (never closed by a session) */
+        console_pick_t pick = {NULL, (uint64_t)m->a, NULL, m->user, m->user_len};
+        e = ht_get(&cl->out_consoles, console_key((uint64_t)m->a, m->user, m->user_len), console_at, &pick);
+        if (e != NULL && !close && strcmp(ENTRY_OF(out_console_t, e)->home, m->node) == 0)
+            conn = aw_conn_retain(ENTRY_OF(out_console_t, e)->conn);
+    } else {
+        e = ht_get(&cl->out_conns, (uint64_t)m->a, NULL, NULL);
+        if (e != NULL && strcmp(ENTRY_OF(out_conn_t, e)->home, m->node) == 0)
+            conn = aw_conn_retain(ENTRY_OF(out_conn_t, e)->conn);
+    }
     pthread_mutex_unlock(&cl->tab_lock);
     if (conn == NULL) {
         /* the socket has gone (late), or speaks to another node (a stranger) */
@@ -1081,12 +1246,104 @@ static void on_node_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
     natsMsg_Destroy(nm);
 }
 
+/* --- the operators' desk, shared by every node ---
+ *
+ * Each node's desk lists every node's conversations with a person: a session
+ * that changes its user's state tells the other desks on `<name>.desk`, and a
+ * node that may have missed some (its start, a NATS outage) reads them from
+ * the store again. Which operators have a console open where rides on the
+ * heartbeats, so that an owner's grace period (actors/handoff.h) ends only
+ * when they have no console on any node. Nothing here is called under the
+ * desk's lock, and the desk is never called under view_lock or tab_lock. */
+
+static int own_state(aw_cluster_t *cl);
+static void beat(aw_cluster_t *cl, int state);
+
+static void desk_changed(void *data, const char *user, size_t user_len, const aw_handoff_t *h)
+{
+    aw_cluster_t *cl = data;
+    aw_buf_t *record = aw_handoff_write(h);
+    publish_to(cl, cl->desk_subject, AW_WIRE_DESK, 0, 0, 0, user, user_len, record->data, record->len);
+    aw_buf_release(record);
+}
+
+static int desk_online(void *data, const char *op)
+{
+    aw_cluster_t *cl = data;
+    char line[AW_OPERATOR_NAME_MAX + 3];
+    snprintf(line, sizeof(line), "\n%s\n", op);
+    int on = 0;
+    pthread_rwlock_rdlock(&cl->view_lock);
+    for (size_t i = 1; i < cl->n_members && !on; i++)
+        on = strstr(cl->members[i].ops, line) != NULL;
+    pthread_rwlock_unlock(&cl->view_lock);
+    return on;
+}
+
+/* The operators here changed: the others hear it now, not at the next beat. */
+static void desk_presence(void *data)
+{
+    aw_cluster_t *cl = data;
+    int state = own_state(cl);
+    if (state != STATE_JOINING)
+        beat(cl, state);
+}
+
+static void on_desk_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+    aw_cluster_t *cl = closure;
+    (void)nc;
+    (void)sub;
+    aw_wire_msg_t m;
+    aw_handoff_t h;
+    if (aw_wire_parse(cl->key, natsMsg_GetSubject(nm), natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
+                      &m) != 0 ||
+        strcmp(m.kind, AW_WIRE_DESK) != 0 || m.user_len == 0 || aw_handoff_parse(&h, m.body, m.body_len) != 0)
+        COUNT(cl, dropped_bad);
+    else if (!from_member(cl, &m))
+        COUNT(cl, dropped_stranger);
+    else if (cl->cfg.desk != NULL)
+        aw_desk_apply(cl->cfg.desk, m.user, m.user_len, &h);
+    natsMsg_Destroy(nm);
+}
+
+/* After a change of the view or of who has a console open: the owned
+ * conversations homed here whose owner has no console on any node start
+ * their grace period, unless it runs (a node that held the owner's consoles
+ * died, or this node took users whose owner is away). */
+static void sweep_owners(aw_cluster_t *cl)
+{
+    if (cl->cfg.desk == NULL || own_state(cl) == STATE_JOINING)
+        return;
+    char **owners = NULL;
+    char **users = aw_desk_owned_by(cl->cfg.desk, NULL, &owners);
+    for (size_t i = 0; users != NULL && users[i] != NULL; i++) {
+        size_t len = strlen(users[i]);
+        if (!aw_cluster_is_home(cl, users[i], len) || aw_desk_online(cl->cfg.desk, owners[i]))
+            continue;
+        aw_handoff_msg_t *m = aw_handoff_msg_new(AW_HANDOFF_OP_AWAY, owners[i], NULL, NULL);
+        if (aw_registry_send_here(cl->cfg.registry, users[i], len, &m->super, 1) != 0)
+            aw_msg_release(&m->super);
+    }
+    aw_desk_free_list(users);
+    aw_desk_free_list(owners);
+}
+
+/* This node may have missed what the others told (it was starting, or cut
+ * off from NATS): its desk reads the store again. */
+static void desk_catch_up(aw_cluster_t *cl)
+{
+    if (cl->cfg.desk != NULL && cl->cfg.history != NULL)
+        aw_desk_reload(cl->cfg.desk, cl->cfg.history);
+}
+
 /* --- membership --- */
 
 /* Everything that waits on `node` (NULL: on any other node) is given up:
  * sockets attached to it are closed with 1012 (their clients come back
- * through a live node), requests answered `unavailable`, and its sockets'
- * remote connections here detached. */
+ * through a live node), requests answered `unavailable`, consoles told
+ * their conversations there moved, and its sockets' and consoles' remote
+ * connections here detached. */
 typedef struct node_pick {
     const char *node;
 } node_pick_t;
@@ -1112,11 +1369,24 @@ static int remote_from(const hent_t *e, const void *ctx)
 static void give_up_on(aw_cluster_t *cl, const char *node)
 {
     node_pick_t pick = {node};
+    console_pick_t consoles_at = {NULL, 0, node, NULL, 0};
     pthread_mutex_lock(&cl->tab_lock);
     hent_t *conns = ht_take_if(&cl->out_conns, out_conn_at, &pick);
     hent_t *reqs = ht_take_if(&cl->out_reqs, out_req_at, &pick);
     hent_t *remotes = ht_take_if(&cl->remotes, remote_from, &pick);
+    hent_t *consoles = ht_take_if(&cl->out_consoles, console_at, &consoles_at);
     pthread_mutex_unlock(&cl->tab_lock);
+    while (consoles != NULL) {
+        /* the console opens the conversation again, at the user's new home */
+        out_console_t *o = ENTRY_OF(out_console_t, consoles);
+        consoles = consoles->next;
+        if (node != NULL) {
+            aw_buf_t *f = aw_handoff_frame("moved", o->user, o->user_len, NULL, NULL);
+            o->conn->send(o->conn, f);
+            aw_buf_release(f);
+        }
+        release_out_console(o);
+    }
     while (conns != NULL) {
         out_conn_t *o = ENTRY_OF(out_conn_t, conns);
         conns = conns->next;
@@ -1194,9 +1464,12 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
     if (strcmp(m->node, cl->members[0].id) == 0)
         return; /* our own (NATS echoes unless told not to), or a node with our id */
     char gone[AW_WIRE_MAX_NODE + 1] = "";
-    int changed = 0, greet = 0;
+    char before[OPS_MAX] = "";
+    int changed = 0, greet = 0, present = 0;
     pthread_rwlock_wrlock(&cl->view_lock);
     member_t *mb = member_of(cl, m->node);
+    if (mb != NULL)
+        memcpy(before, mb->ops, sizeof(before));
     if (mb != NULL && mb->inc != m->incarnation) {
         /* the same id, started again: what it held is gone */
         aw_log(AW_LOG_WARN, "cluster_restart", "node %s started again", m->node);
@@ -1230,14 +1503,22 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
     }
     if (mb != NULL) {
         mb->seen_ms = now_ms();
-        /* "host store" */
-        const char *sp = memchr(m->body, ' ', m->body_len);
+        /* "host store", then "\n" and the operators there, each with "\n" */
+        const char *nl = memchr(m->body, '\n', m->body_len);
+        size_t line = nl != NULL ? (size_t)(nl - m->body) : m->body_len;
+        const char *sp = memchr(m->body, ' ', line);
         if (sp != NULL && (size_t)(sp - m->body) <= AW_WIRE_MAX_NODE &&
-            (size_t)(m->body + m->body_len - sp - 1) < sizeof(mb->store)) {
+            (size_t)(m->body + line - sp - 1) < sizeof(mb->store)) {
             memcpy(mb->host, m->body, (size_t)(sp - m->body));
             mb->host[sp - m->body] = '\0';
-            memcpy(mb->store, sp + 1, (size_t)(m->body + m->body_len - sp - 1));
-            mb->store[m->body + m->body_len - sp - 1] = '\0';
+            memcpy(mb->store, sp + 1, (size_t)(m->body + line - sp - 1));
+            mb->store[m->body + line - sp - 1] = '\0';
+        }
+        size_t ops = m->body_len - line; /* "\n" and the names, or nothing */
+        if (ops < sizeof(mb->ops) && memchr(m->body + line, '\0', ops) == NULL) {
+            memcpy(mb->ops, m->body + line, ops);
+            mb->ops[ops] = '\0';
+            present = strcmp(before, mb->ops) != 0;
         }
         if (!mb->warned && strcmp(mb->store, "sqlite") == 0 && strcmp(cl->cfg.store_kind, "sqlite") == 0 &&
             mb->host[0] != '\0' && strcmp(mb->host, cl->host) != 0) {
@@ -1256,6 +1537,8 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
     send_on(cl, resend);
     if (gone[0] != '\0')
         give_up_on(cl, gone);
+    if (changed || present)
+        sweep_owners(cl);
     /* a newcomer hears this node now rather than in up to a period */
     if (greet && state != STATE_JOINING)
         beat(cl, state);
@@ -1287,9 +1570,26 @@ static int own_state(aw_cluster_t *cl)
 
 static void beat(aw_cluster_t *cl, int state)
 {
-    char body[AW_WIRE_MAX_NODE + 24];
-    int n = snprintf(body, sizeof(body), "%s %s", cl->host, cl->cfg.store_kind);
-    publish_to(cl, cl->members_subject, AW_WIRE_HEARTBEAT, state, 0, 0, NULL, 0, body, (size_t)n);
+    aw_bytes_t body;
+    aw_bytes_init(&body, 128);
+    aw_bytes_appendf(&body, "%s %s", cl->host, cl->cfg.store_kind);
+    if (cl->cfg.desk != NULL && state != AW_WIRE_GONE) {
+        /* the operators with a console here; past OPS_MAX, the first ones */
+        char *ops = aw_desk_operators(cl->cfg.desk);
+        size_t n = strlen(ops);
+        while (n + 1 >= OPS_MAX) {
+            char *nl = n > 1 ? memrchr(ops, '\n', n - 1) : NULL;
+            n = nl != NULL ? (size_t)(nl - ops) + 1 : 0;
+        }
+        if (n != 0) {
+            aw_bytes_appendc(&body, '\n');
+            aw_bytes_append(&body, ops, n);
+        }
+        free(ops);
+    }
+    aw_buf_t *b = aw_bytes_finish(&body);
+    publish_to(cl, cl->members_subject, AW_WIRE_HEARTBEAT, state, 0, 0, NULL, 0, b->data, b->len);
+    aw_buf_release(b);
 }
 
 /* Members not heard from for dead_ms are dead: forgotten, and what waits on
@@ -1319,6 +1619,8 @@ static void find_dead(aw_cluster_t *cl)
     send_on(cl, resend);
     for (size_t i = 0; i < n_dead; i++)
         give_up_on(cl, dead[i]);
+    if (n_dead != 0)
+        sweep_owners(cl);
 }
 
 /* Requests no answer came for within request_ms: a message lost between two
@@ -1351,15 +1653,21 @@ static void join_when_ready(aw_cluster_t *cl)
     if (!__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE) || own_state(cl) != STATE_JOINING)
         return;
     hent_t *resend = NULL;
+    int joined = 0;
     pthread_rwlock_wrlock(&cl->view_lock);
     if (cl->members[0].state == STATE_JOINING &&
         now_ms() - cl->connected_since >= cl->heartbeat_ms + cl->heartbeat_ms / 4) {
         cl->members[0].state = AW_WIRE_UP;
         resend = view_changed(cl);
+        joined = 1;
         aw_log(AW_LOG_INFO, "cluster_joined", "node %s takes users", cl->members[0].id);
     }
     pthread_rwlock_unlock(&cl->view_lock);
     send_on(cl, resend);
+    if (joined) {
+        desk_catch_up(cl);
+        sweep_owners(cl);
+    }
 }
 
 static void *beat_main(void *arg)
@@ -1440,6 +1748,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 {
     COUNT((aw_cluster_t *)closure, reconnects);
     on_connected(nc, closure);
+    desk_catch_up(closure);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -1535,6 +1844,8 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
     cl->n_members = 1;
     snprintf(cl->self_subject, sizeof(cl->self_subject), "%s.node.%s", cl->name, self->id);
     snprintf(cl->members_subject, sizeof(cl->members_subject), "%s.members", cl->name);
+    snprintf(cl->desk_subject, sizeof(cl->desk_subject), "%s.desk", cl->name);
+    self->ops[0] = '\n';
     /* the key every node derives alike from the shared secret */
     char label[128];
     int label_len = snprintf(label, sizeof(label), "anywhere cluster %s", cl->name);
@@ -1548,6 +1859,7 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
     ht_init(&cl->out_conns);
     ht_init(&cl->out_reqs);
     ht_init(&cl->remotes);
+    ht_init(&cl->out_consoles);
 
     natsStatus s = natsOptions_Create(&cl->opts);
     /* "a,b,c": each a server of the same NATS cluster */
@@ -1617,6 +1929,8 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
         s = natsSubscription_SetPendingLimits(cl->sub_self, 1000000, 512 * 1024 * 1024);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(cl->sub_members, 100000, 64 * 1024 * 1024);
+    if (s == NATS_OK && cfg->desk != NULL)
+        s = natsConnection_Subscribe(&cl->sub_desk, cl->nc, cl->desk_subject, on_desk_msg, cl);
     if (s == NATS_CONNECTION_CLOSED) {
         /* NATS refused this node for good (its credentials, most likely):
          * it runs alone, and says so (on_closed, /healthz) */
@@ -1630,6 +1944,10 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
         return AW_EINVAL;
     }
     aw_registry_set_router(cfg->registry, route, cl);
+    if (cfg->desk != NULL) {
+        cl->peers = (aw_desk_peers_t){cl, desk_changed, desk_online, desk_presence};
+        aw_desk_set_peers(cfg->desk, &cl->peers);
+    }
     pthread_create(&cl->beat, NULL, beat_main, cl);
     aw_log(AW_LOG_INFO, "cluster_start", "node %s joins cluster %s", self->id, cl->name);
     *out = cl;
@@ -1659,12 +1977,17 @@ void aw_cluster_stop(aw_cluster_t *cl)
     beat(cl, AW_WIRE_GONE);
     if (__atomic_load_n(&cl->connected, __ATOMIC_ACQUIRE))
         natsConnection_FlushTimeout(cl->nc, 1000);
+    if (cl->cfg.desk != NULL)
+        aw_desk_set_peers(cl->cfg.desk, NULL);
     natsSubscription_Unsubscribe(cl->sub_members);
     natsSubscription_Unsubscribe(cl->sub_self);
+    if (cl->sub_desk != NULL)
+        natsSubscription_Unsubscribe(cl->sub_desk);
     __atomic_store_n(&cl->closing, 1, __ATOMIC_RELEASE);
     natsConnection_Close(cl->nc);
     natsSubscription_Destroy(cl->sub_members);
     natsSubscription_Destroy(cl->sub_self);
+    natsSubscription_Destroy(cl->sub_desk);
     natsConnection_Destroy(cl->nc);
     natsOptions_Destroy(cl->opts);
     nats_CloseAndWait(2000); /* no callback of nats.c runs after this */
@@ -1674,6 +1997,7 @@ void aw_cluster_stop(aw_cluster_t *cl)
     free(cl->out_conns.b);
     free(cl->out_reqs.b);
     free(cl->remotes.b);
+    free(cl->out_consoles.b);
     pthread_rwlock_destroy(&cl->view_lock);
     pthread_mutex_destroy(&cl->tab_lock);
     pthread_mutex_destroy(&cl->beat_lock);

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "actors/desk.h"
 #include "actors/history.h"
 #include "actors/registry.h"
 
@@ -34,6 +35,7 @@ typedef struct aw_cluster_config {
     size_t secret_len;
     aw_registry_t *registry;   /* where the sessions homed here live */
     aw_history_t *history;     /* reads other nodes ask for; may be NULL */
+    aw_desk_t *desk;           /* the operators' desk, shared with the other nodes; may be NULL */
     const char *store_kind;    /* "sqlite" or "mongodb": nodes on different hosts must not share SQLite */
     unsigned int heartbeat_ms; /* 0: 1000 */
     unsigned int dead_ms;      /* a member not heard from this long is dead; 0: 3 heartbeats and a half */
@@ -46,6 +48,10 @@ typedef struct aw_cluster_config {
  * stderr (a bad id or name, a credentials file that cannot be read). Main
  * thread. */
 int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *config);
+
+/* An operator's console here has closed: the homes of the users it spoke
+ * to elsewhere forget it. */
+void aw_cluster_console_closed(aw_cluster_t *cl, aw_conn_t *console);
 
 /* This node's id. */
 const char *aw_cluster_node_id(const aw_cluster_t *cl);

@@ -26,19 +26,24 @@
 #define AW_WIRE_KEY_LEN 32
 
 /* The kinds, and what a, b, c and the body mean for each. */
-#define AW_WIRE_HEARTBEAT "hb" /* a: state (AW_WIRE_UP, _LEAVING, _GONE); body: "host store" */
+#define AW_WIRE_HEARTBEAT                                                                                    \
+    "hb" /* a: state (AW_WIRE_UP, _LEAVING, _GONE); body: "host store", then "\n" and the operators with     \
+          * a console open on the node, each followed by "\n" */
 #define AW_WIRE_INBOUND                                                                                      \
-    "in"                        /* a: socket id or 0; b: request id or 0; c: channel | sink mode << 4;       \
-                                 * body: the client's message, or a push's body (channel push) */
-#define AW_WIRE_DETACH "det"    /* a: socket id: it has closed */
-#define AW_WIRE_FRAME "fr"      /* a: socket id; body: one frame for it */
-#define AW_WIRE_CLOSE "cl"      /* a: socket id; b: the close code */
-#define AW_WIRE_DONE "done"     /* a: request id; b: error (< 0) or 0; c: frames; body: see aw_wire_done */
-#define AW_WIRE_PAGE "page"     /* a: request id; b: before; c: limit | cut << 32: a history read */
-#define AW_WIRE_PAGE_DONE "pg"  /* a: request id; b: error or 0; c: more | before << 1; body: records */
-#define AW_WIRE_HANDOFF "ho"    /* a: the handoff op (actors/session.h); body: items operator, 0|1, text */
+    "in"                       /* a: socket id or 0; b: request id or 0; c: channel | sink mode << 4;        \
+                                * body: the client's message, or a push's body (channel push) */
+#define AW_WIRE_DETACH "det"   /* a: socket id: it has closed; c: 1 for a console (with its user) */
+#define AW_WIRE_FRAME "fr"     /* a: socket id; c: 1 for a console (with the user); body: one frame */
+#define AW_WIRE_CLOSE "cl"     /* a: socket id; b: the close code */
+#define AW_WIRE_DONE "done"    /* a: request id; b: error (< 0) or 0; c: frames; body: see aw_wire_done */
+#define AW_WIRE_PAGE "page"    /* a: request id; b: before; c: limit | cut << 32: a history read */
+#define AW_WIRE_PAGE_DONE "pg" /* a: request id; b: error or 0; c: more | before << 1; body: records */
+#define AW_WIRE_HANDOFF                                                                                      \
+    "ho" /* a: the handoff op (actors/session.h); b: the console's socket id or 0; body: items operator,     \
+          * 0|1, text */
 #define AW_WIRE_RELEASE "rel"   /* a: request id: let go of the user (the sender is its home now) */
 #define AW_WIRE_RELEASED "reld" /* a: request id: nothing of the user is left here */
+#define AW_WIRE_DESK "dk"       /* on <name>.desk, to every node: body: the user's handoff record */
 
 enum { AW_WIRE_UP = 1, AW_WIRE_LEAVING = 2, AW_WIRE_GONE = 3 };
 

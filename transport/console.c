@@ -312,16 +312,11 @@ static void read_page(console_t *k, aw_conn_t *conn, const aw_console_command_t 
         tell_error(conn, "unavailable");
 }
 
-/* Hands a command to the user's session; `create`: make it if it is not in
- * memory (what changes the conversation, or watches it). */
+/* Hands a command to the user's session, wherever in the cluster it lives
+ * (the cluster sends it on, and the session's answers back); `create`: make
+ * it if it is not in memory (what changes the conversation, or watches it). */
 static int to_session(console_t *k, aw_conn_t *conn, const aw_console_command_t *cmd, int op, int create)
 {
-    /* In a cluster, a console serves the conversations homed on its node
-     * (docs/cluster.md, The console): another's is not opened here. */
-    if (k->srv->cfg.cluster != NULL && !aw_cluster_is_home(k->srv->cfg.cluster, cmd->user, cmd->user_len)) {
-        tell_error(conn, "elsewhere");
-        return AW_EUNAVAILABLE;
-    }
     aw_handoff_msg_t *m = aw_handoff_msg_new(op, k->op, conn, op == AW_HANDOFF_OP_SEND ? cmd->text : NULL);
     int err = aw_registry_send(k->srv->cfg.registry, cmd->user, cmd->user_len, &m->super, create);
     if (err != 0)
@@ -394,6 +389,8 @@ static void console_close(aw_conn_t *conn, void *data)
         free(k->watched[i]);
     }
     free(k->watched);
+    if (k->srv->cfg.cluster != NULL)
+        aw_cluster_console_closed(k->srv->cfg.cluster, conn);
     free(k);
 }
 

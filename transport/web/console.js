@@ -275,7 +275,6 @@
     not_owner: function () { return 'Take the conversation over first.'; },
     not_in_handoff: function () { return 'The bot has this conversation already.'; },
     unavailable: function () { return 'The server cannot do that right now. Try again.'; },
-    elsewhere: function () { return 'Another node of the cluster serves this conversation: open the console there.'; },
   };
   function onFrame(f) {
     switch (f.type) {
@@ -306,6 +305,10 @@
       return;
     case 'released':
       if (f.user === current) renderState();
+      return;
+    case 'moved':
+      // Another node of the cluster serves the user now: open it there.
+      if (f.user === current) openConversation(current, true);
       return;
     case 'error':
       var say = ERRORS[f.code];

@@ -1,0 +1,161 @@
+// The operator console across the nodes of a cluster: three nodes on one
+// NATS server and one SQLite file. An operator's console on one node lists,
+// takes and serves a user homed on another node, whose tabs are on a third;
+// every node's console shows the same list; ownership outlives the console
+// (it moves to another node within the grace period); the user's home killed
+// moves the conversation, and the console goes on with it at the new home;
+// the grace period ends only when the owner has no console on any node.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { startNats, sharedStore, startNode, waitMembers, userHomedOn, homeOf, Client, killServer, sleep, metric } =
+  require('./lib');
+const { dataDir, signIn, Console } = require('../net/operators');
+
+const ids = ['node-a', 'node-b', 'node-c'];
+const GRACE_MS = 1500;
+let nats, store, ops, nodes;
+
+test.before(async () => {
+  nats = await startNats(1);
+  store = sharedStore();
+  ops = dataDir();
+  nodes = [];
+  for (const id of ids) {
+    nodes.push(await startNode(nats, store, id,
+      { args: ['--operators', path.join(ops, 'ops'), '--handoff-grace', String(GRACE_MS)] }));
+  }
+  await waitMembers(nodes, 3);
+});
+
+test.after(async () => {
+  for (const n of nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) await n.stop();
+  await nats.stop();
+  store.remove();
+  fs.rmSync(ops, { recursive: true, force: true });
+});
+
+// A user's tab: a new user is greeted by the bot; one coming back while a
+// person has the conversation is not (the bot does not hear it).
+async function greet(node, user, token) {
+  const c = await Client.open(node.port);
+  c.send(token ? { type: 'welcome_back', user, token } : { type: 'hello', user });
+  const [s] = await c.waitFor((f) => f.type === 'session');
+  if (!token) await c.waitFor((f) => f.type === 'message');
+  c.token = s.token;
+  return c;
+}
+
+async function operator(node, name) {
+  return Console.open(node, (await signIn(node, name)).cookie);
+}
+
+const ownedBy = (user, op) => (q) => q.owned.some((e) => e.user === user && e.operator === op);
+
+test('a console on any node serves a user homed on another; ownership outlives the console and the home', async () => {
+  const [a, b, c] = nodes;
+  const user = userHomedOn('node-b', ids, 'desk');
+  const ann = await operator(a, 'ann');
+  const bob = await operator(c, 'bob');
+  // the user's tab is on node-c, its home node-b, the console on node-a
+  const u = await greet(c, user);
+  u.send({ type: 'message', user, text: 'I want an agent' });
+  await u.waitFor((f) => f.type === 'message' && /get a person/.test(f.text));
+  for (const k of [ann, bob]) await k.queue((q) => q.waiting.some((e) => e.user === user));
+
+  ann.send({ type: 'open', user });
+  const page = await ann.waitFor((f) => f.type === 'history' && f.user === user);
+  assert.ok(page.records.some((r) => r.text === 'I want an agent'), 'the page comes from the home');
+  ann.send({ type: 'take', user });
+  await ann.waitFor((f) => f.type === 'taken' && f.user === user && f.operator === 'ann');
+  await bob.queue(ownedBy(user, 'ann'));
+  const [joined] = await u.waitFor((f) => f.type === 'message' && f.handoff === 'joined');
+  assert.equal(joined.operator, 'ann');
+
+  ann.send({ type: 'typing', user });
+  const [typing] = await u.waitFor((f) => f.type === 'typing');
+  assert.equal(typing.operator, 'ann');
+  ann.send({ type: 'send', user, text: 'ann from node-a' });
+  const [said] = await u.waitFor((f) => f.type === 'message' && f.text === 'ann from node-a');
+  assert.equal(said.operator, 'ann');
+  assert.equal(said.seq, joined.seq + 1);
+  u.send({ type: 'typing', user });
+  await ann.waitFor((f) => f.type === 'typing' && f.user === user);
+  u.send({ type: 'message', user, text: 'the user answers', mid: 'm-1' });
+  await ann.waitFor((f) => f.type === 'message_received' && f.text === 'the user answers');
+
+  // one owner, whichever node asks
+  bob.send({ type: 'take', user });
+  const refused = await bob.waitFor((f) => f.type === 'error' && f.code === 'taken');
+  assert.equal(refused.operator, 'ann');
+
+  // ann's console moves to node-c: past the grace period, the conversation is still hers
+  await ann.close();
+  const ann2 = await operator(c, 'ann');
+  await sleep(GRACE_MS + 1500);
+  await ann2.queue(ownedBy(user, 'ann'));
+  await bob.queue(ownedBy(user, 'ann'));
+  ann2.send({ type: 'open', user });
+  await ann2.waitFor((f) => f.type === 'history' && f.user === user);
+  ann2.send({ type: 'send', user, text: 'ann from node-c' });
+  await u.waitFor((f) => f.type === 'message' && f.text === 'ann from node-c' && f.operator === 'ann');
+
+  // the home killed: the console hears the conversation moved, opens it again at the new home
+  await killServer(b);
+  nodes[1] = b; // stopped already
+  await waitMembers([a, c], 2);
+  await ann2.waitFor((f) => f.type === 'moved' && f.user === user, 10000);
+  const pages = ann2.frames.filter((f) => f.type === 'history').length;
+  ann2.send({ type: 'open', user });
+  await ann2.waitFor(() => ann2.frames.filter((f) => f.type === 'history' && f.user === user).length > pages);
+  await ann2.queue(ownedBy(user, 'ann'));
+  await u.closed; // its socket on node-c was attached to the dead home
+  const u2 = await greet(a, user, u.token);
+  ann2.send({ type: 'send', user, text: 'ann after the move' });
+  await u2.waitFor((f) => f.type === 'message' && f.text === 'ann after the move' && f.operator === 'ann');
+  u2.send({ type: 'message', user, text: 'still talking to ann', mid: 'm-2' });
+  await ann2.waitFor((f) => f.type === 'message_received' && f.text === 'still talking to ann');
+
+  // handed back from node-c's console: the bot answers again
+  ann2.send({ type: 'release', user });
+  await ann2.waitFor((f) => f.type === 'released' && f.user === user);
+  await u2.waitFor((f) => f.type === 'message' && f.handoff === 'ended');
+  u2.send({ type: 'message', user, text: 'hello bot' });
+  await u2.waitFor((f) => f.type === 'message' && f.text === 'You said: hello bot');
+  for (const k of [ann2, bob]) await k.queue((q) => q.owned.length === 0 && q.waiting.length === 0);
+  await u2.close();
+  await ann2.close();
+  await bob.close();
+});
+
+test('the grace period ends only when the owner has no console on any node', async () => {
+  const [a, , c] = nodes;
+  const live = ['node-a', 'node-c'];
+  const user = userHomedOn('node-a', live, 'grace');
+  assert.equal(homeOf(user, live), 'node-a');
+  const u = await greet(c, user);
+  u.send({ type: 'message', user, text: 'a human please' });
+  await u.waitFor((f) => f.type === 'message' && /get a person/.test(f.text));
+  // ann takes it from node-c and keeps a console on node-a
+  const annC = await operator(c, 'ann');
+  const annA = await operator(a, 'ann');
+  await annC.queue((q) => q.waiting.some((e) => e.user === user));
+  annC.send({ type: 'take', user });
+  await annC.waitFor((f) => f.type === 'taken' && f.user === user);
+  const bob = await operator(c, 'bob');
+  await bob.queue(ownedBy(user, 'ann'));
+  // her console on node-c closes: node-a's keeps the conversation hers
+  await annC.close();
+  await sleep(GRACE_MS + 1500);
+  await bob.queue(ownedBy(user, 'ann'));
+  // her last console closes: after the grace period it waits again, on every node's list
+  await annA.close();
+  const q = await bob.queue((x) => x.waiting.some((e) => e.user === user), GRACE_MS + 8000);
+  assert.ok(!q.owned.some((e) => e.user === user));
+  assert.equal(await metric(a.port, 'anywhere_handoff_waiting'), 1);
+  assert.equal(await metric(c.port, 'anywhere_handoff_waiting'), 1);
+  await bob.close();
+  await u.close();
+});
