@@ -3,6 +3,7 @@
  * (actors/desk.h) as consoles see it: every transition and every refusal,
  * a record read back as written, and the list a console is sent.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "actors/desk.h"
@@ -177,6 +178,75 @@ static void test_desk(void)
     aw_desk_destroy(d);
 }
 
+/* The other nodes, as a cluster would be: what they heard, who is online there. */
+typedef struct fake_peers {
+    int changed, presence;
+    char last_user[16];
+    int last_state;
+    const char *online_there;
+} fake_peers_t;
+
+static void peer_changed(void *data, const char *user, size_t user_len, const aw_handoff_t *h)
+{
+    fake_peers_t *p = data;
+    p->changed++;
+    snprintf(p->last_user, sizeof(p->last_user), "%.*s", (int)user_len, user);
+    p->last_state = h->state;
+}
+
+static int peer_online(void *data, const char *op)
+{
+    fake_peers_t *p = data;
+    return p->online_there != NULL && strcmp(p->online_there, op) == 0;
+}
+
+static void peer_presence(void *data)
+{
+    ((fake_peers_t *)data)->presence++;
+}
+
+static void test_desk_peers(void)
+{
+    aw_desk_t *d = aw_desk_create();
+    fake_peers_t fp = {.online_there = "bob"};
+    aw_desk_peers_t peers = {&fp, peer_changed, peer_online, peer_presence};
+    aw_desk_set_peers(d, &peers);
+    fake_conn_t a = {.super = {.refcnt = 1, .send = fake_send, .close = fake_close, .dispose = fake_dispose}};
+    fake_conn_t a2 = a;
+    aw_desk_join(d, &a.super, "ann");
+    aw_desk_join(d, &a2.super, "ann"); /* not the first of hers: the others knew */
+    CHECK(fp.presence == 1);
+    char *ops = aw_desk_operators(d);
+    CHECK(strcmp(ops, "ann\n") == 0);
+    free(ops);
+    aw_handoff_t h = {0};
+    aw_handoff_request(&h, "why", 1000);
+    aw_desk_set(d, "u1", 2, &h); /* a session here: the others hear it */
+    CHECK(fp.changed == 1 && strcmp(fp.last_user, "u1") == 0 && fp.last_state == AW_HANDOFF_WAITING);
+    aw_handoff_take(&h, "bob", 2000);
+    aw_desk_apply(d, "u2", 2, &h); /* a session elsewhere: only the consoles here hear it */
+    CHECK(fp.changed == 1 && a.frames == 3);
+    CHECK(strstr(a.last, "\"operator\":\"bob\"") != NULL);
+    char **owners = NULL;
+    char **users = aw_desk_owned_by(d, NULL, &owners);
+    CHECK(users != NULL && strcmp(users[0], "u2") == 0 && users[1] == NULL);
+    CHECK(owners != NULL && strcmp(owners[0], "bob") == 0 && owners[1] == NULL);
+    aw_desk_free_list(users);
+    aw_desk_free_list(owners);
+    /* online here, or there */
+    CHECK(aw_desk_online(d, "ann") && aw_desk_online(d, "bob") && !aw_desk_online(d, "cat"));
+    int last = 0;
+    aw_desk_free_list(aw_desk_leave(d, &a.super, &last));
+    CHECK(fp.presence == 1);
+    aw_desk_free_list(aw_desk_leave(d, &a2.super, &last));
+    CHECK(last == 1 && fp.presence == 2);
+    ops = aw_desk_operators(d);
+    CHECK(strcmp(ops, "") == 0);
+    free(ops);
+    aw_desk_set_peers(d, NULL);
+    aw_desk_destroy(d);
+}
+
 int main(void)
 {
     test_transitions();
@@ -184,5 +254,6 @@ int main(void)
     test_names();
     test_record();
     test_desk();
+    test_desk_peers();
     return check_exit("test_handoff");
 }
