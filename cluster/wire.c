@@ -25,20 +25,64 @@ int aw_wire_node_ok(const char *id, size_t len)
     return 1;
 }
 
+static void hmac_failed(void)
+{
+    fprintf(stderr, "anywhere: HMAC failed\n");
+    abort();
+}
+
+/* The subjects' keys each thread derived last: a thread sends to, and
+ * reads from, a few subjects again and again (the members', the nodes'),
+ * and a key is two hashes of its own. */
+#define SUBKEYS 8
+#define SUBJECT_CACHED 96 /* bytes of a subject kept; a longer one is derived every time */
+
+typedef struct subkey {
+    unsigned char key[AW_WIRE_KEY_LEN];
+    char subject[SUBJECT_CACHED];
+    unsigned char subkey[AW_WIRE_KEY_LEN];
+} subkey_t;
+
+static __thread subkey_t subkeys[SUBKEYS];
+static __thread unsigned int n_subkeys, next_subkey;
+
+static void subkey_of(const unsigned char key[AW_WIRE_KEY_LEN], const char *subject,
+                      unsigned char out[AW_WIRE_KEY_LEN])
+{
+    size_t len = strlen(subject);
+    for (unsigned int i = 0; len < SUBJECT_CACHED && i < n_subkeys; i++) {
+        if (strcmp(subkeys[i].subject, subject) == 0 && memcmp(subkeys[i].key, key, AW_WIRE_KEY_LEN) == 0) {
+            memcpy(out, subkeys[i].subkey, AW_WIRE_KEY_LEN);
+            return;
+        }
+    }
+    unsigned int n = 0;
+    if (HMAC(EVP_sha256(), key, AW_WIRE_KEY_LEN, (const unsigned char *)subject, len, out, &n) == NULL ||
+        n != AW_WIRE_KEY_LEN)
+        hmac_failed();
+    if (len < SUBJECT_CACHED) {
+        subkey_t *k = &subkeys[next_subkey];
+        next_subkey = (next_subkey + 1) % SUBKEYS;
+        if (n_subkeys < SUBKEYS)
+            n_subkeys++;
+        memcpy(k->key, key, AW_WIRE_KEY_LEN);
+        memcpy(k->subject, subject, len + 1);
+        memcpy(k->subkey, out, AW_WIRE_KEY_LEN);
+    }
+}
+
 /* The MAC of a message for `subject`: under a key derived for the subject,
  * so that a message cannot be replayed to another node's subject. */
 static void mac_of(const unsigned char key[AW_WIRE_KEY_LEN], const char *subject, const char *signed_part,
                    size_t len, unsigned char mac[AW_WIRE_MAC_LEN])
 {
     unsigned char subkey[AW_WIRE_KEY_LEN];
-    unsigned int n = 0, m = 0;
-    if (HMAC(EVP_sha256(), key, AW_WIRE_KEY_LEN, (const unsigned char *)subject, strlen(subject), subkey,
-             &n) == NULL ||
-        HMAC(EVP_sha256(), subkey, (int)n, (const unsigned char *)signed_part, len, mac, &m) == NULL ||
-        m != AW_WIRE_MAC_LEN) {
-        fprintf(stderr, "anywhere: HMAC failed\n");
-        abort();
-    }
+    unsigned int m = 0;
+    subkey_of(key, subject, subkey);
+    if (HMAC(EVP_sha256(), subkey, AW_WIRE_KEY_LEN, (const unsigned char *)signed_part, len, mac, &m) ==
+            NULL ||
+        m != AW_WIRE_MAC_LEN)
+        hmac_failed();
 }
 
 void aw_wire_build(aw_bytes_t *out, const unsigned char key[AW_WIRE_KEY_LEN], const char *subject,
