@@ -1208,14 +1208,21 @@ static int from_member(aw_cluster_t *cl, const aw_wire_msg_t *m)
     return ok;
 }
 
+/* Reads a message NATS delivered (wire.h): 0, or the reason it is not one
+ * of the cluster's. */
+static int read_msg(aw_cluster_t *cl, natsMsg *nm, aw_wire_msg_t *m)
+{
+    return aw_wire_parse(cl->key, natsMsg_GetSubject(nm), natsMsg_GetData(nm),
+                         (size_t)natsMsg_GetDataLength(nm), m);
+}
+
 static void on_node_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
     aw_cluster_t *cl = closure;
     (void)nc;
     (void)sub;
     aw_wire_msg_t m;
-    if (aw_wire_parse(cl->key, natsMsg_GetSubject(nm), natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
-                      &m) != 0) {
+    if (read_msg(cl, nm, &m) != 0) {
         COUNT(cl, dropped_bad);
     } else if (!from_member(cl, &m)) {
         COUNT(cl, dropped_stranger);
@@ -1296,9 +1303,8 @@ static void on_desk_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
     (void)sub;
     aw_wire_msg_t m;
     aw_handoff_t h;
-    if (aw_wire_parse(cl->key, natsMsg_GetSubject(nm), natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
-                      &m) != 0 ||
-        strcmp(m.kind, AW_WIRE_DESK) != 0 || m.user_len == 0 || aw_handoff_parse(&h, m.body, m.body_len) != 0)
+    if (read_msg(cl, nm, &m) != 0 || strcmp(m.kind, AW_WIRE_DESK) != 0 || m.user_len == 0 ||
+        aw_handoff_parse(&h, m.body, m.body_len) != 0)
         COUNT(cl, dropped_bad);
     else if (!from_member(cl, &m))
         COUNT(cl, dropped_stranger);
@@ -1550,9 +1556,8 @@ static void on_members_msg(natsConnection *nc, natsSubscription *sub, natsMsg *n
     (void)nc;
     (void)sub;
     aw_wire_msg_t m;
-    if (aw_wire_parse(cl->key, natsMsg_GetSubject(nm), natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
-                      &m) != 0 ||
-        strcmp(m.kind, AW_WIRE_HEARTBEAT) != 0 || m.a < AW_WIRE_UP || m.a > AW_WIRE_GONE)
+    if (read_msg(cl, nm, &m) != 0 || strcmp(m.kind, AW_WIRE_HEARTBEAT) != 0 || m.a < AW_WIRE_UP ||
+        m.a > AW_WIRE_GONE)
         COUNT(cl, dropped_bad);
     else
         on_heartbeat(cl, &m);
