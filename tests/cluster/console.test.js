@@ -10,30 +10,21 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startNats, sharedStore, startNode, waitMembers, userHomedOn, homeOf, Client, killServer, sleep, metric } =
-  require('./lib');
+const { startCluster, waitMembers, userHomedOn, homeOf, Client, killServer, sleep, metric } = require('./lib');
 const { dataDir, signIn, Console } = require('../net/operators');
 
 const ids = ['node-a', 'node-b', 'node-c'];
 const GRACE_MS = 1500;
-let nats, store, ops, nodes;
+let cluster, ops, nodes;
 
 test.before(async () => {
-  nats = await startNats(1);
-  store = sharedStore();
   ops = dataDir();
-  nodes = [];
-  for (const id of ids) {
-    nodes.push(await startNode(nats, store, id,
-      { args: ['--operators', path.join(ops, 'ops'), '--handoff-grace', String(GRACE_MS)] }));
-  }
-  await waitMembers(nodes, 3);
+  cluster = await startCluster(ids, ['--operators', path.join(ops, 'ops'), '--handoff-grace', String(GRACE_MS)]);
+  nodes = cluster.nodes;
 });
 
 test.after(async () => {
-  for (const n of nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) await n.stop();
-  await nats.stop();
-  store.remove();
+  await cluster.stop();
   fs.rmSync(ops, { recursive: true, force: true });
 });
 
@@ -104,7 +95,6 @@ test('a console on any node serves a user homed on another; ownership outlives t
 
   // the home killed: the console hears the conversation moved, opens it again at the new home
   await killServer(b);
-  nodes[1] = b; // stopped already
   await waitMembers([a, c], 2);
   await ann2.waitFor((f) => f.type === 'moved' && f.user === user, 10000);
   const pages = ann2.frames.filter((f) => f.type === 'history').length;

@@ -125,6 +125,30 @@ async function waitMembers(nodes, n, ms = 15000) {
   }
 }
 
+// A cluster for one test file: `servers` NATS servers, one node of each id
+// with `args`, sharing one SQLite file, all members. stop() stops the nodes
+// still running (each must exit 0 when `clean`), then NATS, and removes the
+// store.
+async function startCluster(ids, args, servers = 1, clean = true) {
+  const nats = await startNats(servers);
+  const store = sharedStore();
+  const nodes = [];
+  for (const id of ids) nodes.push(await startNode(nats, store, id, { args }));
+  await waitMembers(nodes, ids.length);
+  return {
+    nats, store, nodes,
+    async stop() {
+      for (const n of nodes) {
+        if (n.proc.exitCode !== null || n.proc.signalCode !== null) continue;
+        const r = await n.stop();
+        if (clean) assert.equal(r.code, 0, n.log());
+      }
+      await nats.stop();
+      store.remove();
+    },
+  };
+}
+
 // 64-bit FNV-1a and MurmurHash3's finaliser, as cluster/cluster.c hashes.
 function fnv(buf, h = 0xcbf29ce484222325n) {
   for (const b of buf) { h ^= BigInt(b); h = (h * 0x100000001b3n) & 0xffffffffffffffffn; }
@@ -206,4 +230,4 @@ http {
   };
 }
 
-module.exports = { ...lib, SECRET, freePort, startNats, sharedStore, startNode, waitMembers, homeOf, userHomedOn, startNginx };
+module.exports = { ...lib, SECRET, freePort, startNats, sharedStore, startNode, waitMembers, startCluster, homeOf, userHomedOn, startNginx };

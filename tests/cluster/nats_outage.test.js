@@ -7,7 +7,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startNats, sharedStore, startNode, waitMembers, userHomedOn, Client, sleep } = require('./lib');
+const { startCluster, waitMembers, userHomedOn, Client, sleep } = require('./lib');
 const { Progress, checkHistory, PROMISES, setMessages } = require('../net/delivery');
 const { ClusterUser } = require('./users');
 
@@ -16,23 +16,13 @@ const MESSAGES = 60;
 setMessages(MESSAGES);
 const ids = ['node-a', 'node-b', 'node-c'];
 
-let nats, store, nodes;
+let cluster, nats, nodes;
 test.before(async () => {
-  nats = await startNats(3);
-  store = sharedStore();
-  nodes = [];
-  for (const id of ids) nodes.push(await startNode(nats, store, id, { args: ['--bot', 'echo', '--rate', '0', '--durable-delivery'] }));
-  await waitMembers(nodes, 3);
+  cluster = await startCluster(ids, ['--bot', 'echo', '--rate', '0', '--durable-delivery'], 3);
+  ({ nats, nodes } = cluster);
 });
 
-test.after(async () => {
-  for (const n of nodes) {
-    const r = await n.stop();
-    assert.equal(r.code, 0, n.log());
-  }
-  await nats.stop();
-  store.remove();
-});
+test.after(() => cluster.stop());
 
 test(`a NATS server killed under load: ${USERS} users x ${MESSAGES} messages, every one answered once`, async (t) => {
   const pr = new Progress();

@@ -4,28 +4,18 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startNats, sharedStore, startNode, waitMembers, userHomedOn, Client, post, historyPages, sleep } = require('./lib');
+const { startCluster, userHomedOn, Client, post, historyPages, sleep } = require('./lib');
 
 const API_KEY = 'cluster-api-key';
-let nats, store, nodes;
+let cluster, nodes;
 const ids = ['node-a', 'node-b', 'node-c'];
 
 test.before(async () => {
-  nats = await startNats(3);
-  store = sharedStore();
-  nodes = [];
-  for (const id of ids) nodes.push(await startNode(nats, store, id, { args: ['--bot', 'demo', '--api-key', API_KEY] }));
-  await waitMembers(nodes, 3);
+  cluster = await startCluster(ids, ['--bot', 'demo', '--api-key', API_KEY], 3);
+  nodes = cluster.nodes;
 });
 
-test.after(async () => {
-  for (const n of nodes) {
-    const r = await n.stop();
-    assert.equal(r.code, 0, n.log());
-  }
-  await nats.stop();
-  store.remove();
-});
+test.after(() => cluster.stop());
 
 async function greet(node, user, token) {
   const c = await Client.open(node.port);
