@@ -381,9 +381,16 @@ static void on_latest(int err, const aw_record_t *recs, size_t n, void *data)
 
 /* History thread: a reload's answer. Users told meanwhile keep what they
  * were told; the consoles are sent the list once. */
+typedef struct reload {
+    aw_desk_t *desk;
+    void (*done)(void *arg);
+    void *arg;
+} reload_t;
+
 static void on_reloaded(int err, const aw_record_t *recs, size_t n, void *data)
 {
-    aw_desk_t *d = data;
+    reload_t *r = data;
+    aw_desk_t *d = r->desk;
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; err == 0 && i < n; i++) {
         aw_handoff_t h;
@@ -404,15 +411,21 @@ static void on_reloaded(int err, const aw_record_t *recs, size_t n, void *data)
     if (err != 0)
         aw_log(AW_LOG_WARN, "handoff_load",
                "the conversations waiting for a person could not be read again (%s)", aw_strerror(err));
+    if (r->done != NULL)
+        r->done(r->arg);
+    free(r);
 }
 
-int aw_desk_reload(aw_desk_t *d, aw_history_t *history)
+int aw_desk_reload(aw_desk_t *d, aw_history_t *history, void (*done)(void *arg), void *arg)
 {
     pthread_mutex_lock(&d->lock);
     d->reloading++;
     pthread_mutex_unlock(&d->lock);
-    int err = aw_history_latest(history, AW_RECORD_HANDOFF, on_reloaded, d);
+    reload_t *r = aw_alloc(sizeof(*r));
+    *r = (reload_t){d, done, arg};
+    int err = aw_history_latest(history, AW_RECORD_HANDOFF, on_reloaded, r);
     if (err != 0) {
+        free(r);
         pthread_mutex_lock(&d->lock);
         if (--d->reloading == 0)
             forget_told(d);

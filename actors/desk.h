@@ -60,9 +60,11 @@ void aw_desk_apply(aw_desk_t *desk, const char *user, size_t user_len, const aw_
 
 /* Reads the newest handoff record of every user from the store again, in
  * the background (after this node missed what the others said: a NATS
- * outage, or its start): a user whose state another node told meanwhile
- * keeps what it told. Returns 0 or the history's error. Any thread. */
-int aw_desk_reload(aw_desk_t *desk, aw_history_t *history);
+ * outage, or its start), having written what this node's history holds: a
+ * user whose state another node told meanwhile keeps what it told. Then
+ * calls `done` (may be NULL) on the history thread. Returns 0, or the
+ * history's error (`done` is not called). Any thread. */
+int aw_desk_reload(aw_desk_t *desk, aw_history_t *history, void (*done)(void *arg), void *arg);
 
 /* Fills `h` with what the desk holds of `user` and returns 1, or returns 0
  * (the bot's) leaving it alone. */

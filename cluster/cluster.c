@@ -1265,6 +1265,7 @@ static void on_node_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
 
 static int own_state(aw_cluster_t *cl);
 static void beat(aw_cluster_t *cl, int state);
+static void desk_catch_up(aw_cluster_t *cl, void (*done)(void *arg));
 
 static void desk_changed(void *data, const char *user, size_t user_len, const aw_handoff_t *h)
 {
@@ -1303,9 +1304,16 @@ static void on_desk_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
     (void)sub;
     aw_wire_msg_t m;
     aw_handoff_t h;
-    if (read_msg(cl, nm, &m) != 0 || strcmp(m.kind, AW_WIRE_DESK) != 0 || m.user_len == 0 ||
-        aw_handoff_parse(&h, m.body, m.body_len) != 0)
+    int bad = read_msg(cl, nm, &m) != 0, reload = !bad && strcmp(m.kind, AW_WIRE_DESK_RELOAD) == 0;
+    if (!bad && reload)
+        bad = m.user_len != 0 || m.body_len != 0;
+    else if (!bad)
+        bad = strcmp(m.kind, AW_WIRE_DESK) != 0 || m.user_len == 0 ||
+              aw_handoff_parse(&h, m.body, m.body_len) != 0;
+    if (bad)
         COUNT(cl, dropped_bad);
+    else if (reload)
+        desk_catch_up(cl, NULL); /* from a node that may not be a member again yet; asks nothing but a read */
     else if (!from_member(cl, &m))
         COUNT(cl, dropped_stranger);
     else if (cl->cfg.desk != NULL)
@@ -1336,11 +1344,20 @@ static void sweep_owners(aw_cluster_t *cl)
 }
 
 /* This node may have missed what the others told (it was starting, or cut
- * off from NATS): its desk reads the store again. */
-static void desk_catch_up(aw_cluster_t *cl)
+ * off from NATS), or another node was cut off: its desk reads the store
+ * again, then calls `done`, if any. */
+static void desk_catch_up(aw_cluster_t *cl, void (*done)(void *arg))
 {
     if (cl->cfg.desk != NULL && cl->cfg.history != NULL)
-        aw_desk_reload(cl->cfg.desk, cl->cfg.history);
+        aw_desk_reload(cl->cfg.desk, cl->cfg.history, done, cl);
+}
+
+/* History thread, after a reload that wrote what this node held: the
+ * others read what it changed while it was cut off. */
+static void ask_reload(void *arg)
+{
+    aw_cluster_t *cl = arg;
+    publish_to(cl, cl->desk_subject, AW_WIRE_DESK_RELOAD, 0, 0, 0, NULL, 0, NULL, 0);
 }
 
 /* --- membership --- */
@@ -1679,7 +1696,7 @@ static void join_when_ready(aw_cluster_t *cl)
     pthread_rwlock_unlock(&cl->view_lock);
     send_on(cl, resend);
     if (joined) {
-        desk_catch_up(cl);
+        desk_catch_up(cl, NULL);
         sweep_owners(cl);
     }
 }
@@ -1762,7 +1779,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 {
     COUNT((aw_cluster_t *)closure, reconnects);
     on_connected(nc, closure);
-    desk_catch_up(closure);
+    desk_catch_up(closure, ask_reload);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)

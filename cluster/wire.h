@@ -44,6 +44,9 @@
 #define AW_WIRE_RELEASE "rel"   /* a: request id: let go of the user (the sender is its home now) */
 #define AW_WIRE_RELEASED "reld" /* a: request id: nothing of the user is left here */
 #define AW_WIRE_DESK "dk"       /* on <name>.desk, to every node: body: the user's handoff record */
+#define AW_WIRE_DESK_RELOAD                                                                                  \
+    "dkr" /* on <name>.desk: read the handoff records again (the sender was cut                              \
+           * off, and has written what it changed meanwhile) */
 
 enum { AW_WIRE_UP = 1, AW_WIRE_LEAVING = 2, AW_WIRE_GONE = 3 };
 

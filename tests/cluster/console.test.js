@@ -4,13 +4,15 @@
 // every node's console shows the same list; ownership outlives the console
 // (it moves to another node within the grace period); the user's home killed
 // moves the conversation, and the console goes on with it at the new home;
-// the grace period ends only when the owner has no console on any node.
+// the grace period ends only when the owner has no console on any node; a
+// node cut off from NATS has the others read what changed there meanwhile.
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startCluster, waitMembers, userHomedOn, homeOf, Client, killServer, sleep, metric } = require('./lib');
+const { startCluster, startNats, sharedStore, startNode, waitMembers, userHomedOn, homeOf, Client, post, killServer, sleep,
+  metric } = require('./lib');
 const { dataDir, signIn, Console } = require('../net/operators');
 
 const ids = ['node-a', 'node-b', 'node-c'];
@@ -148,4 +150,36 @@ test('the grace period ends only when the owner has no console on any node', asy
   assert.equal(await metric(c.port, 'anywhere_handoff_waiting'), 1);
   await bob.close();
   await u.close();
+});
+
+test('a node cut off from NATS has the others read, once it is back, what changed at its desk meanwhile', async () => {
+  // each node knows one NATS server only, which tells it of no other
+  const pair = await startNats(2, ['--no_advertise']);
+  const shared = sharedStore();
+  const key = { authorization: 'Bearer cut-off-key' };
+  const args = { args: ['--api-key', 'cut-off-key'] };
+  const x = await startNode({ urls: pair.servers[0].url }, shared, 'node-x', args);
+  const y = await startNode({ urls: pair.servers[1].url }, shared, 'node-y', args);
+  try {
+    await waitMembers([x, y], 2);
+    const user = userHomedOn('node-x', ['node-x', 'node-y'], 'cut');
+    await pair.servers[0].stop();
+    for (const end = Date.now() + 10000; (await fetch(`${x.url}/healthz`)).status !== 503; await sleep(100)) {
+      assert.ok(Date.now() < end, 'node-x is cut off');
+    }
+    assert.equal((await post(x.port, '/api/handoff', { user, reason: 'while cut off' }, key)).status, 202);
+    for (const end = Date.now() + 5000; (await metric(x.port, 'anywhere_handoff_waiting')) !== 1; await sleep(50)) {
+      assert.ok(Date.now() < end, 'queued at its home, node-x');
+    }
+    assert.equal(await metric(y.port, 'anywhere_handoff_waiting'), 0, 'node-y cannot hear it');
+    await pair.restart(0);
+    await waitMembers([x, y], 2, 20000);
+    for (const end = Date.now() + 10000; (await metric(y.port, 'anywhere_handoff_waiting')) !== 1; await sleep(100)) {
+      assert.ok(Date.now() < end, 'node-y lists the user who asked while node-x was cut off');
+    }
+  } finally {
+    for (const n of [x, y]) assert.equal((await n.stop()).code, 0, n.log());
+    await pair.stop();
+    shared.remove();
+  }
 });

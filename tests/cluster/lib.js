@@ -55,10 +55,11 @@ function track(proc) {
   return { log: () => log, exited };
 }
 
-// One nats-server of a cluster of `routes` (the cluster ports of the others).
-async function startNatsServer(port, clusterPort, routes) {
+// One nats-server of a cluster of `routes` (the cluster ports of the others),
+// with `extra` flags.
+async function startNatsServer(port, clusterPort, routes, extra = []) {
   const args = ['-a', '127.0.0.1', '-p', String(port), '--cluster', `nats://127.0.0.1:${clusterPort}`,
-    '--cluster_name', 'aw-test'];
+    '--cluster_name', 'aw-test', ...extra];
   if (routes.length) args.push('--routes', routes.map((p) => `nats://127.0.0.1:${p}`).join(','));
   const proc = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const t = track(proc);
@@ -71,18 +72,18 @@ async function startNatsServer(port, clusterPort, routes) {
   };
 }
 
-// A NATS cluster of `n` servers on loopback ports. restart(i) starts server
-// i again on its ports.
-async function startNats(n = 3) {
+// A NATS cluster of `n` servers on loopback ports, each started with
+// `extra` flags. restart(i) starts server i again on its ports.
+async function startNats(n = 3, extra = []) {
   const ports = [], cports = [];
   for (let i = 0; i < n; i++) { ports.push(await freePort()); cports.push(await freePort()); }
   const servers = [];
-  for (let i = 0; i < n; i++) servers.push(await startNatsServer(ports[i], cports[i], cports.filter((_, j) => j !== i)));
+  for (let i = 0; i < n; i++) servers.push(await startNatsServer(ports[i], cports[i], cports.filter((_, j) => j !== i), extra));
   const nats = {
     servers,
     urls: ports.map((p) => `nats://127.0.0.1:${p}`).join(','),
     async restart(i) {
-      servers[i] = await startNatsServer(ports[i], cports[i], cports.filter((_, j) => j !== i));
+      servers[i] = await startNatsServer(ports[i], cports[i], cports.filter((_, j) => j !== i), extra);
       return servers[i];
     },
     async stop() { await Promise.all(servers.map((s) => s.stop())); },

@@ -2,12 +2,14 @@
 // killed with SIGKILL under load: the nodes fail over to the others and chat
 // goes on, every message answered once. Every NATS server stopped: users
 // whose home is the node they reached keep chatting, the others get
-// `unavailable` at once (never a hang), /healthz says so; NATS back: the
-// nodes hear each other again and chat through any node works again.
+// `unavailable` at once (never a hang), /healthz says so, and a handoff at a
+// local home is not heard by the other nodes; NATS back: the nodes hear each
+// other again, chat through any node works again, and every node's desk
+// lists the handoff.
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startCluster, waitMembers, userHomedOn, Client, sleep } = require('./lib');
+const { startCluster, waitMembers, userHomedOn, Client, post, sleep, metric } = require('./lib');
 const { Progress, checkHistory, PROMISES, setMessages } = require('../net/delivery');
 const { ClusterUser } = require('./users');
 
@@ -15,10 +17,11 @@ const USERS = Number(process.env.FAILOVER_USERS || 60) / 2;
 const MESSAGES = 60;
 setMessages(MESSAGES);
 const ids = ['node-a', 'node-b', 'node-c'];
+const API_KEY = 'outage-api-key';
 
 let cluster, nats, nodes;
 test.before(async () => {
-  cluster = await startCluster(ids, ['--bot', 'echo', '--rate', '0', '--durable-delivery'], 3);
+  cluster = await startCluster(ids, ['--bot', 'echo', '--rate', '0', '--durable-delivery', '--api-key', API_KEY], 3);
   ({ nats, nodes } = cluster);
 });
 
@@ -93,11 +96,24 @@ test('every NATS server gone: local homes chat on, the others are refused at onc
   assert.equal(again.f.code, 'unavailable');
   assert.ok(Date.now() - started < 2000, 'refused at once');
   await again.c.close();
+  // a local home asks for a person meanwhile: the other nodes' desks cannot hear it now
+  const auth = { authorization: `Bearer ${API_KEY}` };
+  assert.equal((await post(node.port, '/api/handoff', { user: here, reason: 'while cut off' }, auth)).status, 202);
+  for (const end = Date.now() + 5000; (await metric(node.port, 'anywhere_handoff_waiting')) !== 1; await sleep(50)) {
+    assert.ok(Date.now() < end, 'queued at the home');
+  }
+  assert.equal(await metric(nodes[1].port, 'anywhere_handoff_waiting'), 0);
 
   for (let i = 0; i < nats.servers.length; i++) await nats.restart(i);
   await waitMembers(nodes, 3, 20000);
   const health = await fetch(`${node.url}/healthz`);
   assert.equal(health.status, 200);
+  // what the home changed while cut off reaches every desk once NATS is back
+  for (const n of nodes) {
+    for (const end = Date.now() + 10000; (await metric(n.port, 'anywhere_handoff_waiting')) !== 1; await sleep(100)) {
+      assert.ok(Date.now() < end, `${n.id} lists the user who asked while cut off`);
+    }
+  }
   const back = await greet(node, away, a.c.frames.find((f) => f.type === 'session').token);
   assert.equal(back.f.type, 'session');
   back.c.send({ type: 'message', user: away, text: 'and now?', mid: 'y1' });
