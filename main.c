@@ -714,6 +714,12 @@ int main(int argc, char **argv)
         }
         aw_log(AW_LOG_INFO, "operators", "%zu operator(s) may sign in to the console at /console",
                aw_operators_count(operators));
+        /* Sign-ins hold on every node with the secret. A start signs
+         * everybody out (a sign-out before it is not remembered); in a
+         * cluster, the first node's start does (cluster.c). */
+        aw_operators_set_key(operators, secret, secret_len);
+        if (o.nats == NULL)
+            aw_operators_set_epoch(operators, aw_wall_ms());
     }
     const char *backend = "";
     aw_history_t *history = open_history(&o, &backend);
@@ -790,6 +796,7 @@ int main(int argc, char **argv)
                                   .registry = reg,
                                   .history = history,
                                   .desk = desk,
+                                  .operators = operators,
                                   .store_kind = backend,
                                   .request_ms = o.webhook_timeout_ms + 5000};
         if (aw_cluster_start(&cluster, &cc) != 0)

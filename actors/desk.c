@@ -160,9 +160,7 @@ static aw_buf_t *write_queue(aw_desk_t *d)
         jw_char(&w, ']');
     }
     JW_KEY(&w, "now");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    jw_int(&w, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    jw_int(&w, (int64_t)aw_wall_ms());
     jw_char(&w, '}');
     free(sorted);
     return jw_finish(&w);

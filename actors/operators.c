@@ -1,8 +1,13 @@
 /*
  * Operators (operators.h): the file's parser and writer, PBKDF2 with
- * OpenSSL, the sign-ins and the failed sign-ins, each a small array under
- * one mutex. A sign-in id is 32 random bytes in hex; ids are compared in
- * constant time.
+ * OpenSSL, the sign-ins, and the failed sign-ins in a small array under one
+ * mutex. A sign-in is signed, not stored: 64 hex digits of
+ * HMAC-SHA256(key, the rest), then 16 of the time it was made, 16 random
+ * ones, and the operator's name. The key comes from the identity secret,
+ * so every node of a cluster reads the sign-ins of every other; a
+ * sign-out is a time before which the operator's sign-ins no longer hold,
+ * and a start (or a cluster's first node) is one for everybody. MACs are
+ * compared in constant time.
  */
 #include "actors/operators.h"
 
@@ -16,6 +21,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include "runtime/actor.h"
 #include "runtime/error.h"
@@ -23,21 +29,19 @@
 #define SALT_LEN 16
 #define HASH_LEN 32
 #define MAX_ITERATIONS 10000000
-#define MAX_SESSIONS 1024
 #define MAX_FAILURE_KEYS 256
+#define MAC_HEX 64
+#define TIME_HEX 16
+#define NONCE_HEX 16
+#define SIGNED_PART (TIME_HEX + NONCE_HEX) /* before the name */
 
 typedef struct op {
     char name[AW_OPERATOR_NAME_MAX + 1];
     unsigned int iterations;
     unsigned char salt[SALT_LEN];
     unsigned char hash[HASH_LEN];
+    uint64_t not_before; /* under the lock: sign-ins made before this no longer hold */
 } op_t;
-
-typedef struct sign_in {
-    char id[AW_OPERATOR_SESSION_LEN + 1];
-    char name[AW_OPERATOR_NAME_MAX + 1];
-    uint64_t expires;
-} sign_in_t;
 
 typedef struct failures {
     char key[64];
@@ -49,8 +53,8 @@ struct aw_operators {
     op_t *ops;
     size_t n;
     pthread_mutex_t lock;
-    sign_in_t *sessions;
-    size_t n_sessions;
+    unsigned char key[32]; /* signs the sign-ins */
+    uint64_t epoch;        /* under the lock: no sign-in made before this holds */
     failures_t failures[MAX_FAILURE_KEYS];
 };
 
@@ -136,6 +140,9 @@ int aw_operators_parse(const char *text, size_t len, aw_operators_t **out, char 
 {
     aw_operators_t *ops = aw_calloc(1, sizeof(*ops));
     pthread_mutex_init(&ops->lock, NULL);
+    /* until aw_operators_set_key: sign-ins that hold in this process only */
+    if (RAND_bytes(ops->key, sizeof(ops->key)) != 1)
+        ops->epoch = UINT64_MAX; /* no sign-in holds */
     const char *p = text, *end = text + len;
     for (unsigned int line = 1; p < end; line++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -146,7 +153,7 @@ int aw_operators_parse(const char *text, size_t len, aw_operators_t **out, char 
             n--;
         if (n == 0 || s[0] == '#')
             continue;
-        op_t op;
+        op_t op = {0};
         const char *why = NULL;
         if (parse_line(s, n, &op, &why) == 0) {
             for (size_t i = 0; i < ops->n; i++)
@@ -213,7 +220,7 @@ void aw_operators_free(aw_operators_t *ops)
         return;
     OPENSSL_cleanse(ops->ops, ops->n * sizeof(*ops->ops));
     free(ops->ops);
-    free(ops->sessions);
+    OPENSSL_cleanse(ops->key, sizeof(ops->key));
     pthread_mutex_destroy(&ops->lock);
     free(ops);
 }
@@ -371,68 +378,142 @@ void aw_operators_failed(aw_operators_t *ops, const char *key, uint64_t now_ms)
 
 /* --- sign-ins --- */
 
-static void drop_expired(aw_operators_t *ops, uint64_t now)
+void aw_operators_set_key(aw_operators_t *ops, const unsigned char *secret, size_t len)
 {
-    for (size_t i = 0; i < ops->n_sessions;)
-        if (ops->sessions[i].expires <= now)
-            ops->sessions[i] = ops->sessions[--ops->n_sessions];
-        else
-            i++;
+    static const char label[] = "anywhere operator sign-in";
+    unsigned int n = 0;
+    pthread_mutex_lock(&ops->lock);
+    if (HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)label, sizeof(label) - 1, ops->key, &n) ==
+        NULL)
+        ops->epoch = UINT64_MAX; /* no sign-in holds */
+    pthread_mutex_unlock(&ops->lock);
+}
+
+/* The MAC of a sign-in's part after the MAC, in hex, without a NUL (lock
+ * held). */
+static void sign(aw_operators_t *ops, const char *part, size_t len, char out[MAC_HEX])
+{
+    unsigned char mac[32];
+    char text[MAC_HEX + 1];
+    unsigned int n = 0;
+    if (HMAC(EVP_sha256(), ops->key, sizeof(ops->key), (const unsigned char *)part, len, mac, &n) == NULL)
+        memset(mac, 0, sizeof(mac)); /* never matches a sign-in: ops->epoch stops them all first */
+    hex(mac, sizeof(mac), text);
+    memcpy(out, text, MAC_HEX);
+}
+
+static op_t *op_named(aw_operators_t *ops, const char *name, size_t len)
+{
+    for (size_t i = 0; i < ops->n; i++)
+        if (strlen(ops->ops[i].name) == len && memcmp(ops->ops[i].name, name, len) == 0)
+            return &ops->ops[i];
+    return NULL;
 }
 
 int aw_operators_sign_in(aw_operators_t *ops, const char *name, uint64_t now_ms,
-                         char id[AW_OPERATOR_SESSION_LEN + 1])
+                         char id[AW_OPERATOR_SESSION_MAX + 1])
 {
-    unsigned char raw[AW_OPERATOR_SESSION_LEN / 2];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
+    unsigned char nonce[NONCE_HEX / 2];
+    size_t name_len = strlen(name);
+    if (RAND_bytes(nonce, sizeof(nonce)) != 1 || !aw_operator_name_valid(name, name_len))
         return AW_EIO;
-    hex(raw, sizeof(raw), id);
+    char *part = id + MAC_HEX;
+    snprintf(part, TIME_HEX + 1, "%016llx", (unsigned long long)now_ms);
+    hex(nonce, sizeof(nonce), part + TIME_HEX);
+    memcpy(part + SIGNED_PART, name, name_len + 1);
     pthread_mutex_lock(&ops->lock);
-    drop_expired(ops, now_ms);
-    if (ops->n_sessions == MAX_SESSIONS) {
-        size_t oldest = 0; /* the sign-in closest to its end makes room */
-        for (size_t i = 1; i < ops->n_sessions; i++)
-            if (ops->sessions[i].expires < ops->sessions[oldest].expires)
-                oldest = i;
-        ops->sessions[oldest] = ops->sessions[--ops->n_sessions];
-    }
-    ops->sessions = aw_realloc(ops->sessions, (ops->n_sessions + 1) * sizeof(*ops->sessions));
-    sign_in_t *s = &ops->sessions[ops->n_sessions++];
-    memcpy(s->id, id, AW_OPERATOR_SESSION_LEN + 1);
-    snprintf(s->name, sizeof(s->name), "%s", name);
-    s->expires = now_ms + AW_OPERATOR_SESSION_MS;
+    sign(ops, part, SIGNED_PART + name_len, id);
     pthread_mutex_unlock(&ops->lock);
     return 0;
 }
 
-static sign_in_t *find_session(aw_operators_t *ops, const char *id, size_t len)
+/* The operator and the time of sign-in `id` when its MAC is right and its
+ * operator is in the file (lock held); else NULL. */
+static op_t *read_sign_in(aw_operators_t *ops, const char *id, size_t len, uint64_t *made)
 {
-    if (len != AW_OPERATOR_SESSION_LEN)
+    if (len <= MAC_HEX + SIGNED_PART || len > AW_OPERATOR_SESSION_MAX)
         return NULL;
-    sign_in_t *found = NULL;
-    for (size_t i = 0; i < ops->n_sessions; i++)
-        if (CRYPTO_memcmp(ops->sessions[i].id, id, len) == 0)
-            found = &ops->sessions[i];
-    return found;
+    char mac[MAC_HEX];
+    sign(ops, id + MAC_HEX, len - MAC_HEX, mac);
+    if (CRYPTO_memcmp(mac, id, MAC_HEX) != 0)
+        return NULL;
+    unsigned char t[TIME_HEX / 2];
+    if (unhex(id + MAC_HEX, TIME_HEX, t, sizeof(t)) != 0)
+        return NULL;
+    *made = 0;
+    for (size_t i = 0; i < sizeof(t); i++)
+        *made = *made << 8 | t[i];
+    return op_named(ops, id + MAC_HEX + SIGNED_PART, len - MAC_HEX - SIGNED_PART);
 }
 
 int aw_operators_session(aw_operators_t *ops, const char *id, size_t len, uint64_t now_ms,
                          char name[AW_OPERATOR_NAME_MAX + 1])
 {
+    uint64_t made = 0;
     pthread_mutex_lock(&ops->lock);
-    drop_expired(ops, now_ms);
-    sign_in_t *s = find_session(ops, id, len);
-    if (s != NULL)
-        memcpy(name, s->name, AW_OPERATOR_NAME_MAX + 1);
+    op_t *op = read_sign_in(ops, id, len, &made);
+    /* made by a node whose clock runs ahead by a minute at most */
+    int ok = op != NULL && made >= ops->epoch && made >= op->not_before && made <= now_ms + 60000 &&
+             made + AW_OPERATOR_SESSION_MS > now_ms;
+    if (ok)
+        memcpy(name, op->name, AW_OPERATOR_NAME_MAX + 1);
     pthread_mutex_unlock(&ops->lock);
-    return s != NULL;
+    return ok;
 }
 
-void aw_operators_sign_out(aw_operators_t *ops, const char *id, size_t len)
+int aw_operators_sign_out(aw_operators_t *ops, const char *id, size_t len, uint64_t now_ms,
+                          char name[AW_OPERATOR_NAME_MAX + 1])
+{
+    uint64_t made = 0;
+    pthread_mutex_lock(&ops->lock);
+    op_t *op = read_sign_in(ops, id, len, &made);
+    if (op != NULL) {
+        if (op->not_before < now_ms + 1)
+            op->not_before = now_ms + 1;
+        memcpy(name, op->name, AW_OPERATOR_NAME_MAX + 1);
+    }
+    pthread_mutex_unlock(&ops->lock);
+    return op != NULL;
+}
+
+void aw_operators_signed_out(aw_operators_t *ops, const char *name, size_t len, uint64_t at_ms)
 {
     pthread_mutex_lock(&ops->lock);
-    sign_in_t *s = find_session(ops, id, len);
-    if (s != NULL)
-        *s = ops->sessions[--ops->n_sessions];
+    op_t *op = op_named(ops, name, len);
+    if (op != NULL && op->not_before < at_ms)
+        op->not_before = at_ms;
     pthread_mutex_unlock(&ops->lock);
+}
+
+void aw_operators_set_epoch(aw_operators_t *ops, uint64_t at_ms)
+{
+    pthread_mutex_lock(&ops->lock);
+    if (ops->epoch < at_ms)
+        ops->epoch = at_ms;
+    pthread_mutex_unlock(&ops->lock);
+}
+
+uint64_t aw_operators_epoch(aw_operators_t *ops)
+{
+    pthread_mutex_lock(&ops->lock);
+    uint64_t e = ops->epoch;
+    pthread_mutex_unlock(&ops->lock);
+    return e;
+}
+
+char *aw_operators_sign_outs(aw_operators_t *ops, uint64_t now_ms)
+{
+    size_t cap = 1, n = 0;
+    pthread_mutex_lock(&ops->lock);
+    for (size_t i = 0; i < ops->n; i++)
+        cap += AW_OPERATOR_NAME_MAX + 24;
+    char *out = aw_alloc(cap);
+    for (size_t i = 0; i < ops->n; i++) {
+        uint64_t t = ops->ops[i].not_before;
+        if (t != 0 && t + AW_OPERATOR_SESSION_MS > now_ms)
+            n += (size_t)snprintf(out + n, cap - n, "%s %llu\n", ops->ops[i].name, (unsigned long long)t);
+    }
+    out[n] = '\0';
+    pthread_mutex_unlock(&ops->lock);
+    return out;
 }

@@ -4,9 +4,11 @@
  * operator a line, `NAME:pbkdf2-sha256:ITERATIONS:SALT:HASH` (salt and hash
  * in lowercase hex; `#` starts a comment line), written by `anywhere
  * operator add NAME`. A password is never kept: PBKDF2-HMAC-SHA256 of it
- * with the line's salt must give the line's hash. A sign-in is a random
- * session id, the value of the console's cookie, that names the operator
- * until it is signed out or expires. Any thread: one lock, held briefly.
+ * with the line's salt must give the line's hash. A sign-in is an id, the
+ * value of the console's cookie, signed with a key derived from the
+ * identity secret, that names the operator until they sign out or it
+ * expires, on every node that has the secret. Any thread: one lock, held
+ * briefly.
  */
 #ifndef AW_ACTORS_OPERATORS_H
 #define AW_ACTORS_OPERATORS_H
@@ -17,10 +19,10 @@
 
 typedef struct aw_operators aw_operators_t;
 
-#define AW_OPERATOR_SESSION_LEN 64           /* hex characters of a session id */
-#define AW_OPERATOR_PASSWORD_MAX 1024        /* bytes of a password */
-#define AW_OPERATOR_ITERATIONS 100000        /* PBKDF2 rounds of a new entry */
-#define AW_OPERATOR_SESSION_MS 43200000u     /* a sign-in lasts 12 hours */
+#define AW_OPERATOR_SESSION_MAX (96 + AW_OPERATOR_NAME_MAX) /* characters of a sign-in id */
+#define AW_OPERATOR_PASSWORD_MAX 1024                       /* bytes of a password */
+#define AW_OPERATOR_ITERATIONS 100000                       /* PBKDF2 rounds of a new entry */
+#define AW_OPERATOR_SESSION_MS 43200000u                    /* a sign-in lasts 12 hours */
 #define AW_OPERATOR_FAILURES 5               /* failed sign-ins from one address before it must wait */
 #define AW_OPERATOR_FAILURE_WINDOW_MS 60000u /* and how long the failures count */
 
@@ -62,17 +64,39 @@ int aw_operators_may_try(aw_operators_t *ops, const char *key, uint64_t now_ms);
 /* Counts a failed sign-in of `key`. */
 void aw_operators_failed(aw_operators_t *ops, const char *key, uint64_t now_ms);
 
-/* Signs operator `name` in: writes a new session id (NUL-terminated) into
- * `id`. Returns 0, or AW_EIO without randomness. */
+/* Derives the key that signs the sign-ins from the identity secret, the
+ * same on every node of a cluster (before any sign-in; without it, the
+ * sign-ins of this process only hold). */
+void aw_operators_set_key(aw_operators_t *ops, const unsigned char *secret, size_t len);
+
+/* Signs operator `name` in: writes a new sign-in id (NUL-terminated, of
+ * [0-9a-f] then the name) into `id`. Returns 0, or AW_EIO without
+ * randomness. */
 int aw_operators_sign_in(aw_operators_t *ops, const char *name, uint64_t now_ms,
-                         char id[AW_OPERATOR_SESSION_LEN + 1]);
+                         char id[AW_OPERATOR_SESSION_MAX + 1]);
 
 /* The operator whose sign-in `id` (`len` bytes) is, copied into `name`;
- * returns 1, or 0 for an unknown or expired one. */
+ * returns 1, or 0 for one that is not signed with the key, expired, made
+ * before the operator signed out or before the epoch, or of an operator no
+ * longer in the file. */
 int aw_operators_session(aw_operators_t *ops, const char *id, size_t len, uint64_t now_ms,
                          char name[AW_OPERATOR_NAME_MAX + 1]);
 
-/* Ends the sign-in `id`, if it is one. */
-void aw_operators_sign_out(aw_operators_t *ops, const char *id, size_t len);
+/* Signs out the operator whose sign-in `id` is: none of their sign-ins made
+ * until now holds any more, on any device. Returns 1 with their name, or 0
+ * when `id` is no sign-in. */
+int aw_operators_sign_out(aw_operators_t *ops, const char *id, size_t len, uint64_t now_ms,
+                          char name[AW_OPERATOR_NAME_MAX + 1]);
+
+/* Another node says operator `name` signed out at `at_ms`. */
+void aw_operators_signed_out(aw_operators_t *ops, const char *name, size_t len, uint64_t at_ms);
+
+/* No sign-in made before `at_ms` holds (a start; the later of two wins). */
+void aw_operators_set_epoch(aw_operators_t *ops, uint64_t at_ms);
+uint64_t aw_operators_epoch(aw_operators_t *ops);
+
+/* The sign-outs of the last AW_OPERATOR_SESSION_MS, one "NAME MS\n" line
+ * each, for the other nodes. The caller frees it. */
+char *aw_operators_sign_outs(aw_operators_t *ops, uint64_t now_ms);
 
 #endif

@@ -1297,6 +1297,16 @@ static void desk_presence(void *data)
         beat(cl, state);
 }
 
+void aw_cluster_operators_changed(aw_cluster_t *cl)
+{
+    desk_presence(cl);
+}
+
+int aw_cluster_ready(aw_cluster_t *cl)
+{
+    return own_state(cl) != STATE_JOINING;
+}
+
 static void on_desk_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
     aw_cluster_t *cl = closure;
@@ -1482,6 +1492,60 @@ static void forget(aw_cluster_t *cl, size_t i, char id[AW_WIRE_MAX_NODE + 1])
 
 static void beat(aw_cluster_t *cl, int state);
 
+/* The next line of a heartbeat's lines (see beat), without its "\n"; 0 at
+ * the end. */
+static int next_line(const char **p, const char *end, const char **line, size_t *len)
+{
+    if (*p >= end)
+        return 0;
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    *line = *p;
+    *len = (size_t)((nl != NULL ? nl : end) - *p);
+    *p = nl != NULL ? nl + 1 : end;
+    return 1;
+}
+
+/* The operators with a console open on member `mb`, from the lines of its
+ * heartbeat, as "\nNAME\n...": past OPS_MAX, the first ones (view_lock
+ * held for writing). */
+static void consoles_of(member_t *mb, const char *p, size_t len)
+{
+    const char *end = p + len, *line;
+    size_t n = 0, at = 1;
+    mb->ops[0] = '\n';
+    while (next_line(&p, end, &line, &n)) {
+        if (n < 3 || line[0] != 'o' || line[1] != ' ' || !aw_operator_name_valid(line + 2, n - 2) ||
+            at + n - 1 >= sizeof(mb->ops))
+            continue;
+        memcpy(mb->ops + at, line + 2, n - 2);
+        at += n - 2;
+        mb->ops[at++] = '\n';
+    }
+    mb->ops[at] = '\0';
+}
+
+/* The operators' epoch and sign-outs another node's heartbeat says; the
+ * later time wins (no lock held). */
+static void sign_outs_of(aw_cluster_t *cl, const char *p, size_t len)
+{
+    const char *end = p + len, *line;
+    size_t n;
+    if (cl->cfg.operators == NULL)
+        return;
+    while (next_line(&p, end, &line, &n)) {
+        char buf[AW_OPERATOR_NAME_MAX + 32], name[AW_OPERATOR_NAME_MAX + 1];
+        unsigned long long ms;
+        if (n < 3 || line[1] != ' ' || n >= sizeof(buf))
+            continue;
+        memcpy(buf, line, n);
+        buf[n] = '\0';
+        if (buf[0] == 'e' && sscanf(buf + 2, "%llu", &ms) == 1)
+            aw_operators_set_epoch(cl->cfg.operators, ms);
+        else if (buf[0] == 's' && sscanf(buf + 2, "%64s %llu", name, &ms) == 2)
+            aw_operators_signed_out(cl->cfg.operators, name, strlen(name), ms);
+    }
+}
+
 static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
 {
     if (strcmp(m->node, cl->members[0].id) == 0)
@@ -1526,7 +1590,7 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
     }
     if (mb != NULL) {
         mb->seen_ms = now_ms();
-        /* "host store", then "\n" and the operators there, each with "\n" */
+        /* "host store", then lines (see beat) */
         const char *nl = memchr(m->body, '\n', m->body_len);
         size_t line = nl != NULL ? (size_t)(nl - m->body) : m->body_len;
         const char *sp = memchr(m->body, ' ', line);
@@ -1537,12 +1601,8 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
             memcpy(mb->store, sp + 1, (size_t)(m->body + line - sp - 1));
             mb->store[m->body + line - sp - 1] = '\0';
         }
-        size_t ops = m->body_len - line; /* "\n" and the names, or nothing */
-        if (ops < sizeof(mb->ops) && memchr(m->body + line, '\0', ops) == NULL) {
-            memcpy(mb->ops, m->body + line, ops);
-            mb->ops[ops] = '\0';
-            present = strcmp(before, mb->ops) != 0;
-        }
+        consoles_of(mb, m->body + line, m->body_len - line);
+        present = strcmp(before, mb->ops) != 0;
         if (!mb->warned && strcmp(mb->store, "sqlite") == 0 && strcmp(cl->cfg.store_kind, "sqlite") == 0 &&
             mb->host[0] != '\0' && strcmp(mb->host, cl->host) != 0) {
             mb->warned = 1;
@@ -1560,6 +1620,7 @@ static void on_heartbeat(aw_cluster_t *cl, const aw_wire_msg_t *m)
     send_on(cl, resend);
     if (gone[0] != '\0')
         give_up_on(cl, gone);
+    sign_outs_of(cl, m->body, m->body_len);
     if (changed || present)
         sweep_owners(cl);
     /* a newcomer hears this node now rather than in up to a period */
@@ -1590,24 +1651,34 @@ static int own_state(aw_cluster_t *cl)
     return state;
 }
 
+/* Appends each line of `lines` ("...\n" each) with `tag` and a space. */
+static void put_lines(aw_bytes_t *out, char tag, const char *lines)
+{
+    for (const char *p = lines, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        aw_bytes_appendc(out, tag);
+        aw_bytes_appendc(out, ' ');
+        aw_bytes_append(out, p, (size_t)(nl - p + 1));
+    }
+}
+
+/* A heartbeat's body: "host store\n", then a line for each operator with
+ * a console open here ("o NAME"), the operators' epoch ("e MS") and each
+ * sign-out still young enough to matter ("s NAME MS"). */
 static void beat(aw_cluster_t *cl, int state)
 {
     aw_bytes_t body;
     aw_bytes_init(&body, 128);
-    aw_bytes_appendf(&body, "%s %s", cl->host, cl->cfg.store_kind);
+    aw_bytes_appendf(&body, "%s %s\n", cl->host, cl->cfg.store_kind);
     if (cl->cfg.desk != NULL && state != AW_WIRE_GONE) {
-        /* the operators with a console here; past OPS_MAX, the first ones */
         char *ops = aw_desk_operators(cl->cfg.desk);
-        size_t n = strlen(ops);
-        while (n + 1 >= OPS_MAX) {
-            char *nl = n > 1 ? memrchr(ops, '\n', n - 1) : NULL;
-            n = nl != NULL ? (size_t)(nl - ops) + 1 : 0;
-        }
-        if (n != 0) {
-            aw_bytes_appendc(&body, '\n');
-            aw_bytes_append(&body, ops, n);
-        }
+        put_lines(&body, 'o', ops);
         free(ops);
+    }
+    if (cl->cfg.operators != NULL) {
+        aw_bytes_appendf(&body, "e %llu\n", (unsigned long long)aw_operators_epoch(cl->cfg.operators));
+        char *outs = aw_operators_sign_outs(cl->cfg.operators, aw_wall_ms());
+        put_lines(&body, 's', outs);
+        free(outs);
     }
     aw_buf_t *b = aw_bytes_finish(&body);
     publish_to(cl, cl->members_subject, AW_WIRE_HEARTBEAT, state, 0, 0, NULL, 0, b->data, b->len);
@@ -1690,11 +1761,14 @@ static void join_when_ready(aw_cluster_t *cl)
         now_ms() - cl->connected_since >= cl->heartbeat_ms + cl->heartbeat_ms / 4) {
         cl->members[0].state = AW_WIRE_UP;
         resend = view_changed(cl);
-        joined = 1;
+        joined = cl->n_members == 1 ? 2 : 1; /* 2: alone, the cluster's first node */
         aw_log(AW_LOG_INFO, "cluster_joined", "node %s takes users", cl->members[0].id);
     }
     pthread_rwlock_unlock(&cl->view_lock);
     send_on(cl, resend);
+    if (joined == 2 && cl->cfg.operators != NULL)
+        aw_operators_set_epoch(cl->cfg.operators,
+                               aw_wall_ms()); /* a start of the cluster signs everybody out */
     if (joined) {
         desk_catch_up(cl, NULL);
         sweep_owners(cl);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include "actors/desk.h"
 #include "actors/history.h"
+#include "actors/operators.h"
 #include "actors/registry.h"
 
 typedef struct aw_cluster aw_cluster_t;
@@ -36,6 +37,7 @@ typedef struct aw_cluster_config {
     aw_registry_t *registry;   /* where the sessions homed here live */
     aw_history_t *history;     /* reads other nodes ask for; may be NULL */
     aw_desk_t *desk;           /* the operators' desk, shared with the other nodes; may be NULL */
+    aw_operators_t *operators; /* whose sign-outs and epoch the nodes share; may be NULL */
     const char *store_kind;    /* "sqlite" or "mongodb": nodes on different hosts must not share SQLite */
     unsigned int heartbeat_ms; /* 0: 1000 */
     unsigned int dead_ms;      /* a member not heard from this long is dead; 0: 3 heartbeats and a half */
@@ -52,6 +54,13 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *config);
 /* An operator's console here has closed: the homes of the users it spoke
  * to elsewhere forget it. */
 void aw_cluster_console_closed(aw_cluster_t *cl, aw_conn_t *console);
+
+/* Whether this node takes users: it has joined, and heard the others. An
+ * operator's sign-in is not checked before (the others say who signed out). */
+int aw_cluster_ready(aw_cluster_t *cl);
+
+/* The operators here changed (a sign-out): the others hear it now. */
+void aw_cluster_operators_changed(aw_cluster_t *cl);
 
 /* This node's id. */
 const char *aw_cluster_node_id(const aw_cluster_t *cl);

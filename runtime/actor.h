@@ -132,4 +132,8 @@ void aw_msg_release(aw_msg_t *msg);
 /* Milliseconds of a monotonic clock. Any thread. */
 uint64_t aw_now_ms(void);
 
+/* Milliseconds since the epoch, by the wall clock: for times that other
+ * processes or machines read. Any thread. */
+uint64_t aw_wall_ms(void);
+
 #endif

@@ -73,7 +73,7 @@ static h2o_iovec_t cookie(h2o_req_t *req)
 static int signed_in(aw_server_t *srv, h2o_req_t *req, char name[AW_OPERATOR_NAME_MAX + 1])
 {
     h2o_iovec_t id = cookie(req);
-    return id.len != 0 && aw_operators_session(srv->cfg.operators, id.base, id.len, aw_now_ms(), name);
+    return id.len != 0 && aw_operators_session(srv->cfg.operators, id.base, id.len, aw_wall_ms(), name);
 }
 
 static void send_status(h2o_req_t *req, int status, const char *code, const char *message)
@@ -104,11 +104,17 @@ static int on_and_same_site(aw_route_call_t *c, int found)
     return 1;
 }
 
-/* Those, and an operator signed in (else 401), whose name it gives. */
+/* Those, and an operator signed in (else 401), whose name it gives. A node
+ * joining its cluster checks no sign-in yet (503): it has not heard who
+ * signed out. */
 static int guard(aw_route_call_t *c, char name[AW_OPERATOR_NAME_MAX + 1])
 {
     if (!on_and_same_site(c, 1))
         return 0;
+    if (c->srv->cfg.cluster != NULL && !aw_cluster_ready(c->srv->cfg.cluster)) {
+        send_status(c->req, 503, "unavailable", "this node is joining its cluster: try again in a moment");
+        return 0;
+    }
     if (!signed_in(c->srv, c->req, name)) {
         send_status(c->req, 401, "unauthorized", "sign in as an operator");
         return 0;
@@ -179,7 +185,7 @@ void aw_console__page(aw_route_call_t *c)
 
 static void set_cookie(aw_route_call_t *c, const char *id, int max_age)
 {
-    char v[256];
+    char v[384];
     int n = snprintf(v, sizeof(v), COOKIE "=%s; Path=/console; HttpOnly; SameSite=Strict; Max-Age=%d%s", id,
                      max_age, c->srv->ssl_ctx != NULL ? "; Secure" : "");
     h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
@@ -220,8 +226,8 @@ void aw_console__sign_in(aw_route_call_t *c)
         send_status(req, 401, "unauthorized", "wrong name or password");
         return;
     }
-    char id[AW_OPERATOR_SESSION_LEN + 1], body[128];
-    if (aw_operators_sign_in(ops, name, now, id) != 0) {
+    char id[AW_OPERATOR_SESSION_MAX + 1], body[128];
+    if (aw_operators_sign_in(ops, name, aw_wall_ms(), id) != 0) {
         yajl_tree_free(root);
         send_status(req, 503, "unavailable", "no randomness for a sign-in");
         return;
@@ -240,8 +246,10 @@ void aw_console__sign_out(aw_route_call_t *c)
     if (!guard(c, name))
         return;
     h2o_iovec_t id = cookie(c->req);
-    aw_operators_sign_out(c->srv->cfg.operators, id.base, id.len);
-    aw_log(AW_LOG_NOTICE, "audit", "operator %s signed out", name);
+    aw_operators_sign_out(c->srv->cfg.operators, id.base, id.len, aw_wall_ms(), name);
+    if (c->srv->cfg.cluster != NULL)
+        aw_cluster_operators_changed(c->srv->cfg.cluster); /* every node, at once */
+    aw_log(AW_LOG_NOTICE, "audit", "operator %s signed out (every sign-in of theirs)", name);
     set_cookie(c, "", 0);
     aw_route__send_json(c->req, 200, "{}", 2);
 }

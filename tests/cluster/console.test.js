@@ -1,8 +1,9 @@
 // The operator console across the nodes of a cluster: three nodes on one
 // NATS server and one SQLite file. An operator's console on one node lists,
 // takes and serves a user homed on another node, whose tabs are on a third;
-// every node's console shows the same list; ownership outlives the console
-// (it moves to another node within the grace period); the user's home killed
+// every node's console shows the same list; a sign-in made by one node holds
+// on the others until the operator signs out at any; ownership outlives the
+// console (it moves to another node within the grace period); the user's home killed
 // moves the conversation, and the console goes on with it at the new home;
 // the grace period ends only when the owner has no console on any node; a
 // node cut off from NATS has the others read what changed there meanwhile.
@@ -50,7 +51,8 @@ const ownedBy = (user, op) => (q) => q.owned.some((e) => e.user === user && e.op
 test('a console on any node serves a user homed on another; ownership outlives the console and the home', async () => {
   const [a, b, c] = nodes;
   const user = userHomedOn('node-b', ids, 'desk');
-  const ann = await operator(a, 'ann');
+  const annCookie = (await signIn(a, 'ann')).cookie;
+  const ann = await Console.open(a, annCookie);
   const bob = await operator(c, 'bob');
   // the user's tab is on node-c, its home node-b, the console on node-a
   const u = await greet(c, user);
@@ -84,9 +86,10 @@ test('a console on any node serves a user homed on another; ownership outlives t
   const refused = await bob.waitFor((f) => f.type === 'error' && f.code === 'taken');
   assert.equal(refused.operator, 'ann');
 
-  // ann's console moves to node-c: past the grace period, the conversation is still hers
+  // ann's console moves to node-c, with the sign-in node-a made: past the
+  // grace period, the conversation is still hers
   await ann.close();
-  const ann2 = await operator(c, 'ann');
+  const ann2 = await Console.open(c, annCookie);
   await sleep(GRACE_MS + 1500);
   await ann2.queue(ownedBy(user, 'ann'));
   await bob.queue(ownedBy(user, 'ann'));
@@ -120,6 +123,17 @@ test('a console on any node serves a user homed on another; ownership outlives t
   await u2.close();
   await ann2.close();
   await bob.close();
+
+  // signed out at node-c: the sign-in no longer opens anything on any node
+  const me = (n) => fetch(`${n.url}/console/me`, { headers: { cookie: annCookie } }).then((r) => r.status);
+  assert.equal(await me(a), 200);
+  const out = await fetch(`${c.url}/console/logout`, { method: 'POST', headers: { cookie: annCookie } });
+  assert.equal(out.status, 200);
+  for (const n of [a, c]) {
+    for (const end = Date.now() + 5000; (await me(n)) !== 401; await sleep(50)) {
+      assert.ok(Date.now() < end, `${n.id} refuses the sign-in once ann signed out`);
+    }
+  }
 });
 
 test('the grace period ends only when the owner has no console on any node', async () => {

@@ -1,8 +1,9 @@
 /*
  * Fuzz target for what reaches the handoff from outside: an operator
  * console's frames and POST /api/handoff bodies (transport/console_command.h),
- * an operators file (actors/operators.h), and a handoff record read back
- * from the store (actors/handoff.h). The first byte picks the parser.
+ * an operators file and a sign-in cookie (actors/operators.h), and a
+ * handoff record read back from the store (actors/handoff.h). The first
+ * byte picks the parser.
  * Whatever the bytes: no crash, leak or hang; an accepted command names a
  * user of 1..256 bytes and, to send, a text of 1..4096; an accepted record
  * writes back to the same state.
@@ -41,6 +42,35 @@ static void operators(const char *s, size_t n)
     }
 }
 
+/* The input as the console's cookie: no bytes but a sign-in the key made
+ * name an operator, and a sign-in changed anywhere by the input names none. */
+static void sign_in(const char *s, size_t n)
+{
+    static aw_operators_t *ops;
+    static char real[AW_OPERATOR_SESSION_MAX + 1];
+    char name[AW_OPERATOR_NAME_MAX + 1], err[256];
+    if (ops == NULL) {
+        char line[512];
+        if (aw_operators_entry("ann", "a password", line, sizeof(line)) != 0 ||
+            aw_operators_parse(line, strlen(line), &ops, err, sizeof(err)) != 0)
+            abort();
+        aw_operators_set_key(ops, (const unsigned char *)"fuzz secret", 11);
+        if (aw_operators_sign_in(ops, "ann", 1000000, real) != 0)
+            abort();
+    }
+    int same = n == strlen(real) && memcmp(s, real, n) == 0;
+    if (aw_operators_session(ops, s, n, 1000000, name) != same)
+        abort();
+    if (n != 0) { /* the real one with one byte of the input put in */
+        char forged[AW_OPERATOR_SESSION_MAX + 1];
+        size_t len = strlen(real), at = (unsigned char)s[0] % len;
+        memcpy(forged, real, len + 1);
+        forged[at] = n > 1 ? s[1] : s[0];
+        if (aw_operators_session(ops, forged, len, 1000000, name) != (forged[at] == real[at]))
+            abort();
+    }
+}
+
 static void record(const char *s, size_t n)
 {
     aw_handoff_t h, again;
@@ -70,7 +100,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         command(s, n, 1);
         break;
     case 2:
-        operators(s, n);
+        if (data[0] & 4)
+            sign_in(s, n);
+        else
+            operators(s, n);
         break;
     default:
         record(s, n);

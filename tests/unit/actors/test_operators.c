@@ -83,14 +83,64 @@ static void test_add_and_check(void)
     CHECK(aw_operators_load(path, &ops, err, sizeof(err)) == 0 && aw_operators_count(ops) == 2);
     CHECK(aw_operators_check(ops, "ann", "new secret") && !aw_operators_check(ops, "ann", "correct horse"));
 
-    char id[AW_OPERATOR_SESSION_LEN + 1], name[AW_OPERATOR_NAME_MAX + 1];
-    CHECK(aw_operators_sign_in(ops, "ann", 1000, id) == 0 && strlen(id) == AW_OPERATOR_SESSION_LEN);
+    char id[AW_OPERATOR_SESSION_MAX + 1], name[AW_OPERATOR_NAME_MAX + 1];
+    CHECK(aw_operators_sign_in(ops, "ann", 1000, id) == 0 && strlen(id) == 96 + 3);
+    CHECK(strcmp(id + 96, "ann") == 0);
     CHECK(aw_operators_session(ops, id, strlen(id), 2000, name) == 1 && strcmp(name, "ann") == 0);
     CHECK(aw_operators_session(ops, id, strlen(id) - 1, 2000, name) == 0);
     CHECK(aw_operators_session(ops, id, strlen(id), 1000 + AW_OPERATOR_SESSION_MS, name) == 0); /* expired */
+    /* made by a node whose clock runs ahead: by a minute at most */
+    char ahead[AW_OPERATOR_SESSION_MAX + 1];
+    CHECK(aw_operators_sign_in(ops, "ann", 100000, ahead) == 0);
+    CHECK(aw_operators_session(ops, ahead, strlen(ahead), 50000, name) == 1);
+    CHECK(aw_operators_session(ops, ahead, strlen(ahead), 30000, name) == 0);
+    /* any change to it, the name's included, is no sign-in */
+    for (size_t i = 0; i < strlen(id); i++) {
+        char forged[AW_OPERATOR_SESSION_MAX + 1];
+        memcpy(forged, id, sizeof(forged));
+        forged[i] = forged[i] == 'a' ? 'b' : 'a';
+        CHECK(aw_operators_session(ops, forged, strlen(forged), 2000, name) == 0);
+    }
+    char bob[AW_OPERATOR_SESSION_MAX + 1];
+    memcpy(bob, id, sizeof(bob));
+    memcpy(bob + 96, "bob", 4);
+    CHECK(aw_operators_session(ops, bob, strlen(bob), 2000, name) == 0);
+    /* another process with the same secret reads it; another secret does not */
+    aw_operators_t *same = NULL, *other = NULL;
+    CHECK(aw_operators_load(path, &same, err, sizeof(err)) == 0 &&
+          aw_operators_load(path, &other, err, sizeof(err)) == 0);
+    CHECK(aw_operators_session(same, id, strlen(id), 2000, name) ==
+          0); /* no key yet: its own sign-ins only */
+    aw_operators_set_key(ops, (const unsigned char *)"the secret", 10);
+    aw_operators_set_key(same, (const unsigned char *)"the secret", 10);
+    aw_operators_set_key(other, (const unsigned char *)"another one", 11);
     CHECK(aw_operators_sign_in(ops, "ann", 1000, id) == 0);
-    aw_operators_sign_out(ops, id, strlen(id));
-    CHECK(aw_operators_session(ops, id, strlen(id), 2000, name) == 0);
+    CHECK(aw_operators_session(same, id, strlen(id), 2000, name) == 1 && strcmp(name, "ann") == 0);
+    CHECK(aw_operators_session(other, id, strlen(id), 2000, name) == 0);
+    /* signing out ends every sign-in of the operator made until then, not later ones */
+    char id2[AW_OPERATOR_SESSION_MAX + 1];
+    CHECK(aw_operators_sign_in(ops, "ann", 1500, id2) == 0);
+    CHECK(aw_operators_sign_out(ops, id, strlen(id), 3000, name) == 1 && strcmp(name, "ann") == 0);
+    CHECK(aw_operators_session(ops, id, strlen(id), 3000, name) == 0);
+    CHECK(aw_operators_session(ops, id2, strlen(id2), 3000, name) == 0);
+    CHECK(aw_operators_sign_out(ops, "nonsense", 8, 3000, name) == 0);
+    char id3[AW_OPERATOR_SESSION_MAX + 1];
+    CHECK(aw_operators_sign_in(ops, "ann", 4000, id3) == 0);
+    CHECK(aw_operators_session(ops, id3, strlen(id3), 4000, name) == 1);
+    /* the other node hears of it, and of a start */
+    char *outs = aw_operators_sign_outs(ops, 5000);
+    CHECK(strcmp(outs, "ann 3001\n") == 0);
+    free(outs);
+    CHECK(aw_operators_session(same, id2, strlen(id2), 3000, name) == 1);
+    aw_operators_signed_out(same, "ann", 3, 3001);
+    CHECK(aw_operators_session(same, id2, strlen(id2), 3000, name) == 0);
+    CHECK(aw_operators_session(same, id3, strlen(id3), 4000, name) == 1);
+    aw_operators_set_epoch(same, 4500);
+    aw_operators_set_epoch(same, 10); /* the later wins */
+    CHECK(aw_operators_epoch(same) == 4500);
+    CHECK(aw_operators_session(same, id3, strlen(id3), 4600, name) == 0);
+    aw_operators_free(same);
+    aw_operators_free(other);
 
     for (int i = 0; i < AW_OPERATOR_FAILURES; i++) {
         CHECK(aw_operators_may_try(ops, "10.0.0.1", 5000));
