@@ -203,6 +203,12 @@ meets() {
             print (ok(a, op, b) && ok(a2, op2, b2)) ? "yes" : "no" }'
 }
 
+# measured A: A, or "-" when it is missing or not above 0 (a load that
+# connected nobody writes zeros).
+measured() {
+    awk -v a="$1" 'BEGIN { print (a == "-" || a + 0 <= 0) ? "-" : a }'
+}
+
 # times A B: A*B, or "-".
 times() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf("%.3f", a * b) }'
@@ -299,11 +305,11 @@ table() {
     reach_row "the targets against Botkit, at the limit" "anywhere" "ceiling" "Botkit" "anywhere vs" "ceiling vs" "target" "reach"
     reach_row "----------------------------------------" "----------" "----------" "----------" "-----------" "----------" "---------------------------" "-----"
     local cc=$c.closed.json co=$c.open.json
-    v1=$(jget "$ac" msgs_per_s) v2=$(jget "$cc" msgs_per_s) v3=$(jget "$bc" msgs_per_s)
+    v1=$(jget "$ac" msgs_per_s) v2=$(measured "$(jget "$cc" msgs_per_s)") v3=$(jget "$bc" msgs_per_s)
     reach_row "ws echo, 1000 conns, closed: msg/s" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v3")" "$(ratio "$v2" "$v3")" ">= 10x Botkit" "$(meets "$v2" ge "$(times "$v3" 10)")"
-    v1=$(jget "$ac" p99_ms) v2=$(jget "$cc" p99_ms) v3=$(jget "$bc" p99_ms)
+    v1=$(jget "$ac" p99_ms) v2=$(measured "$(jget "$cc" p99_ms)") v3=$(jget "$bc" p99_ms)
     reach_row "ws echo, 1000 conns, closed: p99 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v3" 1)" "$(ratio "$v2" "$v3" 1)" "<= 1/10 of Botkit" "$(meets "$v2" le "$(times "$v3" 0.1)")"
-    v1=$(jget "$ao" p999_ms) v2=$(jget "$co" p999_ms) v3=$(jget "$bo" p999_ms)
+    v1=$(jget "$ao" p999_ms) v2=$(measured "$(jget "$co" p999_ms)") v3=$(jget "$bo" p999_ms)
     reach_row "ws echo, open $open_rate msg/s: p99.9 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v3" 1)" "$(ratio "$v2" "$v3" 1)" "<= 1/10 of Botkit" "$(meets "$v2" le "$(times "$v3" 0.1)")"
     echo "(the targets at the limit: anywhere's and the ceiling's ratios against Botkit in this run; reach: whether"
     echo " the ceiling itself meets the target, \"no\" when it is beyond the transport alone on this machine now."
