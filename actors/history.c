@@ -37,10 +37,13 @@
 
 enum { REQ_APPEND, REQ_CLAIM, REQ_RESERVE, REQ_MARK, REQ_TAIL, REQ_MISSED, REQ_PAGE, REQ_LATEST, REQ_STOP };
 
+/* A request. The records of one append (a group) are an array of these in
+ * one allocation, followed by the user id they share (new_reqs): the first
+ * is the block that is freed, once, when the last record is written. */
 typedef struct req {
     aw_inbox_entry_t entry;
     int kind;
-    char *user;
+    char *user; /* in the block, after the requests */
     size_t user_len;
     int64_t seq, sub, ts_ms; /* APPEND: the key; MISSED, PAGE: the bound */
     int direction, flags;
@@ -69,6 +72,8 @@ struct aw_history {
     aw_record_t *recs; /* the batch: recs[head..n) */
     aw_buf_t **bufs;
     struct waiter *waits; /* per record: who waits for it to be durable (a claim), or cb NULL */
+    struct req **blocks;  /* per record: the request block freed once it is written (on a group's last
+                           * record, whose user id is in it), or NULL */
     size_t head, n, cap;
     size_t waited; /* records in the batch that someone waits on: written without waiting for flush_ms */
     uint64_t first_at, retry_at, backoff;
@@ -173,26 +178,43 @@ static int push(aw_history_t *h, req_t *r)
     return 0;
 }
 
-static req_t *new_req(int kind, const char *user, size_t user_len)
+/*
+ * `n` requests of `kind` linked as a group, and one copy of the user id, in
+ * one allocation. A record is allocated on the thread that appends it and
+ * freed on the history thread: with glibc, every such pair takes the slow
+ * path of the allocator on both sides (the freeing thread's cache fills, the
+ * allocating thread's stays empty), so a turn's records cost one pair, not
+ * one per request and one per user id.
+ */
+static req_t *new_reqs(int kind, size_t n, const char *user, size_t user_len)
 {
-    req_t *r = aw_calloc(1, sizeof(*r));
-    r->kind = kind;
+    req_t *r = aw_calloc(1, n * sizeof(*r) + (user != NULL ? user_len + 1 : 0));
+    char *copy = NULL;
     if (user != NULL) {
-        r->user = aw_strndup(user, user_len);
-        r->user_len = user_len;
+        copy = (char *)(r + n);
+        memcpy(copy, user, user_len);
+        copy[user_len] = '\0';
+    }
+    for (size_t i = 0; i < n; i++) {
+        r[i].kind = kind;
+        r[i].user = copy;
+        r[i].user_len = copy != NULL ? user_len : 0;
+        r[i].group = i + 1 < n ? &r[i + 1] : NULL;
     }
     return r;
 }
 
+static req_t *new_req(int kind, const char *user, size_t user_len)
+{
+    return new_reqs(kind, 1, user, user_len);
+}
+
+/* Frees a block of requests (new_reqs) and the JSON they still hold. */
 static void free_req(req_t *r)
 {
-    while (r != NULL) {
-        req_t *next = r->group;
-        free(r->user);
-        aw_buf_release(r->json);
-        free(r);
-        r = next;
-    }
+    for (req_t *g = r; g != NULL; g = g->group)
+        aw_buf_release(g->json);
+    free(r);
 }
 
 /* What a record costs the queue's byte bound. */
@@ -269,17 +291,15 @@ int aw_history_append_group(aw_history_t *h, const char *user, size_t user_len,
             mark_refused(h, user, user_len, items[i].seq, items[i].sub);
         return AW_EFULL;
     }
-    req_t *first = NULL, **at = &first;
+    req_t *first = new_reqs(REQ_APPEND, n, user, user_len);
     for (size_t i = 0; i < n; i++) {
-        req_t *r = new_req(REQ_APPEND, user, user_len);
+        req_t *r = &first[i];
         r->seq = items[i].seq;
         r->sub = items[i].sub;
         r->ts_ms = items[i].ts_ms;
         r->direction = items[i].direction;
         r->flags = items[i].flags & (AW_RECORD_PROTECTED | AW_RECORD_HANDOFF);
         r->json = aw_buf_retain(items[i].json);
-        *at = r;
-        at = &r->group;
     }
     first->cb = (void *)cb;
     first->data = data;
@@ -447,8 +467,9 @@ void aw_history_get_stats(aw_history_t *h, aw_history_stats_t *s)
 
 /* --- the batch --- */
 
-/* Adds one record, taking over the request's user id and JSON. */
-static void batch_put(aw_history_t *h, req_t *r, waiter_t w)
+/* Adds one record, taking over the request's JSON; its user id stays in the
+ * request's block, which `block` hands over on the block's last record. */
+static void batch_put(aw_history_t *h, req_t *r, waiter_t w, req_t *block)
 {
     if (h->n == h->cap) {
         if (h->head > h->n / 2) {
@@ -456,6 +477,7 @@ static void batch_put(aw_history_t *h, req_t *r, waiter_t w)
             memmove(h->recs, h->recs + h->head, (h->n - h->head) * sizeof(*h->recs));
             memmove(h->bufs, h->bufs + h->head, (h->n - h->head) * sizeof(*h->bufs));
             memmove(h->waits, h->waits + h->head, (h->n - h->head) * sizeof(*h->waits));
+            memmove(h->blocks, h->blocks + h->head, (h->n - h->head) * sizeof(*h->blocks));
             h->n -= h->head;
             h->head = 0;
         } else {
@@ -463,12 +485,13 @@ static void batch_put(aw_history_t *h, req_t *r, waiter_t w)
             h->recs = aw_realloc(h->recs, h->cap * sizeof(*h->recs));
             h->bufs = aw_realloc(h->bufs, h->cap * sizeof(*h->bufs));
             h->waits = aw_realloc(h->waits, h->cap * sizeof(*h->waits));
+            h->blocks = aw_realloc(h->blocks, h->cap * sizeof(*h->blocks));
         }
     }
     if (h->n == h->head)
         h->first_at = aw_now_ms();
     aw_record_t *rec = &h->recs[h->n];
-    rec->user = r->user; /* taken over from the request */
+    rec->user = r->user; /* lives as long as the block */
     rec->user_len = r->user_len;
     rec->seq = r->seq;
     rec->sub = r->sub;
@@ -483,23 +506,26 @@ static void batch_put(aw_history_t *h, req_t *r, waiter_t w)
                    AW_TAIL_KNOWN | ((rec->flags & AW_RECORD_PROTECTED) ? AW_TAIL_PROTECTED : 0));
     h->bufs[h->n] = r->json;
     h->waits[h->n] = w;
+    h->blocks[h->n] = block;
     h->waited += w.cb != NULL && w.urgent;
     h->n++;
-    r->user = NULL;
     r->json = NULL;
 }
 
-/* Adds a request's records: one, or a group whose waiter is on its last
- * record and whose records are joined so that no write cuts between them. */
+/* Adds a request's records, taking over its block: one record, or a group
+ * whose waiter is on its last record and whose records are joined so that
+ * no write cuts between them. The block goes with the last record: a group
+ * is written whole (flush), so it is freed after every record of it. */
 static void batch_add(aw_history_t *h, req_t *r)
 {
     if (r->kind != REQ_APPEND) {
-        batch_put(h, r, (waiter_t){(aw_history_done_cb)r->cb, r->data, 1, 0, r->urgent});
+        batch_put(h, r, (waiter_t){(aw_history_done_cb)r->cb, r->data, 1, 0, r->urgent}, r);
         return;
     }
     waiter_t last = {(aw_history_done_cb)r->cb, r->data, 0, 0, 1};
     for (req_t *g = r; g != NULL; g = g->group)
-        batch_put(h, g, g->group != NULL ? (waiter_t){NULL, NULL, 0, 1, 0} : last);
+        batch_put(h, g, g->group != NULL ? (waiter_t){NULL, NULL, 0, 1, 0} : last,
+                  g->group != NULL ? NULL : r);
 }
 
 /* What claim_verify compares the stored claim with. */
@@ -552,8 +578,7 @@ static void hold_from_file(aw_history_t *h, const aw_record_t *rec)
     __atomic_add_fetch(&h->queued, 1, __ATOMIC_ACQ_REL);
     __atomic_add_fetch(&h->held_bytes, record_bytes(rec->user_len, rec->json_len), __ATOMIC_ACQ_REL);
     __atomic_add_fetch(&h->appended, 1, __ATOMIC_RELAXED);
-    batch_put(h, r, (waiter_t){0});
-    free_req(r);
+    batch_put(h, r, (waiter_t){0}, r);
 }
 
 /*
@@ -681,7 +706,7 @@ static void batch_drop_written(aw_history_t *h, size_t k)
         } else if ((h->recs[i].flags & AW_RECORD_RESERVE) && h->n_local != 0)
             local_written(h, &h->recs[i]);
         bytes += record_bytes(h->recs[i].user_len, h->recs[i].json_len);
-        free((char *)h->recs[i].user);
+        free(h->blocks[i]);
         aw_buf_release(h->bufs[i]);
     }
     __atomic_sub_fetch(&h->held_bytes, bytes, __ATOMIC_ACQ_REL);
@@ -1191,10 +1216,10 @@ static int handle(aw_history_t *h, aw_inbox_entry_t *taken)
         case REQ_APPEND:
         case REQ_CLAIM:
         case REQ_RESERVE:
-            batch_add(h, r); /* written after this take, all together */
+            batch_add(h, r); /* written after this take, all together; the batch frees `r` */
             if (r->kind == REQ_RESERVE && __atomic_load_n(&h->store_down, __ATOMIC_RELAXED))
                 answer_locally(h, h->n - 1);
-            break;
+            continue;
         case REQ_MARK:
             mark_raise(h, r->user, r->user_len, r->seq, r->sub, AW_TAIL_KNOWN);
             break;
@@ -1367,8 +1392,10 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
         req_t *r = (req_t *)taken;
         taken = taken->next;
         if (r->kind == REQ_APPEND) {
-            batch_add(h, r);
-        } else if (r->kind == REQ_MARK) {
+            batch_add(h, r); /* the batch frees it */
+            continue;
+        }
+        if (r->kind == REQ_MARK) {
             /* nothing will be numbered any more */
         } else if (r->kind == REQ_CLAIM || r->kind == REQ_RESERVE) {
             waiter_t w = {(aw_history_done_cb)r->cb, r->data};
@@ -1382,12 +1409,13 @@ size_t aw_history_stop(aw_history_t *h, unsigned int deadline_ms)
     size_t lost = keep_unwritten(h);
     for (size_t i = h->head; i < h->n; i++) {
         waiter_answer(h, &h->waits[i], AW_ESTOPPED);
-        free((char *)h->recs[i].user);
+        free(h->blocks[i]);
         aw_buf_release(h->bufs[i]);
     }
     free(h->recs);
     free(h->bufs);
     free(h->waits);
+    free(h->blocks);
     while (h->n_local != 0)
         local_drop(h, 0); /* the file keeps what the store did not take */
     free(h->local);

@@ -14,7 +14,8 @@
 # BENCH_SECONDS (per load, default 10), BENCH_IDLE (idle sessions, default
 # 19000), BENCH_PORT (default 3990), BENCH_COMMIT (the commit to print, for a
 # tree that is not a git checkout); BENCH_CLUSTER_SESSIONS, BENCH_CLUSTER_NODES
-# and BENCH_CLUSTER_HOLD for the cluster stage (bench/cluster.sh).
+# and BENCH_CLUSTER_HOLD for the cluster stage (bench/cluster.sh), which
+# BENCH_CLUSTER=0 skips (a short run that only wants the other rows).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -174,6 +175,10 @@ bench_node() {
 # the idle sessions one process cannot (its file limit): bench/cluster.sh,
 # which also runs alone. Skipped without nats-server.
 bench_cluster() {
+    if [ "${BENCH_CLUSTER:-1}" = 0 ]; then
+        echo "bench: cluster: BENCH_CLUSTER=0: skipped"
+        return 0
+    fi
     if ! command -v nats-server >/dev/null; then
         echo "bench: cluster: nats-server is missing (scripts/setup.sh installs it): skipped"
         return 0
@@ -198,6 +203,12 @@ meets() {
             print (ok(a, op, b) && ok(a2, op2, b2)) ? "yes" : "no" }'
 }
 
+# measured A: A, or "-" when it is missing or not above 0 (a load that
+# connected nobody writes zeros).
+measured() {
+    awk -v a="$1" 'BEGIN { print (a == "-" || a + 0 <= 0) ? "-" : a }'
+}
+
 # times A B: A*B, or "-".
 times() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf("%.3f", a * b) }'
@@ -205,6 +216,10 @@ times() {
 
 row() { # LABEL OURS PEER1 PEER2 VS_PEER1 VS_PEER2 TARGET MET
     printf "| %-40s | %10s | %10s | %10s | %11s | %10s | %-27s | %-4s |\n" "$@"
+}
+
+reach_row() { # as row, with a last column of five: "reach"
+    printf "| %-40s | %10s | %10s | %10s | %11s | %10s | %-27s | %-5s |\n" "$@"
 }
 
 table() {
@@ -282,6 +297,23 @@ table() {
     row "ws echo, open $open_rate msg/s: p99 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" "" ""
     v1=$(jget "$ao" p999_ms) v2=$(jget "$c.open.json" p999_ms) v3=$(jget "$d.open.json" p999_ms)
     row "ws echo, open $open_rate msg/s: p99.9 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v2" 1)" "$(ratio "$v1" "$v3" 1)" "" ""
+    echo
+    # The same echo targets asked of the ceiling: what anywhere's stack
+    # reaches against Botkit with nothing of anywhere on it, in this run.
+    # "reach" says whether the ceiling meets the target: "no" means the
+    # target is beyond what the transport alone does on this machine now.
+    reach_row "the targets against Botkit, at the limit" "anywhere" "ceiling" "Botkit" "anywhere vs" "ceiling vs" "target" "reach"
+    reach_row "----------------------------------------" "----------" "----------" "----------" "-----------" "----------" "---------------------------" "-----"
+    local cc=$c.closed.json co=$c.open.json
+    v1=$(jget "$ac" msgs_per_s) v2=$(measured "$(jget "$cc" msgs_per_s)") v3=$(jget "$bc" msgs_per_s)
+    reach_row "ws echo, 1000 conns, closed: msg/s" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v3")" "$(ratio "$v2" "$v3")" ">= 10x Botkit" "$(meets "$v2" ge "$(times "$v3" 10)")"
+    v1=$(jget "$ac" p99_ms) v2=$(measured "$(jget "$cc" p99_ms)") v3=$(jget "$bc" p99_ms)
+    reach_row "ws echo, 1000 conns, closed: p99 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v3" 1)" "$(ratio "$v2" "$v3" 1)" "<= 1/10 of Botkit" "$(meets "$v2" le "$(times "$v3" 0.1)")"
+    v1=$(jget "$ao" p999_ms) v2=$(measured "$(jget "$co" p999_ms)") v3=$(jget "$bo" p999_ms)
+    reach_row "ws echo, open $open_rate msg/s: p99.9 ms" "$v1" "$v2" "$v3" "$(ratio "$v1" "$v3" 1)" "$(ratio "$v2" "$v3" 1)" "<= 1/10 of Botkit" "$(meets "$v2" le "$(times "$v3" 0.1)")"
+    echo "(the targets at the limit: anywhere's and the ceiling's ratios against Botkit in this run; reach: whether"
+    echo " the ceiling itself meets the target, \"no\" when it is beyond the transport alone on this machine now."
+    echo " The webhook has no same-stack ceiling: nginx is its limit, in the first table)"
     echo
     echo "(vs: how many times better anywhere is; latency, CPU and memory ratios are the peer's over ours."
     echo " server CPU us/msg: the server process's CPU time over the measured window per message answered;"
