@@ -12,6 +12,7 @@
  * its own h2o context and its connections, as anywhere's I/O threads do.
  */
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: ws-ceiling [-t THREADS] PORT\n");
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN); /* a write to a client that has gone is an error, not the end of the server */
     h2o_config_init(&config);
     h2o_hostconf_t *host = h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);

@@ -194,12 +194,14 @@ ratio() {
 }
 
 # meets A OP B [A2 OP2 B2]: "yes" when A OP B holds (and A2 OP2 B2), "no" when
-# it does not, "-" when a figure is missing. OP: ge or le.
+# it does not, "-" when a figure is missing or not above 0 (every figure here
+# is positive: a load that connected nobody writes zeros). OP: ge or le.
 meets() {
     awk -v a="$1" -v op="$2" -v b="$3" -v a2="${4:-1}" -v op2="${5:-ge}" -v b2="${6:-1}" 'function ok(x, o, y) {
             return o == "ge" ? x + 0 >= y + 0 : x + 0 <= y + 0 }
         BEGIN {
-            if (a == "-" || b == "-" || a2 == "-" || b2 == "-" || a == "" || b == "") { print "-"; exit }
+            if (a == "-" || b == "-" || a2 == "-" || b2 == "-" || a == "" || b == "" || a + 0 <= 0 || b + 0 <= 0 ||
+                a2 + 0 <= 0 || b2 + 0 <= 0) { print "-"; exit }
             print (ok(a, op, b) && ok(a2, op2, b2)) ? "yes" : "no" }'
 }
 
