@@ -2036,9 +2036,11 @@ int aw_cluster_start(aw_cluster_t **out, const aw_cluster_config_t *cfg)
         s = natsSubscription_SetPendingLimits(cl->sub_members, 100000, 64 * 1024 * 1024);
     if (s == NATS_OK && cfg->desk != NULL)
         s = natsConnection_Subscribe(&cl->sub_desk, cl->nc, cl->desk_subject, on_desk_msg, cl);
-    if (s == NATS_CONNECTION_CLOSED) {
-        /* NATS refused this node for good (its credentials, most likely):
-         * it runs alone, and says so (on_closed, /healthz) */
+    if (s != NATS_OK && natsConnection_IsClosed(cl->nc)) {
+        /* NATS refused this node for good (its credentials, most likely),
+         * while it subscribed: whichever step met the closed connection
+         * failed (closed, or an invalid subscription). It runs alone, and
+         * says so (on_closed, /healthz). */
         s = NATS_OK;
     }
     if (s != NATS_OK) {
