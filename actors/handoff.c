@@ -254,9 +254,17 @@ int aw_handoff_parse(aw_handoff_t *h, const char *json, size_t len)
     if (got.state == AW_HANDOFF_OWNED && (op == NULL || !aw_operator_name_valid(op, strlen(op))))
         bad = 1;
     if (!bad) {
-        copy_cut(got.reason, AW_HANDOFF_REASON_MAX, reason);
-        if (got.state == AW_HANDOFF_OWNED)
-            copy_cut(got.operator_name, AW_OPERATOR_NAME_MAX, op);
+        /* only what aw_handoff_write writes for the state: a record read
+         * back and written again is the same record */
+        if (got.state == AW_HANDOFF_BOT) {
+            got = (aw_handoff_t){0};
+        } else {
+            copy_cut(got.reason, AW_HANDOFF_REASON_MAX, reason);
+            if (got.state == AW_HANDOFF_OWNED)
+                copy_cut(got.operator_name, AW_OPERATOR_NAME_MAX, op);
+            else
+                got.owned_ms = got.answered = 0;
+        }
         *h = got;
     }
     yajl_tree_free(root);
