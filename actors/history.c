@@ -349,11 +349,9 @@ static int push_verified(aw_history_t *h, int kind, const char *user, size_t use
         return AW_EFULL;
     }
     req_t *r = new_req(kind, user, user_len);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     r->seq = seq;
     r->sub = sub;
-    r->ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    r->ts_ms = (int64_t)aw_wall_ms();
     r->direction = AW_RECORD_OUT;
     r->flags = flags & ~AW_RESERVE_AHEAD;
     r->urgent = !(flags & AW_RESERVE_AHEAD);

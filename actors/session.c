@@ -155,9 +155,7 @@ struct aw_session_state {
 
 static int64_t wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)aw_wall_ms();
 }
 
 static void arm_timer(aw_session_t *s, int kind, uint64_t gen, uint64_t delay_ms)

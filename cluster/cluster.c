@@ -84,24 +84,19 @@ typedef struct htab {
     size_t count;
 } htab_t;
 
-/* A socket of this node attached to a session on another node. */
+/* A socket of this node attached to a session on another node; or a
+ * console of this node as it speaks to the session of one user elsewhere
+ * (out_console_t, in its own table): the frames that session sends come
+ * back here. */
 typedef struct out_conn {
-    hent_t h; /* key: the socket's id */
+    hent_t h; /* key: the socket's id; a console's: see console_key */
     aw_conn_t *conn;
     char home[AW_WIRE_MAX_NODE + 1];
     char *user;
     size_t user_len;
 } out_conn_t;
 
-/* A console of this node, as it speaks to the session of one user elsewhere:
- * the frames that session sends it come back here. */
-typedef struct out_console {
-    hent_t h; /* key: see console_key */
-    aw_conn_t *conn;
-    char home[AW_WIRE_MAX_NODE + 1];
-    char *user;
-    size_t user_len;
-} out_console_t;
+typedef out_conn_t out_console_t;
 
 /* A request of this node waiting for another node's answer. */
 typedef struct out_req {
@@ -543,6 +538,18 @@ static remote_conn_t *remote_console_get(aw_cluster_t *cl, const aw_wire_msg_t *
 
 /* --- the router (the sending side) --- */
 
+static out_conn_t *out_conn_new(uint64_t key, aw_conn_t *conn, const char *home, const char *user,
+                                size_t user_len)
+{
+    out_conn_t *o = aw_calloc(1, sizeof(*o));
+    o->h.key = key;
+    o->conn = aw_conn_retain(conn);
+    snprintf(o->home, sizeof(o->home), "%s", home);
+    o->user = aw_strndup(user, user_len);
+    o->user_len = user_len;
+    return o;
+}
+
 static void release_out_conn(out_conn_t *o)
 {
     aw_conn_release(o->conn);
@@ -579,13 +586,7 @@ static void attach_out(aw_cluster_t *cl, aw_conn_t *conn, const char *home, cons
             snprintf(o->home, sizeof(o->home), "%s", home);
         }
     } else {
-        out_conn_t *o = aw_calloc(1, sizeof(*o));
-        o->h.key = conn->id;
-        o->conn = aw_conn_retain(conn);
-        snprintf(o->home, sizeof(o->home), "%s", home);
-        o->user = aw_strndup(user, user_len);
-        o->user_len = user_len;
-        ht_put(&cl->out_conns, &o->h);
+        ht_put(&cl->out_conns, &out_conn_new(conn->id, conn, home, user, user_len)->h);
     }
     pthread_mutex_unlock(&cl->tab_lock);
     if (old[0] != '\0')
@@ -654,13 +655,6 @@ static int console_at(const hent_t *e, const void *ctx)
            (p->user == NULL || (o->user_len == p->user_len && memcmp(o->user, p->user, p->user_len) == 0));
 }
 
-static void release_out_console(out_console_t *o)
-{
-    aw_conn_release(o->conn);
-    free(o->user);
-    free(o);
-}
-
 /* Tells the homes of the console entries in the list `e` that the console
  * is done with their user, and frees them. */
 static void detach_consoles(aw_cluster_t *cl, hent_t *e)
@@ -669,7 +663,7 @@ static void detach_consoles(aw_cluster_t *cl, hent_t *e)
         out_console_t *o = ENTRY_OF(out_console_t, e);
         e = e->next;
         publish(cl, o->home, AW_WIRE_DETACH, (int64_t)o->conn->id, 0, 1, o->user, o->user_len, NULL, 0);
-        release_out_console(o);
+        release_out_conn(o);
     }
 }
 
@@ -688,15 +682,8 @@ static void attach_console(aw_cluster_t *cl, aw_conn_t *console, const char *hom
         old->next = NULL;
         e = NULL;
     }
-    if (e == NULL && home != NULL) {
-        out_console_t *o = aw_calloc(1, sizeof(*o));
-        o->h.key = key;
-        o->conn = aw_conn_retain(console);
-        snprintf(o->home, sizeof(o->home), "%s", home);
-        o->user = aw_strndup(user, user_len);
-        o->user_len = user_len;
-        ht_put(&cl->out_consoles, &o->h);
-    }
+    if (e == NULL && home != NULL)
+        ht_put(&cl->out_consoles, &out_conn_new(key, console, home, user, user_len)->h);
     pthread_mutex_unlock(&cl->tab_lock);
     detach_consoles(cl, old);
 }
@@ -1418,7 +1405,7 @@ static void give_up_on(aw_cluster_t *cl, const char *node)
             o->conn->send(o->conn, f);
             aw_buf_release(f);
         }
-        release_out_console(o);
+        release_out_conn(o);
     }
     while (conns != NULL) {
         out_conn_t *o = ENTRY_OF(out_conn_t, conns);
